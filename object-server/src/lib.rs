@@ -1,0 +1,19 @@
+//! One zerocloud storage node: objects on local disk, account and container
+//! listings in SQLite, the expirer, and the internal HTTP API the proxy calls.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod body;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod listing;
+mod object_api;
+pub mod objects;
+pub mod peer;
+pub mod reply;
+pub mod timestamp;
+pub mod wire;
+
+pub use api::{serve, Node};
+pub use config::ObjectServerConfig;

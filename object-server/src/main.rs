@@ -1,0 +1,49 @@
+//! `object-server`: one storage node serving the proxy over the internal API.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use object_server::ObjectServerConfig;
+
+/// A zerocloud storage node: objects and account/container DBs on local disk.
+///
+/// Example: object-server --bind 127.0.0.1:6200 --data-dir /srv/node1
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// TOML config file (keys: bind, data_dir, fsync, expirer_interval, updater_interval).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides the config); port 0 picks a free one.
+    #[arg(long)]
+    bind: Option<String>,
+    /// Data directory (overrides the config).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut cfg: ObjectServerConfig = match &args.config {
+        Some(p) => toml::from_str(&std::fs::read_to_string(p)?)?,
+        None => ObjectServerConfig::default(),
+    };
+    if let Some(b) = args.bind {
+        cfg.bind = b;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    let (_node, addr) = object_server::serve(cfg).await?;
+    // Tests and scripts read this line to learn the port.
+    println!("object-server listening on {addr}");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

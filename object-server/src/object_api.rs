@@ -1,0 +1,582 @@
+//! Object requests on a storage node: streamed PUT with MD5, GET/HEAD with Swift's
+//! conditional and Range rules, POST, DELETE; each write then updates the container.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, Response};
+
+use crate::api::{from_latin1, header_str, latin1, req_ts, Node, Result};
+use crate::body::{self, Body};
+use crate::db::ObjectRow;
+use crate::error::StorageError;
+use crate::objects::{ObjectMeta, ObjectWriter};
+use crate::reply;
+use crate::timestamp::Timestamp;
+use crate::wire;
+
+/// Objects up to this size are read in one go; larger ones are streamed.
+const INLINE_READ: u64 = 256 * 1024;
+/// PUT data is buffered up to this much before a write to disk.
+const WRITE_CHUNK: usize = 1 << 20;
+const STREAM_CHUNK: usize = 256 * 1024;
+
+pub async fn handle(
+    node: &Arc<Node>,
+    req: Request<Incoming>,
+    a: &str,
+    c: &str,
+    o: &str,
+) -> Result<Response<Body>> {
+    let name = format!("/{a}/{c}/{o}");
+    match *req.method() {
+        Method::GET | Method::HEAD => get(node, &req, name).await,
+        Method::PUT => put(node, req, a, c, o, name).await,
+        Method::POST => post(node, &req, name).await,
+        Method::DELETE => delete(node, &req, a, c, o, name).await,
+        _ => Ok(reply::status(405)),
+    }
+}
+
+/// Headers stored with an object besides its content type.
+pub fn is_persisted(name: &str) -> bool {
+    name.starts_with("x-object-meta-")
+        || name.starts_with("x-object-sysmeta-")
+        || matches!(
+            name,
+            "content-disposition"
+                | "content-encoding"
+                | "content-language"
+                | "cache-control"
+                | "expires"
+                | "x-object-manifest"
+                | "x-static-large-object"
+                | "x-robots-tag"
+        )
+}
+
+fn persisted(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .filter(|(k, _)| is_persisted(k.as_str()))
+        .map(|(k, v)| (k.as_str().to_string(), latin1(v.as_bytes())))
+        .collect()
+}
+
+fn delete_at(h: &HeaderMap) -> Result<Option<u64>> {
+    match header_str(h, "x-delete-at") {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| StorageError::BadRequest("Non-integer X-Delete-At".into())),
+    }
+}
+
+fn is_expired(m: &ObjectMeta) -> bool {
+    m.delete_at.is_some_and(|at| at <= Timestamp::now().secs())
+}
+
+fn nodes(h: &HeaderMap) -> (String, String) {
+    (
+        header_str(h, wire::CONTAINER_NODE)
+            .unwrap_or("")
+            .to_string(),
+        header_str(h, wire::ACCOUNT_NODE).unwrap_or("").to_string(),
+    )
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+async fn put(
+    node: &Arc<Node>,
+    req: Request<Incoming>,
+    a: &str,
+    c: &str,
+    o: &str,
+    name: String,
+) -> Result<Response<Body>> {
+    let h = req.headers().clone();
+    let ts = req_ts(&h)?;
+    let expected_len: Option<u64> = header_str(&h, "content-length").and_then(|v| v.parse().ok());
+    let expected_etag = header_str(&h, "etag").map(|e| e.trim_matches('"').to_ascii_lowercase());
+    let mut meta = ObjectMeta {
+        name: name.clone(),
+        data_ts: ts,
+        meta_ts: ts,
+        content_type: header_str(&h, "content-type")
+            .unwrap_or("application/octet-stream")
+            .to_string(),
+        etag: String::new(),
+        size: 0,
+        headers: persisted(&h),
+        delete_at: delete_at(&h)?,
+    };
+    if header_str(&h, "if-none-match") == Some("*") {
+        let n = node.clone();
+        let nm = name.clone();
+        let existing = blocking(move || n.objects.head(&nm)).await?;
+        if existing.is_some_and(|m| !is_expired(&m)) {
+            return Ok(reply::status(412));
+        }
+    }
+    let n = node.clone();
+    let m2 = meta.clone();
+    let mut writer = blocking(move || {
+        let mut w = n.objects.writer()?;
+        w.reserve_header(&m2)?;
+        Ok(w)
+    })
+    .await?;
+    let mut body = req.into_body();
+    let mut buf = BytesMut::new();
+    let mut received: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            // The client went away mid-body: drop the temp file, store nothing.
+            Err(_) => return Ok(reply::status(499)),
+        };
+        if let Ok(data) = frame.into_data() {
+            received += data.len() as u64;
+            buf.extend_from_slice(&data);
+            if buf.len() >= WRITE_CHUNK {
+                let chunk = buf.split().freeze();
+                writer = write_chunk(writer, chunk).await?;
+            }
+        }
+    }
+    if expected_len.is_some_and(|l| l != received) {
+        return Ok(reply::status(499));
+    }
+    let n = node.clone();
+    let chunk = buf.freeze();
+    let committed = blocking(move || {
+        let mut writer = writer;
+        writer.write(&chunk)?;
+        let etag = writer.etag();
+        if expected_etag.as_ref().is_some_and(|e| *e != etag) {
+            return Ok(None);
+        }
+        meta.etag = etag;
+        meta.size = writer.size();
+        let ok = n.objects.commit(writer, &meta)?;
+        Ok(Some((ok, meta)))
+    })
+    .await?;
+    let Some((ok, meta)) = committed else {
+        return Ok(reply::status(422));
+    };
+    if !ok {
+        return Ok(reply::status(409));
+    }
+    let (cnode, anode) = nodes(&h);
+    if let Some(at) = meta.delete_at {
+        node.schedule_expiry(&name, at, &cnode, &anode)?;
+    }
+    let row = ObjectRow {
+        name: o.to_string(),
+        created_at: ts,
+        size: meta.size,
+        content_type: meta.content_type.clone(),
+        etag: meta.etag.clone(),
+        deleted: false,
+    };
+    if !cnode.is_empty() {
+        node.update_container(&cnode, &anode, a, c, row).await;
+    }
+    Response::builder()
+        .status(201)
+        .header("etag", format!("\"{}\"", meta.etag))
+        .header("last-modified", ts.http_date())
+        .header("x-timestamp", ts.to_string())
+        .header("content-length", 0)
+        .body(body::empty())
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))
+}
+
+async fn write_chunk(mut w: ObjectWriter, chunk: Bytes) -> Result<ObjectWriter> {
+    blocking(move || {
+        w.write(&chunk)?;
+        Ok(w)
+    })
+    .await
+}
+
+/// A parsed `Range` header: `None` means "ignore it".
+fn parse_range(v: &str) -> Option<Vec<(Option<u64>, Option<u64>)>> {
+    let v = v.replace(' ', "");
+    let spec = v.get(..6).filter(|p| p.eq_ignore_ascii_case("bytes="))?;
+    let _ = spec;
+    let mut out = vec![];
+    for r in v[6..].split(',') {
+        let (s, e) = r.split_once('-')?;
+        let s = if s.is_empty() {
+            None
+        } else {
+            Some(s.parse::<u64>().ok()?)
+        };
+        let e = if e.is_empty() {
+            s?;
+            None
+        } else {
+            if !e.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let e = e.parse::<u64>().ok()?;
+            if s.is_some_and(|s| e < s) {
+                return None;
+            }
+            Some(e)
+        };
+        out.push((s, e));
+    }
+    Some(out)
+}
+
+/// swob's `ranges_for_length`: satisfiable (start, end-exclusive) ranges; empty
+/// means 416.
+fn ranges_for_length(rs: &[(Option<u64>, Option<u64>)], len: u64) -> Vec<(u64, u64)> {
+    let mut all = vec![];
+    for &(b, e) in rs {
+        match (b, e) {
+            (None, Some(0)) => {}
+            (None, Some(e)) => all.push((len.saturating_sub(e), len)),
+            (Some(b), None) if b < len => all.push((b, len)),
+            (Some(b), Some(e)) if b < len => all.push((b, (e + 1).min(len))),
+            _ => {}
+        }
+    }
+    if all.len() > 50 {
+        return vec![];
+    }
+    let mut overlaps = 0;
+    for i in 0..all.len() {
+        for j in i + 1..all.len() {
+            let ((s1, e1), (s2, e2)) = (all[i], all[j]);
+            if (s1 < s2 && s2 < e1)
+                || (s1 < e2 && e2 < e1)
+                || (s2 < s1 && s1 < e2)
+                || (s2 < e1 && e1 < e2)
+            {
+                overlaps += 1;
+                if overlaps > 2 {
+                    return vec![];
+                }
+            }
+        }
+    }
+    let ascending = all.windows(2).all(|w| w[0] <= w[1]);
+    if !ascending && all.len() >= 8 {
+        return vec![];
+    }
+    all
+}
+
+fn etag_list_contains(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .any(|t| t == "*" || t.trim_matches('"') == etag)
+}
+
+fn http_date_secs(v: &str) -> Option<u64> {
+    httpdate::parse_http_date(v)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+}
+
+/// 304, 412 or None, in swob's order.
+fn conditional(h: &HeaderMap, m: &ObjectMeta) -> Option<u16> {
+    if let Some(v) = header_str(h, "if-none-match") {
+        if etag_list_contains(v, &m.etag) {
+            return Some(304);
+        }
+    }
+    if let Some(v) = header_str(h, "if-match") {
+        if !etag_list_contains(v, &m.etag) {
+            return Some(412);
+        }
+    }
+    let lm = m.meta_ts.max(m.data_ts).ceil_secs();
+    if let Some(t) = header_str(h, "if-modified-since").and_then(http_date_secs) {
+        if lm <= t {
+            return Some(304);
+        }
+    }
+    if let Some(t) = header_str(h, "if-unmodified-since").and_then(http_date_secs) {
+        if lm > t {
+            return Some(412);
+        }
+    }
+    None
+}
+
+fn object_headers(m: &ObjectMeta) -> http::response::Builder {
+    let lm = m.meta_ts.max(m.data_ts);
+    let mut b = Response::builder()
+        .header("content-type", from_latin1(&m.content_type))
+        .header("etag", format!("\"{}\"", m.etag))
+        .header("last-modified", lm.http_date())
+        .header("x-timestamp", m.data_ts.to_string())
+        .header("accept-ranges", "bytes");
+    for (k, v) in &m.headers {
+        b = b.header(k.as_str(), from_latin1(v));
+    }
+    if let Some(at) = m.delete_at {
+        b = b.header("x-delete-at", at);
+    }
+    b
+}
+
+fn build(b: http::response::Builder, body: Body) -> Result<Response<Body>> {
+    b.body(body)
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))
+}
+
+async fn get(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result<Response<Body>> {
+    let n = node.clone();
+    let head = req.method() == Method::HEAD;
+    let opened = blocking(move || {
+        let Some(mut o) = n.objects.open_object(&name)? else {
+            return Ok(None);
+        };
+        let inline = if !head && o.meta.size <= INLINE_READ {
+            let mut v = vec![0u8; o.meta.size as usize];
+            o.file.read_exact(&mut v)?;
+            Some(Bytes::from(v))
+        } else {
+            None
+        };
+        Ok(Some((o, inline)))
+    })
+    .await?;
+    let h = req.headers();
+    let Some((obj, inline)) = opened.filter(|(o, _)| !is_expired(&o.meta)) else {
+        if header_str(h, "if-match").is_some_and(|v| etag_list_contains(v, "*")) {
+            return Ok(reply::status(412));
+        }
+        return Ok(reply::status(404));
+    };
+    let m = &obj.meta;
+    if let Some(st) = conditional(h, m) {
+        let b = object_headers(m).status(st).header("content-length", 0);
+        return build(b, body::empty());
+    }
+    let size = m.size;
+    let ranges = header_str(h, "range")
+        .and_then(parse_range)
+        .filter(|r| !r.is_empty());
+    let ranges = match ranges {
+        None => None,
+        Some(r) => {
+            let rs = ranges_for_length(&r, size);
+            if rs.is_empty() && size > 0 {
+                let b = object_headers(m)
+                    .status(416)
+                    .header("content-range", format!("bytes */{size}"));
+                let mut resp = reply::status(416);
+                let (parts, body) = build(b, body::empty())?.into_parts();
+                resp.headers_mut().extend(parts.headers);
+                *resp.body_mut() = body;
+                let msg = "<html><h1>Requested Range Not Satisfiable</h1><p>The Range requested is not available.</p></html>";
+                resp.headers_mut()
+                    .insert("content-length", msg.len().into());
+                resp.headers_mut().insert(
+                    "content-type",
+                    "text/html; charset=UTF-8"
+                        .parse()
+                        .map_err(|_| StorageError::Corrupt("hdr".into()))?,
+                );
+                *resp.body_mut() = body::full(msg);
+                return Ok(resp);
+            }
+            if size == 0 {
+                None
+            } else {
+                Some(rs)
+            }
+        }
+    };
+    let b = object_headers(m);
+    match ranges {
+        None => {
+            let b = b.status(200).header("content-length", size);
+            if head {
+                return build(b, body::empty());
+            }
+            let body = match inline {
+                Some(bytes) => body::full(bytes),
+                None => stream_file(obj.file, vec![(obj.data_offset, size)], vec![]),
+            };
+            build(b, body)
+        }
+        Some(rs) if rs.len() == 1 => {
+            let (s, e) = rs[0];
+            let b = b
+                .status(206)
+                .header("content-length", e - s)
+                .header("content-range", format!("bytes {s}-{}/{size}", e - 1));
+            if head {
+                return build(b, body::empty());
+            }
+            let body = match inline {
+                Some(bytes) => body::full(bytes.slice(s as usize..e as usize)),
+                None => stream_file(obj.file, vec![(obj.data_offset + s, e - s)], vec![]),
+            };
+            build(b, body)
+        }
+        Some(rs) => {
+            let boundary = format!("{:032x}", rand::random::<u128>());
+            let ct = m.content_type.clone();
+            let mut pieces = vec![];
+            let mut total = 0u64;
+            let mut preludes = vec![];
+            for (i, (s, e)) in rs.iter().enumerate() {
+                let pre = format!(
+                    "{}--{boundary}\r\nContent-Type: {ct}\r\nContent-Range: bytes {s}-{}/{size}\r\n\r\n",
+                    if i == 0 { "" } else { "\r\n" },
+                    e - 1
+                );
+                total += pre.len() as u64 + (e - s);
+                preludes.push(Bytes::from(pre));
+                pieces.push((obj.data_offset + s, e - s));
+            }
+            let tail = format!("\r\n--{boundary}--");
+            total += tail.len() as u64;
+            preludes.push(Bytes::from(tail));
+            let b = b
+                .status(206)
+                .header(
+                    "content-type",
+                    format!("multipart/byteranges;boundary={boundary}"),
+                )
+                .header("content-length", total);
+            if head {
+                return build(b, body::empty());
+            }
+            build(b, stream_file(obj.file, pieces, preludes))
+        }
+    }
+}
+
+/// Streams file sections; `preludes[i]` goes before section i, and one more after
+/// the last section (multipart framing).
+fn stream_file(mut file: std::fs::File, sections: Vec<(u64, u64)>, preludes: Vec<Bytes>) -> Body {
+    let (tx, body) = body::channel();
+    tokio::task::spawn_blocking(move || {
+        let send = |b: std::io::Result<Bytes>| tx.blocking_send(b).is_ok();
+        for (i, (off, len)) in sections.iter().enumerate() {
+            if let Some(p) = preludes.get(i) {
+                if !send(Ok(p.clone())) {
+                    return;
+                }
+            }
+            if let Err(e) = file.seek(SeekFrom::Start(*off)) {
+                send(Err(e));
+                return;
+            }
+            let mut left = *len;
+            while left > 0 {
+                let n = left.min(STREAM_CHUNK as u64) as usize;
+                let mut buf = vec![0u8; n];
+                if let Err(e) = file.read_exact(&mut buf) {
+                    send(Err(e));
+                    return;
+                }
+                left -= n as u64;
+                if !send(Ok(Bytes::from(buf))) {
+                    return;
+                }
+            }
+        }
+        if let Some(p) = preludes.get(sections.len()) {
+            send(Ok(p.clone()));
+        }
+    });
+    body
+}
+
+async fn post(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result<Response<Body>> {
+    let h = req.headers();
+    let ts = req_ts(h)?;
+    let ct = header_str(h, "content-type").map(str::to_string);
+    let headers = persisted(h);
+    let at = delete_at(h)?;
+    let n = node.clone();
+    let nm = name.clone();
+    let cur = blocking(move || n.objects.head(&nm)).await?;
+    if cur.as_ref().is_none_or(is_expired) {
+        return Ok(reply::status(404));
+    }
+    let n = node.clone();
+    let nm = name.clone();
+    let updated = blocking(move || n.objects.post(&nm, ts, ct, headers, at)).await?;
+    let Some(m) = updated else {
+        return Ok(reply::status(404));
+    };
+    if let Some(at) = m.delete_at {
+        let (cnode, anode) = nodes(h);
+        node.schedule_expiry(&name, at, &cnode, &anode)?;
+    }
+    Ok(reply::status(202))
+}
+
+async fn delete(
+    node: &Arc<Node>,
+    req: &Request<Incoming>,
+    a: &str,
+    c: &str,
+    o: &str,
+    name: String,
+) -> Result<Response<Body>> {
+    let h = req.headers();
+    let ts = req_ts(h)?;
+    let n = node.clone();
+    let removed = blocking(move || n.objects.delete(&name, ts)).await?;
+    let Some(m) = removed else {
+        return Ok(reply::status(404));
+    };
+    let (cnode, anode) = nodes(h);
+    if !cnode.is_empty() {
+        let row = ObjectRow {
+            name: o.to_string(),
+            created_at: ts,
+            size: 0,
+            content_type: String::new(),
+            etag: String::new(),
+            deleted: true,
+        };
+        node.update_container(&cnode, &anode, a, c, row).await;
+    }
+    if is_expired(&m) {
+        return Ok(reply::status(404));
+    }
+    Ok(reply::status(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_parsing_follows_swob() {
+        assert_eq!(parse_range("bytes=0-4"), Some(vec![(Some(0), Some(4))]));
+        assert_eq!(parse_range("bytes=-5"), Some(vec![(None, Some(5))]));
+        assert_eq!(parse_range("bytes=5-"), Some(vec![(Some(5), None)]));
+        assert_eq!(parse_range("bytes=5-3"), None);
+        assert_eq!(parse_range("bytes=-"), None);
+        assert_eq!(parse_range("bytes=45"), None);
+        assert_eq!(parse_range("bits=0-1"), None);
+        assert_eq!(ranges_for_length(&[(Some(0), Some(4))], 10), vec![(0, 5)]);
+        assert_eq!(ranges_for_length(&[(None, Some(20))], 10), vec![(0, 10)]);
+        assert!(ranges_for_length(&[(Some(10), None)], 10).is_empty());
+        assert!(ranges_for_length(&[(None, Some(0))], 10).is_empty());
+    }
+}

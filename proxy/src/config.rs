@@ -1,0 +1,86 @@
+//! Proxy configuration: one TOML file, every key with a default that works for
+//! `zerocloud up`. See `docs/config.md` for the annotated file.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Public address of the Swift API.
+    pub bind: String,
+    /// Data directory of the embedded object server (`zerocloud up`).
+    pub data_dir: PathBuf,
+    /// Seconds a TempAuth token stays valid.
+    pub token_life: u64,
+    /// fsync every write before acking it (embedded object server).
+    pub fsync: bool,
+    /// Seconds container/account info (existence, ACLs) is cached by the proxy.
+    /// Changes made through this proxy invalidate it at once.
+    pub info_cache_ttl: f64,
+    /// TempAuth users; the default list is Swift's sample users.
+    pub users: Vec<UserConfig>,
+    pub ring: RingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// `account:user`
+    pub user: String,
+    pub key: String,
+    /// `.admin`, `.reseller_admin`, or any group name (e.g. `service`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RingConfig {
+    /// Internal addresses (`host:port`) of the object servers. Empty: the embedded
+    /// object server started by `zerocloud up`.
+    pub object_servers: Vec<String>,
+    /// 2^part_power partitions, spread over the servers.
+    pub part_power: u32,
+    /// Secret mixed into every hash, as Swift's `swift_hash_path_suffix`.
+    pub hash_suffix: String,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            object_servers: vec![],
+            part_power: 10,
+            hash_suffix: "zerocloud".into(),
+        }
+    }
+}
+
+fn user(u: &str, k: &str, groups: &[&str]) -> UserConfig {
+    UserConfig {
+        user: u.into(),
+        key: k.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./zerocloud-data"),
+            token_life: 86_400,
+            fsync: true,
+            info_cache_ttl: 10.0,
+            users: vec![
+                user("admin:admin", "admin", &[".reseller_admin"]),
+                user("test:tester", "testing", &[".admin"]),
+                user("test2:tester2", "testing2", &[".admin"]),
+                user("test:tester3", "testing3", &[]),
+                user("test5:tester5", "testing5", &["service"]),
+            ],
+            ring: RingConfig::default(),
+        }
+    }
+}

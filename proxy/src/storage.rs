@@ -1,0 +1,115 @@
+//! The storage the proxy talks to, behind one trait: today our object servers
+//! placed by the ring; an OpenStack Swift cluster can implement it later.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use http_body_util::BodyExt;
+use hyper::{Request, Response};
+use object_server::body::Body;
+use object_server::peer::{http_client, HttpClient};
+use object_server::wire;
+
+use crate::error::ProxyError;
+use crate::ring::Ring;
+
+/// What a backend request is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Account(&'a str),
+    Container(&'a str, &'a str),
+    Object(&'a str, &'a str, &'a str),
+}
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub trait Storage: Send + Sync {
+    /// Sends `req` (method, headers, body; its URI is ignored but for the query
+    /// string) to whatever holds `target`, and returns the storage's answer.
+    fn send<'a>(
+        &'a self,
+        target: Target<'a>,
+        req: Request<Body>,
+    ) -> BoxFut<'a, Result<Response<Body>, ProxyError>>;
+}
+
+/// Our object servers, placed by the ring.
+pub struct RingStorage {
+    ring: Ring,
+    client: HttpClient,
+}
+
+impl RingStorage {
+    pub fn new(ring: Ring) -> RingStorage {
+        RingStorage {
+            ring,
+            client: http_client(),
+        }
+    }
+}
+
+impl Storage for RingStorage {
+    fn send<'a>(
+        &'a self,
+        target: Target<'a>,
+        req: Request<Body>,
+    ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
+        Box::pin(async move {
+            let (node, path) = match target {
+                Target::Account(a) => (self.ring.account_node(a), wire::account_path(a)),
+                Target::Container(a, c) => {
+                    (self.ring.container_node(a, c), wire::container_path(a, c))
+                }
+                Target::Object(a, c, o) => {
+                    (self.ring.object_node(a, c, o), wire::object_path(a, c, o))
+                }
+            };
+            let (mut parts, body) = req.into_parts();
+            let query = parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            parts.uri = format!("http://{node}{path}{query}")
+                .parse()
+                .map_err(|e| ProxyError::Internal(format!("bad backend uri: {e}")))?;
+            // Writes name the DBs they must update.
+            match target {
+                Target::Object(a, c, _) => {
+                    insert(
+                        &mut parts.headers,
+                        wire::CONTAINER_NODE,
+                        self.ring.container_node(a, c),
+                    );
+                    insert(
+                        &mut parts.headers,
+                        wire::ACCOUNT_NODE,
+                        self.ring.account_node(a),
+                    );
+                }
+                Target::Container(a, _) => {
+                    insert(
+                        &mut parts.headers,
+                        wire::ACCOUNT_NODE,
+                        self.ring.account_node(a),
+                    );
+                }
+                Target::Account(_) => {}
+            }
+            parts.headers.remove(hyper::header::HOST);
+            parts.headers.remove(hyper::header::CONNECTION);
+            let resp = self
+                .client
+                .request(Request::from_parts(parts, body))
+                .await
+                .map_err(|e| ProxyError::Backend(format!("{node}: {e}")))?;
+            Ok(resp.map(|b| b.map_err(std::io::Error::other).boxed()))
+        })
+    }
+}
+
+fn insert(h: &mut hyper::HeaderMap, name: &'static str, v: &str) {
+    if let Ok(v) = v.parse() {
+        h.insert(name, v);
+    }
+}

@@ -238,7 +238,7 @@ impl Node {
 }
 
 /// `/a/c/o` back into its parts.
-fn split_name(name: &str) -> Option<(String, String, String)> {
+pub(crate) fn split_name(name: &str) -> Option<(String, String, String)> {
     let mut it = name.strip_prefix('/')?.splitn(3, '/');
     Some((
         it.next()?.to_string(),
@@ -275,9 +275,9 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
                 let node = node.clone();
                 async move { Ok::<_, Infallible>(handle(node, req).await) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            b.http1().max_headers(peer::MAX_HEADERS);
+            let _ = b.serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }

@@ -288,6 +288,7 @@ impl Databases {
                     }
                 };
                 set_meta(&tx, &meta, ts)?;
+                check_meta_totals(&tx, "x-container-meta-")?;
                 tx.execute("UPDATE container_stat SET stat_seq = stat_seq + 1", [])?;
                 let rep = container_report(&tx, &c)?;
                 tx.commit()?;
@@ -359,6 +360,12 @@ impl Databases {
                     return Ok(None);
                 }
                 set_meta(&tx, &meta, ts)?;
+                check_meta_totals(&tx, "x-container-meta-")?;
+                // A POST changes the container's Last-Modified, as in Swift.
+                tx.execute(
+                    "UPDATE container_stat SET put_timestamp=?1 WHERE put_timestamp < ?1",
+                    params![ts.to_string()],
+                )?;
                 tx.commit()?;
                 Ok(Some(()))
             })
@@ -544,6 +551,7 @@ impl Databases {
             let tx = conn.transaction()?;
             ensure_account(&tx, &a)?;
             set_meta(&tx, &meta, ts)?;
+            check_meta_totals(&tx, "x-account-meta-")?;
             tx.commit()?;
             Ok(())
         })
@@ -598,6 +606,28 @@ fn set_meta(
                 params![k, v, ts.to_string()],
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Swift's limits on all of a DB's user metadata together (a POST may be fine
+/// alone and still push the total over).
+fn check_meta_totals(tx: &rusqlite::Transaction<'_>, prefix: &str) -> Result<(), StorageError> {
+    let (count, size): (i64, i64) = tx.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(key) - ?2 + LENGTH(value)), 0)
+         FROM metadata WHERE substr(key, 1, ?2) = ?1",
+        params![prefix, prefix.len() as i64],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if count > 90 {
+        return Err(StorageError::BadRequest(
+            "Too many metadata items; max 90".into(),
+        ));
+    }
+    if size > 4096 {
+        return Err(StorageError::BadRequest(
+            "Total metadata too large; max 4096".into(),
+        ));
     }
     Ok(())
 }

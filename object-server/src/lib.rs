@@ -8,7 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod listing;
-mod object_api;
+pub mod object_api;
 pub mod objects;
 pub mod peer;
 pub mod reply;

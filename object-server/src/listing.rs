@@ -42,16 +42,15 @@ pub fn parse_query(query: Option<&str>) -> Result<(ListParams, Option<Format>), 
         }
         let v = v.into_owned();
         match &*k {
-            "limit"
-                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-                    let n: usize = v.parse().unwrap_or(usize::MAX);
-                    if n > LISTING_LIMIT {
-                        return Err(StorageError::Precondition(format!(
-                            "Maximum limit is {LISTING_LIMIT}"
-                        )));
-                    }
-                    p.limit = n;
+            "limit" if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                let n: usize = v.parse().unwrap_or(usize::MAX);
+                if n > LISTING_LIMIT {
+                    return Err(StorageError::Precondition(format!(
+                        "Maximum limit is {LISTING_LIMIT}"
+                    )));
                 }
+                p.limit = n;
+            }
             "marker" => p.marker = v,
             "end_marker" => p.end_marker = v,
             "prefix" => p.prefix = Some(v),
@@ -173,7 +172,7 @@ pub fn render(entries: &[Entry], f: Format, root: (&str, &str)) -> String {
                         last_modified,
                     } => serde_json::json!({
                         "name": name, "count": count, "bytes": bytes,
-                        "last_modified": last_modified.iso8601()
+                        "last_modified": last_modified.iso8601(), "storage_policy": "Policy-0"
                     }),
                 })
                 .collect();
@@ -229,6 +228,7 @@ pub fn render(entries: &[Entry], f: Format, root: (&str, &str)) -> String {
                         field(&mut s, "count", &count.to_string());
                         field(&mut s, "bytes", &bytes.to_string());
                         field(&mut s, "last_modified", &last_modified.iso8601());
+                        field(&mut s, "storage_policy", "Policy-0");
                         s.push_str("</container>");
                     }
                 }

@@ -69,11 +69,16 @@ fn persisted(h: &HeaderMap) -> Vec<(String, String)> {
 fn delete_at(h: &HeaderMap) -> Result<Option<u64>> {
     match header_str(h, "x-delete-at") {
         None => Ok(None),
-        Some(s) => s
-            .parse::<u64>()
+        Some(s) => parse_delete_at(s)
             .map(Some)
-            .map_err(|_| StorageError::BadRequest("Non-integer X-Delete-At".into())),
+            .ok_or_else(|| StorageError::BadRequest("Non-integer X-Delete-At".into())),
     }
+}
+
+/// Swift's `normalize_delete_at_timestamp`: a number clamped to 0..=9999999999.
+pub fn parse_delete_at(s: &str) -> Option<u64> {
+    let f: f64 = s.trim().parse().ok().filter(|f: &f64| f.is_finite())?;
+    Some(f.clamp(0.0, 9_999_999_999.0) as u64)
 }
 
 fn is_expired(m: &ObjectMeta) -> bool {
@@ -109,9 +114,10 @@ async fn put(
         name: name.clone(),
         data_ts: ts,
         meta_ts: ts,
-        content_type: header_str(&h, "content-type")
-            .unwrap_or("application/octet-stream")
-            .to_string(),
+        content_type: h
+            .get("content-type")
+            .map(|v| latin1(v.as_bytes()))
+            .unwrap_or_else(|| "application/octet-stream".into()),
         etag: String::new(),
         size: 0,
         headers: persisted(&h),
@@ -179,25 +185,30 @@ async fn put(
     if let Some(at) = meta.delete_at {
         node.schedule_expiry(&name, at, &cnode, &anode)?;
     }
-    let row = ObjectRow {
-        name: o.to_string(),
-        created_at: ts,
-        size: meta.size,
-        content_type: meta.content_type.clone(),
-        etag: meta.etag.clone(),
-        deleted: false,
-    };
+    let row = listing_row(o, ts, &meta);
     if !cnode.is_empty() {
         node.update_container(&cnode, &anode, a, c, row).await;
     }
     Response::builder()
         .status(201)
-        .header("etag", format!("\"{}\"", meta.etag))
+        .header("etag", meta.etag.as_str())
         .header("last-modified", ts.http_date())
         .header("x-timestamp", ts.to_string())
         .header("content-length", 0)
         .body(body::empty())
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))
+}
+
+/// The container-listing row of an object; the content type is shown as UTF-8.
+fn listing_row(o: &str, ts: Timestamp, m: &ObjectMeta) -> ObjectRow {
+    ObjectRow {
+        name: o.to_string(),
+        created_at: ts,
+        size: m.size,
+        content_type: String::from_utf8_lossy(&from_latin1(&m.content_type)).into_owned(),
+        etag: m.etag.clone(),
+        deleted: false,
+    }
 }
 
 async fn write_chunk(mut w: ObjectWriter, chunk: Bytes) -> Result<ObjectWriter> {
@@ -322,7 +333,7 @@ fn object_headers(m: &ObjectMeta) -> http::response::Builder {
     let lm = m.meta_ts.max(m.data_ts);
     let mut b = Response::builder()
         .header("content-type", from_latin1(&m.content_type))
-        .header("etag", format!("\"{}\"", m.etag))
+        .header("etag", m.etag.as_str())
         .header("last-modified", lm.http_date())
         .header("x-timestamp", m.data_ts.to_string())
         .header("accept-ranges", "bytes");
@@ -506,7 +517,7 @@ fn stream_file(mut file: std::fs::File, sections: Vec<(u64, u64)>, preludes: Vec
 async fn post(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result<Response<Body>> {
     let h = req.headers();
     let ts = req_ts(h)?;
-    let ct = header_str(h, "content-type").map(str::to_string);
+    let ct = h.get("content-type").map(|v| latin1(v.as_bytes()));
     let headers = persisted(h);
     let at = delete_at(h)?;
     let n = node.clone();
@@ -521,9 +532,16 @@ async fn post(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result
     let Some(m) = updated else {
         return Ok(reply::status(404));
     };
+    let (cnode, anode) = nodes(h);
     if let Some(at) = m.delete_at {
-        let (cnode, anode) = nodes(h);
         node.schedule_expiry(&name, at, &cnode, &anode)?;
+    }
+    if !cnode.is_empty() {
+        // The listing shows the new content type and the POST's time, as Swift's.
+        if let Some((a, c, o)) = crate::api::split_name(&name) {
+            let row = listing_row(&o, ts, &m);
+            node.update_container(&cnode, &anode, &a, &c, row).await;
+        }
     }
     Ok(reply::status(202))
 }
@@ -538,6 +556,29 @@ async fn delete(
 ) -> Result<Response<Body>> {
     let h = req.headers();
     let ts = req_ts(h)?;
+    let if_delete_at = match header_str(h, "x-if-delete-at") {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| StorageError::BadRequest("Bad X-If-Delete-At header value".into()))?,
+        ),
+    };
+    if let Some(want) = if_delete_at {
+        let n = node.clone();
+        let nm = name.clone();
+        let cur = blocking(move || n.objects.head(&nm)).await?;
+        match cur {
+            None => return Ok(reply::status(404)),
+            Some(m) if m.delete_at != Some(want) => {
+                return Ok(reply::text(
+                    412,
+                    "X-If-Delete-At and X-Delete-At do not match",
+                ))
+            }
+            _ => {}
+        }
+    }
     let n = node.clone();
     let removed = blocking(move || n.objects.delete(&name, ts)).await?;
     let Some(m) = removed else {

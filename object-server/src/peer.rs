@@ -35,11 +35,16 @@ pub enum Update {
 
 pub type HttpClient = Client<HttpConnector, Body>;
 
+/// Header count limit on internal requests and responses: Swift allows 90
+/// metadata items plus the usual headers (hyper's default is 100).
+pub const MAX_HEADERS: usize = 256;
+
 pub fn http_client() -> HttpClient {
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(64)
+        .http1_max_headers(MAX_HEADERS)
         .build(conn)
 }
 

@@ -40,13 +40,24 @@ fn status_code(status: u16) -> StatusCode {
 /// or none for statuses that carry none.
 pub fn status(status: u16) -> Response<Body> {
     let (title, expl) = reason(status);
-    let mut b = Response::builder().status(status_code(status));
+    let b = Response::builder()
+        .status(status_code(status))
+        .header("content-type", "text/html; charset=UTF-8");
     if expl.is_empty() || status == 304 || status == 204 {
         return b.body(empty()).unwrap_or_else(|_| Response::new(empty()));
     }
     let text = format!("<html><h1>{title}</h1><p>{expl}</p></html>");
-    b = b.header("content-type", "text/html; charset=UTF-8");
     b.body(full(text))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+/// A response with swob's default content type (`text/html`) but our own body, as
+/// Swift's errors built without an explicit content type.
+pub fn html(status: u16, msg: impl Into<String>) -> Response<Body> {
+    Response::builder()
+        .status(status_code(status))
+        .header("content-type", "text/html; charset=UTF-8")
+        .body(full(msg.into()))
         .unwrap_or_else(|_| Response::new(empty()))
 }
 

@@ -183,6 +183,12 @@ pub struct AccountAcl {
     pub read_only: Vec<String>,
 }
 
+impl AccountAcl {
+    pub fn is_empty(&self) -> bool {
+        self.admin.is_empty() && self.read_write.is_empty() && self.read_only.is_empty()
+    }
+}
+
 /// Validates an X-Account-Access-Control value with tempauth's messages.
 pub fn parse_account_acl(v: &str) -> Result<AccountAcl, String> {
     let val: serde_json::Value =

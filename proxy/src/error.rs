@@ -13,6 +13,9 @@ pub enum ProxyError {
     /// A status with a plain-text body (Swift's validation messages).
     #[error("{0}: {1}")]
     Text(u16, String),
+    /// A status with our body but swob's default `text/html` content type.
+    #[error("{0}: {1}")]
+    Html(u16, String),
     #[error("backend unavailable: {0}")]
     Backend(String),
     #[error("internal error: {0}")]
@@ -28,6 +31,7 @@ impl ProxyError {
         match self {
             ProxyError::Status(s) => reply::status(s),
             ProxyError::Text(s, m) => reply::text(s, m),
+            ProxyError::Html(s, m) => reply::html(s, m),
             ProxyError::Backend(m) => {
                 tracing::error!("backend error: {m}");
                 reply::status(503)

@@ -54,6 +54,8 @@ impl Proxy {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let keep_alive =
+            hstr(&req, "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
         let bytes_in = hstr(&req, "content-length")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
@@ -63,7 +65,16 @@ impl Proxy {
             .instrument(span.clone())
             .await
             .unwrap_or_else(ProxyError::into_response);
+        if resp.status() == 401 && !resp.headers().contains_key("www-authenticate") {
+            if let Ok(v) = HeaderValue::from_str(&format!("Swift realm=\"{}\"", realm(&path))) {
+                resp.headers_mut().insert("www-authenticate", v);
+            }
+        }
         let h = resp.headers_mut();
+        if keep_alive {
+            // Echoed as Swift's eventlet server does for HTTP/1.0-style clients.
+            h.insert("connection", HeaderValue::from_static("keep-alive"));
+        }
         if let Ok(v) = HeaderValue::from_str(&tx) {
             h.insert("x-trans-id", v.clone());
             h.insert("x-openstack-request-id", v);
@@ -87,6 +98,9 @@ impl Proxy {
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
         let path = req.uri().path();
+        if path == "/v1" || path == "/v1/" {
+            return Err(ProxyError::Text(412, "Bad URL".into()));
+        }
         if path.starts_with("/v1/") && !is_v1_auth(path) {
             let id = self.identity(&req)?;
             return self.api.handle(req, id).await;
@@ -178,6 +192,18 @@ impl Proxy {
     }
 }
 
+/// swob's realm for a 401: the account segment of `/v1/<account>/...` as sent
+/// (percent-encoded), else "unknown".
+fn realm(path: &str) -> String {
+    let mut it = path.trim_start_matches('/').split('/');
+    match (it.next(), it.next()) {
+        (Some(_), Some(acct)) if !acct.is_empty() && acct != "v1.0" && acct != "auth" => {
+            acct.to_string()
+        }
+        _ => "unknown".into(),
+    }
+}
+
 fn is_v1_auth(p: &str) -> bool {
     p.starts_with("/v1/") && p.ends_with("/auth") && p.matches('/').count() == 3
 }
@@ -247,7 +273,9 @@ pub async fn serve(
                     async move { Ok::<_, Infallible>(p.handle(req).await) }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
-                builder.title_case_headers(true);
+                // Room for 90 metadata headers and the rest, so Swift's own limits
+                // (400 with its messages) apply rather than hyper's 431.
+                builder.title_case_headers(true).max_headers(object_server::peer::MAX_HEADERS);
                 let conn = builder.serve_connection(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

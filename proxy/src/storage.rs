@@ -102,7 +102,12 @@ impl Storage for RingStorage {
                 .client
                 .request(Request::from_parts(parts, body))
                 .await
-                .map_err(|e| ProxyError::Backend(format!("{node}: {e}")))?;
+                .map_err(|e| {
+                    let cause = std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    ProxyError::Backend(format!("{node}: {e}: {cause}"))
+                })?;
             Ok(resp.map(|b| b.map_err(std::io::Error::other).boxed()))
         })
     }

@@ -211,12 +211,12 @@ fn delete_at_headers(h: &mut HeaderMap, now: u64) -> Result<(), ProxyError> {
         h.insert("x-delete-at", HeaderValue::from(at));
     }
     if let Some(v) = h.get("x-delete-at") {
-        let at: i64 = v
+        let at = v
             .to_str()
             .ok()
-            .and_then(|s| s.trim().parse().ok())
+            .and_then(object_server::object_api::parse_delete_at)
             .ok_or_else(|| ProxyError::bad_request("Non-integer X-Delete-At"))?;
-        if at <= now as i64 {
+        if at <= now {
             return Err(ProxyError::bad_request("X-Delete-At in past"));
         }
         h.insert("x-delete-at", HeaderValue::from(at));
@@ -532,10 +532,23 @@ impl SwiftApi {
                     .authorize(&id, &m, &p, None, referrer.as_deref())
                     .await?;
                 if m == Method::PUT && c.len() > MAX_CONTAINER_NAME_LENGTH {
-                    return Err(ProxyError::bad_request(format!(
-                        "Container name length of {} longer than {MAX_CONTAINER_NAME_LENGTH}",
-                        c.len()
-                    )));
+                    return Err(ProxyError::Html(
+                        400,
+                        format!(
+                            "Container name length of {} longer than {MAX_CONTAINER_NAME_LENGTH}",
+                            c.len()
+                        ),
+                    ));
+                }
+                if let Some(policy) = hstr(req.headers(), "x-storage-policy") {
+                    if m == Method::PUT
+                        && !policy.is_empty()
+                        && !policy.eq_ignore_ascii_case("Policy-0")
+                    {
+                        return Err(ProxyError::bad_request(format!(
+                            "Invalid X-Storage-Policy '{policy}'"
+                        )));
+                    }
                 }
                 let mut h = backend_headers(req.headers());
                 apply_removals(&mut h, "container");
@@ -596,6 +609,29 @@ impl SwiftApi {
         ) {
             return Ok(method_not_allowed());
         }
+        if m.as_str() == "COPY" {
+            // Both ends are authorized (source first, as Swift) in `copy`.
+            return self.copy_method(req, p, id).await;
+        }
+        if m == Method::PUT {
+            if let Some(src) = req.headers().get("x-copy-from") {
+                let src = decode_copy_path(src)?;
+                let src_account = hstr(req.headers(), "x-copy-from-account")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| a.clone());
+                let (sc, so) = split_copy_path(&src, "X-Copy-From")?;
+                let headers = req.headers().clone();
+                return self
+                    .copy(
+                        &id,
+                        headers,
+                        (&src_account, &sc, &so),
+                        (&a, &c, &o),
+                        referrer.as_deref(),
+                    )
+                    .await;
+            }
+        }
         let info = self.container_info(&a, &c).await?;
         let acl = info.as_ref().and_then(|i| {
             if is_read {
@@ -604,10 +640,6 @@ impl SwiftApi {
                 i.write_acl.clone()
             }
         });
-        if m.as_str() == "COPY" {
-            // Authorization of both ends happens in `copy`.
-            return self.copy_method(req, p, id, info.is_some()).await;
-        }
         self.authorize(&id, &m, &p, acl.as_deref(), referrer.as_deref())
             .await?;
         if info.is_none() {
@@ -621,25 +653,7 @@ impl SwiftApi {
                     .await?;
                 Ok(client_response(resp, false))
             }
-            Method::PUT => {
-                if let Some(src) = hstr(req.headers(), "x-copy-from").map(str::to_string) {
-                    let src_account = hstr(req.headers(), "x-copy-from-account")
-                        .map(str::to_string)
-                        .unwrap_or_else(|| a.clone());
-                    let (sc, so) = split_copy_path(&src, "X-Copy-From")?;
-                    let headers = req.headers().clone();
-                    return self
-                        .copy(
-                            &id,
-                            headers,
-                            (&src_account, &sc, &so),
-                            (&a, &c, &o),
-                            referrer.as_deref(),
-                        )
-                        .await;
-                }
-                self.put_object(req, &a, &c, &o).await
-            }
+            Method::PUT => self.put_object(req, &a, &c, &o).await,
             Method::POST => {
                 let mut h = backend_headers(req.headers());
                 check_metadata(&h, "object")?;
@@ -651,7 +665,7 @@ impl SwiftApi {
                 Ok(client_response(resp, false))
             }
             Method::DELETE => {
-                let mut h = HeaderMap::new();
+                let mut h = backend_headers(req.headers());
                 h.insert("x-timestamp", ts_header(self.next_ts()));
                 let resp = self
                     .call(Target::Object(&a, &c, &o), m, h, None, body::empty())
@@ -681,20 +695,12 @@ impl SwiftApi {
         Ok(put_response(resp))
     }
 
-    async fn copy_method(
-        &self,
-        req: Request<hyper::body::Incoming>,
-        p: Path,
-        id: Identity,
-        _src_container_exists: bool,
-    ) -> Res {
+    async fn copy_method(&self, req: Request<hyper::body::Incoming>, p: Path, id: Identity) -> Res {
         let h = req.headers();
-        let dest = hstr(h, "destination")
+        let dest = h
+            .get("destination")
             .ok_or_else(|| ProxyError::Text(412, "You must provide a Destination header".into()))?;
-        let dest = percent_encoding::percent_decode_str(dest)
-            .decode_utf8()
-            .map_err(|_| ProxyError::Text(412, "Invalid UTF8 or contains NULL".into()))?
-            .into_owned();
+        let dest = decode_copy_path(dest)?;
         let (dc, dobj) = split_copy_path(&dest, "Destination")?;
         let dest_account = hstr(h, "destination-account")
             .map(str::to_string)
@@ -713,8 +719,10 @@ impl SwiftApi {
         .await
     }
 
-    /// Server-side copy: GET the source, PUT it to the destination with merged
-    /// (or, with X-Fresh-Metadata, only the request's) metadata.
+    /// Server-side copy, in Swift's order: the source must be readable and exist
+    /// (GET it, honouring Range and conditionals), then the destination must be
+    /// writable; it is PUT with the source's metadata merged with the request's
+    /// (only the request's with X-Fresh-Metadata).
     async fn copy(
         &self,
         id: &Identity,
@@ -723,29 +731,21 @@ impl SwiftApi {
         dst: (&str, &str, &str),
         referrer: Option<&str>,
     ) -> Res {
-        let src_path = Path {
-            account: src.0.into(),
-            container: Some(src.1.into()),
-            object: Some(src.2.into()),
-        };
-        let dst_path = Path {
-            account: dst.0.into(),
-            container: Some(dst.1.into()),
-            object: Some(dst.2.into()),
+        let path = |(a, c, o): (&str, &str, &str)| Path {
+            account: a.into(),
+            container: Some(c.into()),
+            object: Some(o.into()),
         };
         let sinfo = self.container_info(src.0, src.1).await?;
         let sacl = sinfo.as_ref().and_then(|i| i.read_acl.clone());
-        self.authorize(id, &Method::GET, &src_path, sacl.as_deref(), referrer)
+        self.authorize(id, &Method::GET, &path(src), sacl.as_deref(), referrer)
             .await?;
-        let dinfo = self.container_info(dst.0, dst.1).await?;
-        let dacl = dinfo.as_ref().and_then(|i| i.write_acl.clone());
-        self.authorize(id, &Method::PUT, &dst_path, dacl.as_deref(), referrer)
-            .await?;
-        if sinfo.is_none() || dinfo.is_none() {
+        if sinfo.is_none() {
             return Err(ProxyError::Status(404));
         }
         let mut get_h = HeaderMap::new();
         for k in [
+            "range",
             "if-match",
             "if-none-match",
             "if-modified-since",
@@ -767,20 +767,42 @@ impl SwiftApi {
         if !sresp.status().is_success() {
             return Ok(client_response(sresp, false));
         }
+        let dinfo = self.container_info(dst.0, dst.1).await?;
+        let dacl = dinfo.as_ref().and_then(|i| i.write_acl.clone());
+        self.authorize(id, &Method::PUT, &path(dst), dacl.as_deref(), referrer)
+            .await?;
+        if dinfo.is_none() {
+            return Err(ProxyError::Status(404));
+        }
+        if dst.2.len() > MAX_OBJECT_NAME_LENGTH {
+            return Err(ProxyError::bad_request(format!(
+                "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
+                dst.2.len()
+            )));
+        }
         let (sparts, sbody) = sresp.into_parts();
         let fresh =
             hstr(&req_headers, "x-fresh-metadata").is_some_and(object_server::listing::is_true);
         let mut h = HeaderMap::new();
         if !fresh {
             for (k, v) in &sparts.headers {
-                if object_server_persisted(k.as_str()) || k == "content-type" {
+                if object_server::object_api::is_persisted(k.as_str()) || k == "content-type" {
                     h.append(k.clone(), v.clone());
                 }
             }
         }
+        if sparts.status.as_u16() == 206
+            && sparts
+                .headers
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"multipart/byteranges"))
+        {
+            // Several ranges: the copy is the multipart body, as Swift stores it.
+            h.insert("content-type", sparts.headers["content-type"].clone());
+        }
         for (k, v) in backend_headers(&req_headers) {
             let Some(k) = k else { continue };
-            if object_server_persisted(k.as_str())
+            if object_server::object_api::is_persisted(k.as_str())
                 || k == "content-type"
                 || k == "x-delete-at"
                 || k == "x-delete-after"
@@ -800,12 +822,6 @@ impl SwiftApi {
         apply_removals_object(&mut h);
         check_metadata(&h, "object")?;
         delete_at_headers(&mut h, Timestamp::now().secs())?;
-        if dst.2.len() > MAX_OBJECT_NAME_LENGTH {
-            return Err(ProxyError::bad_request(format!(
-                "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
-                dst.2.len()
-            )));
-        }
         h.insert("x-timestamp", ts_header(self.next_ts()));
         let resp = self
             .call(
@@ -847,21 +863,6 @@ const COPY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
     .remove(b'.')
     .remove(b'~');
 
-fn object_server_persisted(name: &str) -> bool {
-    name.starts_with("x-object-meta-")
-        || matches!(
-            name,
-            "content-disposition"
-                | "content-encoding"
-                | "content-language"
-                | "cache-control"
-                | "expires"
-                | "x-object-manifest"
-                | "x-static-large-object"
-                | "x-robots-tag"
-        )
-}
-
 fn apply_removals_object(h: &mut HeaderMap) {
     let names: Vec<String> = h
         .keys()
@@ -875,6 +876,21 @@ fn apply_removals_object(h: &mut HeaderMap) {
         h.remove(format!("x-remove-object-meta-{n}").as_str());
         h.remove(format!("x-object-meta-{n}").as_str());
     }
+}
+
+/// X-Copy-From and Destination values are percent-encoded paths.
+/// They may also carry raw UTF-8, which `to_str` would refuse.
+fn decode_copy_path(v: &HeaderValue) -> Result<String, ProxyError> {
+    let s = percent_encoding::percent_decode(v.as_bytes())
+        .decode_utf8()
+        .map_err(|_| ProxyError::Text(412, "Invalid UTF8 or contains NULL".into()))?;
+    if s.contains('\0') {
+        return Err(ProxyError::Text(
+            412,
+            "Invalid UTF8 or contains NULL".into(),
+        ));
+    }
+    Ok(s.into_owned())
 }
 
 /// `container/object` (leading `/` optional) of X-Copy-From or Destination.
@@ -891,19 +907,26 @@ fn split_copy_path(v: &str, header: &str) -> Result<(String, String), ProxyError
 
 /// `check_object_creation`: length, name, content type, expiry, metadata.
 fn validate_object_put(h: &mut HeaderMap, o: &str, now: u64) -> Result<(), ProxyError> {
-    let chunked = hstr(h, "transfer-encoding").is_some_and(|te| {
-        te.split(',')
-            .next_back()
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
-    });
-    if let Some(te) = hstr(h, "transfer-encoding") {
-        if !chunked {
-            return Err(ProxyError::Text(
-                501,
-                format!("Invalid Transfer-Encoding header value: {te}"),
-            ));
+    // swob's is_chunked: exactly one coding, and it must be "chunked".
+    let chunked = match h.get("transfer-encoding") {
+        None => false,
+        Some(te) => {
+            let te = te.to_str().unwrap_or("");
+            if te.contains(',') {
+                return Err(ProxyError::Text(
+                    501,
+                    "Unsupported Transfer-Coding header value specified in Transfer-Encoding header"
+                        .into(),
+                ));
+            }
+            if !te.trim().eq_ignore_ascii_case("chunked") {
+                return Err(ProxyError::bad_request(
+                    "Invalid Transfer-Encoding header value",
+                ));
+            }
+            true
         }
-    }
+    };
     let len = if chunked {
         None
     } else {
@@ -986,7 +1009,9 @@ fn client_response(resp: Response<Body>, owner: bool) -> Response<Body> {
         parts.headers.remove(k);
     }
     if owner {
-        if let Some(v) = acl {
+        if let Some(v) = acl.filter(|v| {
+            auth::parse_account_acl(v.to_str().unwrap_or("")).is_ok_and(|a| !a.is_empty())
+        }) {
             parts.headers.insert("x-account-access-control", v);
         }
     }

@@ -1,1 +1,310 @@
-//! placeholder
+//! Test harness: starts the real `zerocloud` and `object-server` binaries on
+//! ephemeral loopback ports, and a small HTTP client to talk to them. Every process
+//! started here is killed when its handle drops.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+/// Where the binaries are: $ZC_BIN_DIR, else target/release, else target/debug.
+pub fn bin(name: &str) -> PathBuf {
+    if let Ok(d) = std::env::var("ZC_BIN_DIR") {
+        return Path::new(&d).join(name);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target");
+    for profile in ["release", "debug"] {
+        let p = root.join(profile).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("binary {name} not built: run `cargo build --release --bins` (scripts/test.sh does)");
+}
+
+/// Starts a binary and waits for the line that starts with `marker`; returns the
+/// child and the rest of that line.
+fn spawn_until(mut cmd: Command, marker: &str) -> (Child, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(rest) = l.strip_prefix(marker) {
+                    let rest = rest.trim().to_string();
+                    // Keep draining stdout so the child never blocks on a full pipe.
+                    std::thread::spawn(move || for _ in lines {});
+                    return (child, rest);
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                panic!("server exited before printing {marker:?}");
+            }
+        }
+    }
+}
+
+/// A running `zerocloud` (embedded object server, or proxy in front of a cluster).
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// `zerocloud up` on a fresh data dir.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut s = Server::start_at(&data, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// `zerocloud up --data-dir <data> <extra...>`.
+    pub fn start_at(data: &Path, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(bin("zerocloud"));
+        cmd.args(["up", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra);
+        let (child, url) = spawn_until(cmd, "zerocloud listening on");
+        Server {
+            child,
+            url,
+            data_dir: data.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    /// `zerocloud proxy` in front of the given object servers.
+    pub fn proxy(object_servers: &[String]) -> Server {
+        let mut cmd = Command::new(bin("zerocloud"));
+        cmd.args(["proxy", "--bind", "127.0.0.1:0"]);
+        for o in object_servers {
+            cmd.args(["--object-server", o]);
+        }
+        let (child, url) = spawn_until(cmd, "zerocloud listening on");
+        Server {
+            child,
+            url,
+            data_dir: PathBuf::new(),
+            _tmp: None,
+        }
+    }
+
+    pub fn auth_url(&self) -> String {
+        format!("{}/auth/v1.0", self.url)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Logs in as a default user; returns (storage URL, token).
+    pub async fn login(&self, user: &str, key: &str) -> (String, String) {
+        let r = Http::new()
+            .req(
+                Method::GET,
+                &self.auth_url(),
+                &[("x-auth-user", user), ("x-auth-key", key)],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200, "login as {user}");
+        (
+            r.header("x-storage-url").to_string(),
+            r.header("x-auth-token").to_string(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `object-server`.
+pub struct ObjectServer {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl ObjectServer {
+    /// Starts one on `data` at `bind` (use "127.0.0.1:0" for any port).
+    pub fn start(data: &Path, bind: &str) -> ObjectServer {
+        let mut cmd = Command::new(bin("object-server"));
+        cmd.args(["--bind", bind, "--data-dir"]).arg(data);
+        let (child, addr) = spawn_until(cmd, "object-server listening on");
+        ObjectServer {
+            child,
+            addr,
+            data_dir: data.to_path_buf(),
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ObjectServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A proxy in front of `n` object servers, each with its own data dir.
+pub struct Cluster {
+    pub nodes: Vec<ObjectServer>,
+    pub proxy: Server,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start(n: usize) -> Cluster {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let nodes: Vec<ObjectServer> = (0..n)
+            .map(|i| ObjectServer::start(&tmp.path().join(format!("node{i}")), "127.0.0.1:0"))
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+        let proxy = Server::proxy(&addrs);
+        Cluster { nodes, proxy, tmp }
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    /// A header's value ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// A keep-alive HTTP/1.1 client for tests.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    pub fn new() -> Http {
+        Http {
+            client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+        }
+    }
+
+    /// Sends a request; `url` may contain any (already percent-encoded) path.
+    pub async fn req(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            b = b.header(
+                HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                HeaderValue::from_bytes(v.as_bytes()).expect("header value"),
+            );
+        }
+        let req = b.body(Full::new(body.into())).expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(60), self.client.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// Swift session for one user: storage URL + token, and shorthand requests.
+#[derive(Clone)]
+pub struct Session {
+    pub http: Http,
+    pub url: String,
+    pub token: String,
+}
+
+impl Session {
+    pub async fn new(server: &Server, user: &str, key: &str) -> Session {
+        let (url, token) = server.login(user, key).await;
+        Session {
+            http: Http::new(),
+            url,
+            token,
+        }
+    }
+
+    /// `path` is appended to the storage URL ("" for the account, "/c", "/c/o").
+    pub async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        let mut h: Vec<(&str, &str)> = vec![("x-auth-token", &self.token)];
+        h.extend_from_slice(headers);
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        self.http
+            .req(m, &format!("{}{}", self.url, path), &h, body)
+            .await
+    }
+}
+
+/// MD5 hex of a body, as Swift's ETag.
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(data))
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of the project, installing what the tests need first:
+#   - Debian packages: rclone (client compatibility tests), python3-venv
+#   - python-swiftclient (the `swift` CLI) in a venv under $ZC_TOOLS (default ~/.cache/zerocloud)
+# then the whole workspace's tests (unit + end-to-end against the real binaries).
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "test.sh: $*" >&2; }
+TOOLS="${ZC_TOOLS:-$HOME/.cache/zerocloud}"
+SUDO=""
+[[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null && SUDO=sudo
+
+# --- system packages -----------------------------------------------------------
+need_apt=()
+command -v rclone >/dev/null || need_apt+=(rclone)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if ((${#need_apt[@]})); then
+  log "installing ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# --- python-swiftclient ----------------------------------------------------------
+if [[ ! -x $TOOLS/venv/bin/swift ]]; then
+  log "installing python-swiftclient into $TOOLS/venv"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q 'python-swiftclient==4.11.0'
+fi
+export ZC_SWIFT_CLI="$TOOLS/venv/bin/swift"
+export ZC_RCLONE="$(command -v rclone)"
+
+# --- the tests ------------------------------------------------------------------
+# Release binaries: the end-to-end tests start them (and the crash test kills them).
+cargo build --release --bins
+export ZC_BIN_DIR="$PWD/target/release"
+cargo test --workspace "$@"

@@ -1,0 +1,1 @@
+//! ZeroCloud job descriptions (work in progress).

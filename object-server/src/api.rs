@@ -485,6 +485,15 @@ fn listing_response(
     .map_err(http_err)
 }
 
+/// A listing whose format came from `Accept` varies on it.
+fn vary(b: http::response::Builder, negotiated: bool) -> http::response::Builder {
+    if negotiated {
+        b.header("vary", "Accept")
+    } else {
+        b
+    }
+}
+
 fn http_err(e: http::Error) -> StorageError {
     StorageError::Io(std::io::Error::other(e))
 }
@@ -496,11 +505,12 @@ async fn container_get(
     c: &str,
 ) -> Result<Response<Body>> {
     let (params, fmt) = listing::parse_query(req.uri().query())?;
+    let negotiated = fmt.is_none();
     let fmt = listing::negotiate(fmt, header_str(req.headers(), "accept"))?;
     let Some(info) = node.dbs.container_info(a, c).await? else {
         return Ok(reply::status(404));
     };
-    let b = Response::builder()
+    let b = vary(Response::builder(), negotiated)
         .header("x-container-object-count", info.object_count)
         .header("x-container-bytes-used", info.bytes_used)
         .header("x-timestamp", info.created_at.to_string())
@@ -529,6 +539,7 @@ async fn container_get(
 
 async fn account_get(node: &Arc<Node>, req: &Request<Incoming>, a: &str) -> Result<Response<Body>> {
     let (params, fmt) = listing::parse_query(req.uri().query())?;
+    let negotiated = fmt.is_none();
     let fmt = listing::negotiate(fmt, header_str(req.headers(), "accept"))?;
     let info = node.dbs.account_info(a).await?;
     let created = if info.created_at.0 == 0 {
@@ -536,7 +547,7 @@ async fn account_get(node: &Arc<Node>, req: &Request<Incoming>, a: &str) -> Resu
     } else {
         info.created_at
     };
-    let b = Response::builder()
+    let b = vary(Response::builder(), negotiated)
         .header("x-account-container-count", info.container_count)
         .header("x-account-object-count", info.object_count)
         .header("x-account-bytes-used", info.bytes_used)

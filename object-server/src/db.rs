@@ -205,9 +205,17 @@ impl Databases {
             }
         }
         let conn = Connection::open(path)?;
+        // Container DBs sync every commit: a listing row must survive whatever
+        // the object file survives. Account DBs hold totals derived from the
+        // container DBs, so they sync at checkpoints only (a process crash still
+        // loses nothing; a power cut may lose the last totals update).
+        let sync = match (self.fsync, schema == ACCOUNT_SCHEMA) {
+            (false, _) => "OFF",
+            (true, true) => "NORMAL",
+            (true, false) => "FULL",
+        };
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; {schema}",
-            if self.fsync { "FULL" } else { "OFF" }
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; {schema}"
         ))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         if open.len() >= MAX_OPEN {

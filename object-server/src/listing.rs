@@ -11,6 +11,8 @@ pub enum Format {
     Plain,
     Json,
     Xml,
+    /// XML asked for as `text/xml`: same body, that content type.
+    TextXml,
 }
 
 impl Format {
@@ -19,6 +21,7 @@ impl Format {
             Format::Plain => "text/plain; charset=utf-8",
             Format::Json => "application/json; charset=utf-8",
             Format::Xml => "application/xml; charset=utf-8",
+            Format::TextXml => "text/xml; charset=utf-8",
         }
     }
 }
@@ -111,7 +114,8 @@ pub fn negotiate(format: Option<Format>, accept: Option<&str>) -> Result<Format,
         }
         let f = match media.as_str() {
             "application/json" => Format::Json,
-            "application/xml" | "text/xml" => Format::Xml,
+            "application/xml" => Format::Xml,
+            "text/xml" => Format::TextXml,
             "text/plain" | "text/*" | "*/*" => Format::Plain,
             "application/*" => Format::Json,
             _ => continue,
@@ -178,7 +182,7 @@ pub fn render(entries: &[Entry], f: Format, root: (&str, &str)) -> String {
                 .collect();
             serde_json::Value::Array(v).to_string()
         }
-        Format::Xml => {
+        Format::Xml | Format::TextXml => {
             let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
             s.push_str(root.0);
             s.push_str(" name=\"");

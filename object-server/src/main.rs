@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use clap::Parser;
 use object_server::ObjectServerConfig;
 
-/// A zerocloud storage node: objects and account/container DBs on local disk.
-///
-/// Example: object-server --bind 127.0.0.1:6200 --data-dir /srv/node1
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about = "A zerocloud storage node: objects and account/container DBs on local disk.",
+    after_help = "Example:\n  object-server --bind 127.0.0.1:6200 --data-dir /srv/node1"
+)]
 struct Args {
     /// TOML config file (keys: bind, data_dir, fsync, expirer_interval, updater_interval).
     #[arg(long)]

@@ -335,7 +335,7 @@ fn object_headers(m: &ObjectMeta) -> http::response::Builder {
         .header("content-type", from_latin1(&m.content_type))
         .header("etag", m.etag.as_str())
         .header("last-modified", lm.http_date())
-        .header("x-timestamp", m.data_ts.to_string())
+        .header("x-timestamp", lm.to_string())
         .header("accept-ranges", "bytes");
     for (k, v) in &m.headers {
         b = b.header(k.as_str(), from_latin1(v));
@@ -388,7 +388,7 @@ async fn get(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result<
         None => None,
         Some(r) => {
             let rs = ranges_for_length(&r, size);
-            if rs.is_empty() && size > 0 {
+            if rs.is_empty() {
                 let b = object_headers(m)
                     .status(416)
                     .header("content-range", format!("bytes */{size}"));
@@ -462,17 +462,18 @@ async fn get(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result<
             let tail = format!("\r\n--{boundary}--");
             total += tail.len() as u64;
             preludes.push(Bytes::from(tail));
-            let b = b
-                .status(206)
-                .header(
-                    "content-type",
-                    format!("multipart/byteranges;boundary={boundary}"),
-                )
-                .header("content-length", total);
-            if head {
-                return build(b, body::empty());
+            let b = b.status(206).header("content-length", total);
+            let body = if head {
+                body::empty()
+            } else {
+                stream_file(obj.file, pieces, preludes)
+            };
+            let mut resp = build(b, body)?;
+            // Replaces the object's own type set by `object_headers`.
+            if let Ok(v) = format!("multipart/byteranges;boundary={boundary}").parse() {
+                resp.headers_mut().insert("content-type", v);
             }
-            build(b, stream_file(obj.file, pieces, preludes))
+            Ok(resp)
         }
     }
 }

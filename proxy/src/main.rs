@@ -5,14 +5,12 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use proxy::config::ProxyConfig;
 
-/// zerocloud: an OpenStack-Swift-compatible object store.
-///
-/// Examples:
-///   zerocloud up                                  # everything on 127.0.0.1:8080
-///   zerocloud up --bind 127.0.0.1:9000 --data-dir /srv/zc
-///   zerocloud proxy --object-server 127.0.0.1:6200 --object-server 127.0.0.1:6201
 #[derive(Parser)]
-#[command(version, about, long_about = None, verbatim_doc_comment)]
+#[command(
+    version,
+    about = "zerocloud: an OpenStack-Swift-compatible object store.",
+    after_help = "Examples:\n  zerocloud up                                  # everything on 127.0.0.1:8080\n  zerocloud up --bind 127.0.0.1:9000 --data-dir /srv/zc\n  zerocloud proxy --object-server 127.0.0.1:6200 --object-server 127.0.0.1:6201"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

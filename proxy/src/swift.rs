@@ -133,15 +133,13 @@ pub fn check_metadata(h: &HeaderMap, kind: &str) -> Result<(), ProxyError> {
         size += name.len() + v.len();
         if name.len() > MAX_META_NAME_LENGTH {
             return Err(ProxyError::bad_request(format!(
-                "Metadata name too long: {}{}",
-                title_case(&prefix),
+                "Metadata name too long: {prefix}{}",
                 title_case(name)
             )));
         }
         if v.len() > MAX_META_VALUE_LENGTH {
             return Err(ProxyError::bad_request(format!(
-                "Metadata value longer than {MAX_META_VALUE_LENGTH}: {}{}",
-                title_case(&prefix),
+                "Metadata value longer than {MAX_META_VALUE_LENGTH}: {prefix}{}",
                 title_case(name)
             )));
         }
@@ -453,8 +451,9 @@ impl SwiftApi {
                     .authorize(&id, &m, &p, None, referrer.as_deref())
                     .await?;
                 let mut h = backend_headers(req.headers());
-                apply_removals(&mut h, "account");
+                // Removals do not count towards the limits (Swift checks first).
                 check_metadata(&h, "account")?;
+                apply_removals(&mut h, "account");
                 if let Some(v) = h.remove("x-account-access-control") {
                     if !owner {
                         return Err(ProxyError::Status(403));
@@ -551,8 +550,8 @@ impl SwiftApi {
                     }
                 }
                 let mut h = backend_headers(req.headers());
-                apply_removals(&mut h, "container");
                 check_metadata(&h, "container")?;
+                apply_removals(&mut h, "container");
                 for name in ["x-container-read", "x-container-write"] {
                     if let Some(v) = h.get(name) {
                         let s = v
@@ -615,6 +614,13 @@ impl SwiftApi {
         }
         if m == Method::PUT {
             if let Some(src) = req.headers().get("x-copy-from") {
+                if hstr(req.headers(), "content-length").is_some_and(|l| l.trim() != "0")
+                    || req.headers().contains_key("transfer-encoding")
+                {
+                    return Err(ProxyError::bad_request(
+                        "Copy requests require a zero byte body",
+                    ));
+                }
                 let src = decode_copy_path(src)?;
                 let src_account = hstr(req.headers(), "x-copy-from-account")
                     .map(str::to_string)
@@ -699,7 +705,7 @@ impl SwiftApi {
         let h = req.headers();
         let dest = h
             .get("destination")
-            .ok_or_else(|| ProxyError::Text(412, "You must provide a Destination header".into()))?;
+            .ok_or_else(|| ProxyError::Text(412, "Destination header required".into()))?;
         let dest = decode_copy_path(dest)?;
         let (dc, dobj) = split_copy_path(&dest, "Destination")?;
         let dest_account = hstr(h, "destination-account")
@@ -784,11 +790,12 @@ impl SwiftApi {
         let fresh =
             hstr(&req_headers, "x-fresh-metadata").is_some_and(object_server::listing::is_true);
         let mut h = HeaderMap::new();
-        if !fresh {
-            for (k, v) in &sparts.headers {
-                if object_server::object_api::is_persisted(k.as_str()) || k == "content-type" {
-                    h.append(k.clone(), v.clone());
-                }
+        for (k, v) in &sparts.headers {
+            // Fresh metadata drops the source's metadata, never its content type.
+            if k == "content-type"
+                || (!fresh && object_server::object_api::is_persisted(k.as_str()))
+            {
+                h.append(k.clone(), v.clone());
             }
         }
         if sparts.status.as_u16() == 206
@@ -843,10 +850,8 @@ impl SwiftApi {
             if let Ok(v) = HeaderValue::from_str(&from) {
                 rh.insert("x-copied-from", v);
             }
-            if src.0 != dst.0 {
-                if let Ok(v) = HeaderValue::from_str(src.0) {
-                    rh.insert("x-copied-from-account", v);
-                }
+            if let Ok(v) = HeaderValue::from_str(src.0) {
+                rh.insert("x-copied-from-account", v);
             }
             if let Some(lm) = sparts.headers.get("last-modified") {
                 rh.insert("x-copied-from-last-modified", lm.clone());
@@ -1051,7 +1056,7 @@ mod tests {
         );
         match check_metadata(&h, "object") {
             Err(ProxyError::Text(400, m)) => {
-                assert!(m.starts_with("Metadata name too long: X-Object-Meta-Xxx"))
+                assert!(m.starts_with("Metadata name too long: x-object-meta-Xxx"))
             }
             _ => panic!(),
         }
@@ -1061,7 +1066,7 @@ mod tests {
             HeaderValue::from_str(&"v".repeat(257)).unwrap(),
         );
         assert!(
-            matches!(check_metadata(&h, "container"), Err(ProxyError::Text(400, m)) if m == "Metadata value longer than 256: X-Container-Meta-V")
+            matches!(check_metadata(&h, "container"), Err(ProxyError::Text(400, m)) if m == "Metadata value longer than 256: x-container-meta-V")
         );
         let mut h = HeaderMap::new();
         for i in 0..91 {

@@ -50,6 +50,7 @@ fn spawn_until(mut cmd: Command, marker: &str) -> (Child, String) {
             }
             _ => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("server exited before printing {marker:?}");
             }
         }

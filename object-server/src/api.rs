@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rusqlite::{params, Connection};
 use tokio::net::TcpListener;
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument};
 
 use crate::body::{full, Body};
 use crate::config::ObjectServerConfig;
@@ -284,6 +284,18 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
 
 /// Routes one internal request (the table in `wire.rs`).
 pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+    let tx = header_str(req.headers(), "x-trans-id")
+        .unwrap_or("-")
+        .to_string();
+    let span = tracing::info_span!("req", tx = %tx);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = route(node, req).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(%method, %path, status = resp.status().as_u16(), "done"));
+    resp
+}
+
+async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segs: Option<Vec<String>> = path
         .strip_prefix('/')

@@ -29,6 +29,12 @@ use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::swift::{self, SwiftApi};
 
+tokio::task_local! {
+    /// The trans-id of the request being handled, passed on to the object servers
+    /// so their log lines carry it too.
+    pub static TRANS_ID: String;
+}
+
 pub struct Proxy {
     pub api: SwiftApi,
     pub metrics: Metrics,
@@ -60,8 +66,8 @@ impl Proxy {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let span = tracing::info_span!("req", tx = %tx);
-        let mut resp = self
-            .route(req)
+        let mut resp = TRANS_ID
+            .scope(tx.clone(), self.route(req))
             .instrument(span.clone())
             .await
             .unwrap_or_else(ProxyError::into_response);

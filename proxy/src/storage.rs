@@ -96,6 +96,9 @@ impl Storage for RingStorage {
                 }
                 Target::Account(_) => {}
             }
+            if let Ok(Ok(tx)) = crate::server::TRANS_ID.try_with(|t| t.parse()) {
+                parts.headers.insert("x-trans-id", tx);
+            }
             parts.headers.remove(hyper::header::HOST);
             parts.headers.remove(hyper::header::CONNECTION);
             let resp = self

@@ -115,6 +115,18 @@ impl Server {
         self.child.id()
     }
 
+    /// Waits (bounded) for the process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Logs in as a default user; returns (storage URL, token).
     pub async fn login(&self, user: &str, key: &str) -> (String, String) {
         let r = Http::new()

@@ -16,7 +16,15 @@ work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ./target/release/zerocloud up --bind "127.0.0.1:$port" --data-dir "$work/data" >"$work/server.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+cleanup() {
+  local rc=$?
+  # (errexit applies inside traps: a killed server's status must not leak out)
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/info" >/dev/null && break
   sleep 0.1

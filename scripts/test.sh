@@ -35,4 +35,5 @@ export ZC_RCLONE="$(command -v rclone)"
 # Release binaries: the end-to-end tests start them (and the crash test kills them).
 cargo build --release --bins
 export ZC_BIN_DIR="$PWD/target/release"
-cargo test --workspace "$@"
+# One profile for binaries and tests: the release build above is reused.
+cargo test --workspace --release "$@"

@@ -570,27 +570,35 @@ impl SwiftApi {
                         h.remove(*k);
                     }
                 }
-                h.insert("x-timestamp", ts_header(self.next_ts()));
-                let resp = self
-                    .call(Target::Container(&a, &c), m, h, None, body::empty())
-                    .await?;
-                self.forget_container(&a, &c);
-                Ok(client_response(resp, owner))
+                self.container_write(m, &a, &c, h, owner).await
             }
             Method::DELETE => {
                 let owner = self
                     .authorize(&id, &m, &p, None, referrer.as_deref())
                     .await?;
-                let mut h = HeaderMap::new();
-                h.insert("x-timestamp", ts_header(self.next_ts()));
-                let resp = self
-                    .call(Target::Container(&a, &c), m, h, None, body::empty())
-                    .await?;
-                self.forget_container(&a, &c);
-                Ok(client_response(resp, owner))
+                self.container_write(m, &a, &c, HeaderMap::new(), owner)
+                    .await
             }
             _ => Ok(method_not_allowed()),
         }
+    }
+
+    /// Sends a container PUT/POST/DELETE (with a fresh timestamp) and drops the
+    /// cached info of that container.
+    async fn container_write(
+        &self,
+        m: Method,
+        a: &str,
+        c: &str,
+        mut h: HeaderMap,
+        owner: bool,
+    ) -> Res {
+        h.insert("x-timestamp", ts_header(self.next_ts()));
+        let resp = self
+            .call(Target::Container(a, c), m, h, None, body::empty())
+            .await?;
+        self.forget_container(a, c);
+        Ok(client_response(resp, owner))
     }
 
     // ---- objects -----------------------------------------------------------------

@@ -220,7 +220,7 @@ async fn write_chunk(mut w: ObjectWriter, chunk: Bytes) -> Result<ObjectWriter> 
 }
 
 /// A parsed `Range` header: `None` means "ignore it".
-fn parse_range(v: &str) -> Option<Vec<(Option<u64>, Option<u64>)>> {
+pub fn parse_range(v: &str) -> Option<Vec<(Option<u64>, Option<u64>)>> {
     let v = v.replace(' ', "");
     let spec = v.get(..6).filter(|p| p.eq_ignore_ascii_case("bytes="))?;
     let _ = spec;
@@ -252,7 +252,7 @@ fn parse_range(v: &str) -> Option<Vec<(Option<u64>, Option<u64>)>> {
 
 /// swob's `ranges_for_length`: satisfiable (start, end-exclusive) ranges; empty
 /// means 416.
-fn ranges_for_length(rs: &[(Option<u64>, Option<u64>)], len: u64) -> Vec<(u64, u64)> {
+pub fn ranges_for_length(rs: &[(Option<u64>, Option<u64>)], len: u64) -> Vec<(u64, u64)> {
     let mut all = vec![];
     for &(b, e) in rs {
         match (b, e) {

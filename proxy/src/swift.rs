@@ -48,9 +48,9 @@ const OWNER_HEADERS: &[&str] = &[
 const ACCOUNT_ACL_SYSMETA: &str = "x-account-sysmeta-core-access-control";
 
 #[derive(Clone, Default)]
-struct ContainerInfo {
-    read_acl: Option<String>,
-    write_acl: Option<String>,
+pub(crate) struct ContainerInfo {
+    pub(crate) read_acl: Option<String>,
+    pub(crate) write_acl: Option<String>,
 }
 
 /// A cached lookup: when it was made, and what it found (None: does not exist).
@@ -68,10 +68,10 @@ pub struct SwiftApi {
 }
 
 /// One parsed request path.
-struct Path {
-    account: String,
-    container: Option<String>,
-    object: Option<String>,
+pub(crate) struct Path {
+    pub(crate) account: String,
+    pub(crate) container: Option<String>,
+    pub(crate) object: Option<String>,
 }
 
 /// Decodes `/v1/a/c/o` (percent-encoded) into its parts.
@@ -274,7 +274,7 @@ impl SwiftApi {
         Duration::from_secs_f64(self.cfg.info_cache_ttl.max(0.0))
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         target: Target<'_>,
         method: Method,
@@ -291,7 +291,11 @@ impl SwiftApi {
         self.storage.send(target, req).await
     }
 
-    async fn container_info(&self, a: &str, c: &str) -> Result<Option<ContainerInfo>, ProxyError> {
+    pub(crate) async fn container_info(
+        &self,
+        a: &str,
+        c: &str,
+    ) -> Result<Option<ContainerInfo>, ProxyError> {
         let key = (a.to_string(), c.to_string());
         if let Some((t, info)) = self
             .containers
@@ -367,7 +371,7 @@ impl SwiftApi {
     }
 
     /// Authorizes or returns 401/403. Returns whether the caller is an owner.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         id: &Identity,
         method: &Method,
@@ -663,8 +667,22 @@ impl SwiftApi {
             Method::GET | Method::HEAD => {
                 let h = backend_headers(req.headers());
                 let resp = self
-                    .call(Target::Object(&a, &c, &o), m, h, None, body::empty())
+                    .call(
+                        Target::Object(&a, &c, &o),
+                        m.clone(),
+                        h,
+                        None,
+                        body::empty(),
+                    )
                     .await?;
+                let want_manifest = req
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "multipart-manifest=get"));
+                if resp.headers().contains_key("x-object-manifest") && !want_manifest {
+                    let resp = self.dlo_response(&id, &m, &a, req.headers(), resp).await?;
+                    return Ok(client_response(resp, false));
+                }
                 Ok(client_response(resp, false))
             }
             Method::PUT => self.put_object(req, &a, &c, &o).await,

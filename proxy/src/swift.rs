@@ -51,6 +51,7 @@ const ACCOUNT_ACL_SYSMETA: &str = "x-account-sysmeta-core-access-control";
 pub(crate) struct ContainerInfo {
     pub(crate) read_acl: Option<String>,
     pub(crate) write_acl: Option<String>,
+    pub(crate) cors: crate::cors::Cors,
 }
 
 /// A cached lookup: when it was made, and what it found (None: does not exist).
@@ -321,6 +322,7 @@ impl SwiftApi {
             Some(ContainerInfo {
                 read_acl: hstr(h, "x-container-read").map(str::to_string),
                 write_acl: hstr(h, "x-container-write").map(str::to_string),
+                cors: crate::cors::Cors::from_headers(h),
             })
         } else if resp.status().as_u16() == 404 {
             None
@@ -414,18 +416,29 @@ impl SwiftApi {
                 p.account.len()
             )));
         }
+        let origin = hstr(req.headers(), "origin").map(str::to_string);
+        let cors = match (&origin, &p.container) {
+            (Some(_), Some(c)) => self.container_info(&p.account, c).await?.map(|i| i.cors),
+            _ => None,
+        };
         if req.method() == Method::OPTIONS {
-            return Ok(Response::builder()
-                .status(200)
-                .header("allow", "HEAD, GET, PUT, POST, COPY, OPTIONS, DELETE")
-                .header("content-length", 0)
-                .body(body::empty())?);
+            if origin.is_some() && p.container.is_none() {
+                // No container, no CORS settings: a plain answer (as Swift).
+                return Ok(crate::cors::preflight(None, &HeaderMap::new()));
+            }
+            return Ok(crate::cors::preflight(cors.as_ref(), req.headers()));
         }
-        match (&p.container, &p.object) {
+        let result = match (&p.container, &p.object) {
             (None, _) => self.account(req, p, id).await,
             (Some(_), None) => self.container(req, p, id).await,
             (Some(_), Some(_)) => self.object(req, p, id).await,
-        }
+        };
+        let (Some(origin), Some(cors)) = (origin, cors) else {
+            return result;
+        };
+        let mut resp = result.unwrap_or_else(ProxyError::into_response);
+        crate::cors::decorate(&mut resp, &cors, &origin);
+        Ok(resp)
     }
 
     // ---- accounts ---------------------------------------------------------------

@@ -1,0 +1,736 @@
+//! The wasmtime engine: one configured [`Engine`] with an epoch ticker, module validation
+//! and a cache of compiled [`Program`]s, and [`Engine::run`], which runs a [`Session`] into a [`Report`].
+//!
+//! Decisions:
+//! - **Validation** (spec §13.1) = wasmtime compilation plus import
+//!   checking: every import must be a `wasi_snapshot_preview1` function
+//!   (served, or linked as ENOSYS) or the Python image's `host::call` (a
+//!   stub returning -1), and `_start` must be exported. A served function
+//!   imported with another signature fails too. Anything
+//!   else fails before the guest runs, as `validation failed` (ENOEXEC).
+//! - **Cache:** compiled modules are kept in memory, keyed by the module's
+//!   sha256 (one engine = one configuration), and, when
+//!   [`EngineConfig::cache_dir`] is set, on disk as `<key>.cwasm` where the
+//!   key is sha256(module sha256, wasmtime version, the engine's
+//!   compatibility hash): artifacts of another wasmtime or other settings
+//!   are never even looked at. Loading one (`Module::deserialize_file`) is
+//!   the crate's only `unsafe`: it trusts the file, so only files this code
+//!   wrote are loaded — named by their key, in a directory created 0700,
+//!   written to a temporary name and renamed into place. The directory must
+//!   be private to the sandbox's user and unreachable from guests (they see
+//!   no host path at all). An unreadable artifact is recompiled.
+//! - **Timeout:** epoch interruption. A ticker thread bumps the engine's
+//!   epoch every [`EngineConfig::tick`]; each store traps after
+//!   `ceil(timeout / tick) + 1` ticks. Measured elsewhere
+//!   (spec/sandbox-notes.md): precise to ~2 %, but it costs 18–164 % on tight
+//!   loops; killing a worker process at the deadline costs nothing per
+//!   instruction and is the plan once workers exist. The timeout counts from
+//!   instantiation (which runs the start function), as ZeroVM's `alarm()`
+//!   started just before user code.
+//! - **Memory:** `Memory` caps linear memory through a `ResourceLimiter`
+//!   (`wasi::Limiter`, like wasmtime's `StoreLimits` but remembering a
+//!   refusal so a later trap reads `… (after memory exhausted)`):
+//!   `memory.grow` past it returns -1 in the guest (§13.3); a module whose
+//!   declared minimum exceeds it fails at instantiation with ENOMEM
+//!   `invalid memory size`. Tables are capped the same way.
+//! - **Stack:** `max_wasm_stack` bounds guest recursion (a trap, `call stack
+//!   exhausted`); [`Engine::run`] uses its own host thread whose stack is
+//!   larger than that bound, so the host stack can never be the limit
+//!   ([`Engine::run_on_current_thread`] leaves that to the caller).
+//! - **CPU accounting** (§8 fields 1–2) is the run thread's own CPU time
+//!   (`/proc/thread-self/stat`): in a shared process the whole-process
+//!   figures ZeroVM printed would mix sessions.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use wasmtime::{Config, ExternType, InstancePre, Linker, Module, Store, Trap};
+
+use crate::channel::{self, ChannelError, OpenChannel, SharedBuffer};
+use crate::errno;
+use crate::manifest::{self, ChannelType, Manifest};
+use crate::nvram::{Access, MappingMode, Nvram};
+use crate::report::{Accounting, Ending, Report, Validation};
+use crate::tar::TarImage;
+use crate::vfs::{filetype, Vfs};
+use crate::wasi::{self, Ctx, Exit, Fatal, Limiter};
+
+/// Alias of the channel holding ZRT's configuration.
+pub const NVRAM_ALIAS: &str = "/dev/nvram";
+
+/// Engine settings; the defaults suit wasi-libc programs and the Python image.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Most bytes of wasm stack a guest may use.
+    pub max_wasm_stack: usize,
+    /// Most elements per table.
+    pub table_elements: usize,
+    /// Epoch ticker period (timeout granularity).
+    pub tick: Duration,
+    /// Where compiled artifacts are kept across processes (`None`: memory only).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_wasm_stack: 8 << 20,
+            table_elements: 1 << 20,
+            tick: Duration::from_millis(10),
+            cache_dir: None,
+        }
+    }
+}
+
+/// Why a module was refused before running (report: `validation failed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// Not valid wasm (or not compilable with our features).
+    #[error("invalid module: {0}")]
+    Invalid(String),
+    /// An import we do not provide.
+    #[error("module imports {module}::{name}, which the sandbox does not provide")]
+    UnknownImport {
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
+    },
+    /// No `_start` function to run.
+    #[error("module exports no _start function")]
+    NoStart,
+}
+
+/// A validated, compiled module ready to instantiate.
+pub struct Program {
+    pre: InstancePre<Ctx>,
+    /// sha256 of the module bytes.
+    pub sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("sha256", &channel::hex(&self.sha256))
+            .finish()
+    }
+}
+
+/// What a session runs with: the manifest's channels and limits, plus
+/// in-memory buffers standing in for some channel sources.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Channels in handle order (from [`Manifest::check`]).
+    pub channels: Vec<manifest::Channel>,
+    /// Aliases served from these buffers instead of their host sources.
+    pub buffers: HashMap<String, SharedBuffer>,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+    /// Cap on linear memory (bytes); also caps the writable in-memory layer.
+    pub memory: u64,
+    /// Report a `/dev/memory` etag.
+    pub memory_etag: bool,
+    /// argv when there is no NVRAM `[args]` (or to override it).
+    pub args: Option<Vec<String>>,
+    /// Environment, overriding NVRAM `[env]` when set.
+    pub env: Option<Vec<(String, String)>>,
+    /// `-F`: set everything up, run nothing.
+    pub prevalidate: bool,
+    /// Report line 1 (`-s` gives [`Validation::NotValidated`]).
+    pub validation: Validation,
+    /// argv[0] when neither `args` nor the NVRAM give one.
+    pub program_name: String,
+}
+
+impl Session {
+    /// A session for a parsed manifest and its checked channels.
+    pub fn from_manifest(m: &Manifest, channels: Vec<manifest::Channel>) -> Session {
+        Session {
+            channels,
+            buffers: HashMap::new(),
+            timeout: Duration::from_secs(u64::try_from(m.timeout).unwrap_or(1).max(1)),
+            memory: u64::try_from(m.memory.size).unwrap_or(0),
+            memory_etag: m.memory.etag,
+            args: None,
+            env: None,
+            prevalidate: false,
+            validation: Validation::Validated,
+            program_name: m
+                .program
+                .rsplit('/')
+                .next()
+                .unwrap_or("program")
+                .to_string(),
+        }
+    }
+}
+
+/// The end of a session: the report, how it ended, and a human detail.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The report to print.
+    pub report: Report,
+    /// How the session ended (gives zerovm's exit code).
+    pub ending: Ending,
+    /// More about a failure than the report's exit state says.
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    /// A session that failed before running anything.
+    pub fn failed(validation: Validation, ending: Ending, detail: Option<String>) -> Outcome {
+        let report = Report {
+            validation,
+            daemon: false,
+            user_code: 0,
+            etags: Vec::new(),
+            memory_etag: None,
+            accounting: Accounting::default(),
+            exit_state: Some(ending.exit_state()),
+        };
+        Outcome {
+            report,
+            ending,
+            detail,
+        }
+    }
+
+    /// zerovm's exit code.
+    pub fn exit_code(&self) -> i32 {
+        self.ending.exit_code()
+    }
+}
+
+/// The wasmtime engine, its linker and the compiled-module cache.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<Ctx>,
+    config: EngineConfig,
+    cache: Mutex<HashMap<[u8; 32], Arc<Program>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Configures wasmtime (Cranelift, copy-on-write memory images,
+    /// exceptions, SIMD, bulk memory, reference types, epoch interruption,
+    /// bounded stack) and starts the epoch ticker, which stops when the
+    /// engine is dropped.
+    pub fn new(config: EngineConfig) -> wasmtime::Result<Engine> {
+        let mut c = Config::new();
+        c.wasm_exceptions(true)
+            .wasm_simd(true)
+            .wasm_bulk_memory(true)
+            .wasm_reference_types(true)
+            .memory_init_cow(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            // Checked against max_wasm_stack even without async support.
+            .async_stack_size(config.max_wasm_stack + (2 << 20));
+        let engine = wasmtime::Engine::new(&c)?;
+        let mut linker = Linker::new(&engine);
+        wasi::add_to_linker(&mut linker)?;
+        let weak = engine.weak();
+        let tick = config.tick;
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || loop {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(e) => e.increment_epoch(),
+                    None => break,
+                }
+            })
+            .map_err(wasmtime::Error::new)?;
+        Ok(Engine {
+            engine,
+            linker,
+            config,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Validates and compiles `wasm` (binary, or text for tests), or returns
+    /// the cached result for the same bytes.
+    pub fn prepare(&self, wasm: &[u8]) -> Result<Arc<Program>, ValidationError> {
+        let sha256: [u8; 32] = Sha256::digest(wasm).into();
+        if let Some(p) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&sha256)
+        {
+            return Ok(p.clone());
+        }
+        let module = match self.cached(&sha256) {
+            Some(module) => module,
+            None => {
+                let module = Module::new(&self.engine, wasm)
+                    .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
+                self.store_artifact(&sha256, &module);
+                module
+            }
+        };
+        let mut linker = self.linker.clone();
+        for import in module.imports() {
+            let unknown = || ValidationError::UnknownImport {
+                module: import.module().to_string(),
+                name: import.name().to_string(),
+            };
+            if (import.module(), import.name()) == (wasi::HOST_MODULE, wasi::HOST_CALL) {
+                continue;
+            }
+            if import.module() != wasi::MODULE {
+                return Err(unknown());
+            }
+            if wasi::IMPLEMENTED.contains(&import.name()) {
+                continue;
+            }
+            match import.ty() {
+                ExternType::Func(ty) if wasi::stub_friendly(&ty) => {
+                    wasi::link_unknown(&mut linker, import.name(), ty).map_err(|_| unknown())?;
+                }
+                _ => return Err(unknown()),
+            }
+        }
+        if !matches!(module.get_export("_start"), Some(ExternType::Func(_))) {
+            return Err(ValidationError::NoStart);
+        }
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
+        let program = Arc::new(Program { pre, sha256 });
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256, program.clone());
+        Ok(program)
+    }
+
+    /// The on-disk artifact path for a module, if the disk cache is on.
+    fn artifact_path(&self, sha256: &[u8; 32]) -> Option<PathBuf> {
+        let dir = self.config.cache_dir.as_ref()?;
+        let mut key = Sha256Hasher(Sha256::new());
+        sha256.hash(&mut key);
+        env!("CARGO_PKG_VERSION").hash(&mut key);
+        WASMTIME_VERSION.hash(&mut key);
+        self.engine.precompile_compatibility_hash().hash(&mut key);
+        Some(dir.join(format!("{}.cwasm", channel::hex(&key.0.finalize()))))
+    }
+
+    fn cached(&self, sha256: &[u8; 32]) -> Option<Module> {
+        let path = self.artifact_path(sha256)?;
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: `deserialize_file` trusts the file to be a wasmtime artifact
+        // for this engine. Only this process's own `store_artifact` writes
+        // files into the cache directory (created 0700, atomically renamed
+        // into place), under a name that encodes the module hash, wasmtime
+        // version and engine settings; guests cannot reach host paths.
+        #[allow(unsafe_code)]
+        let module = unsafe { Module::deserialize_file(&self.engine, &path) };
+        module.ok()
+    }
+
+    fn store_artifact(&self, sha256: &[u8; 32], module: &Module) {
+        let (Some(path), Some(dir)) =
+            (self.artifact_path(sha256), self.config.cache_dir.as_deref())
+        else {
+            return;
+        };
+        let Ok(bytes) = module.serialize() else {
+            return;
+        };
+        // Best effort: a cache that cannot be written only costs a compile.
+        let _ = write_private(dir, &path, &bytes);
+    }
+
+    /// The host stack a thread running guests needs.
+    pub fn run_thread_stack(&self) -> usize {
+        self.config.max_wasm_stack + (8 << 20)
+    }
+
+    /// Runs one session of `program` on a fresh host thread and reports.
+    pub fn run(&self, program: &Program, session: &Session) -> Outcome {
+        let stack = self.run_thread_stack();
+        std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("guest".into())
+                .stack_size(stack)
+                .spawn_scoped(scope, || self.run_on_current_thread(program, session));
+            match handle.map(|h| h.join()) {
+                Ok(Ok(outcome)) => outcome,
+                _ => Outcome::failed(
+                    session.validation,
+                    Ending::Failed {
+                        errno: errno::EFAULT,
+                        message: String::new(),
+                    },
+                    Some("the guest thread could not run".into()),
+                ),
+            }
+        })
+    }
+
+    /// Runs one session on the calling thread. Its stack must be larger than
+    /// [`EngineConfig::max_wasm_stack`] plus a few MiB for host frames
+    /// ([`Engine::run_thread_stack`]), or deep guest recursion would overflow
+    /// the host stack instead of trapping; worker processes run guests on
+    /// such a thread and save the per-run thread spawn of [`Engine::run`].
+    pub fn run_on_current_thread(&self, program: &Program, session: &Session) -> Outcome {
+        let cpu_start = thread_cpu();
+        let fail = |ending: Ending, detail: Option<String>| {
+            Outcome::failed(session.validation, ending, detail)
+        };
+        // Channels.
+        let mut channels = Vec::with_capacity(session.channels.len());
+        for spec in &session.channels {
+            let opened = match session.buffers.get(&spec.alias) {
+                Some(buffer) => Ok(OpenChannel::memory(spec, buffer.clone())),
+                None => OpenChannel::open(spec),
+            };
+            match opened {
+                Ok(c) => channels.push(c),
+                Err(e) => {
+                    return fail(
+                        Ending::Failed {
+                            errno: e.errno(),
+                            message: e.to_string(),
+                        },
+                        None,
+                    )
+                }
+            }
+        }
+        // NVRAM.
+        let mut nvram = Nvram::default();
+        let mut notes = Vec::new();
+        if let Some(c) = channels
+            .iter_mut()
+            .find(|c| c.alias() == NVRAM_ALIAS && c.limits().readable())
+        {
+            match read_whole(c) {
+                Ok(text) => {
+                    let (parsed, diagnostics) = Nvram::parse_lenient(&text);
+                    nvram = parsed;
+                    notes.extend(diagnostics.iter().map(ToString::to_string));
+                }
+                Err(e) => return fail(channel_failure(NVRAM_ALIAS, e), None),
+            }
+        }
+        // The file system.
+        let mut vfs = Vfs::new(session.memory);
+        for (handle, c) in channels.iter().enumerate() {
+            let mapped = nvram
+                .mapping
+                .iter()
+                .rev()
+                .find(|m| m.channel == c.alias())
+                .map(|m| m.mode);
+            let t = match mapped {
+                Some(MappingMode::File) => filetype::REGULAR_FILE,
+                Some(MappingMode::Char | MappingMode::Pipe) => filetype::CHARACTER_DEVICE,
+                None if c.channel_type() == ChannelType::SGetSPut || c.is_stream() => {
+                    filetype::CHARACTER_DEVICE
+                }
+                None => filetype::REGULAR_FILE,
+            };
+            vfs.add_channel(c.alias(), handle, t);
+        }
+        for entry in nvram
+            .fstab
+            .iter()
+            .filter(|e| e.access == Access::ReadOnly && e.is_tar())
+        {
+            let Some(c) = channels.iter_mut().find(|c| c.alias() == entry.channel) else {
+                notes.push(format!("fstab: no channel {}", entry.channel));
+                continue;
+            };
+            let bytes = match read_whole(c) {
+                Ok(b) => b,
+                Err(e) => return fail(channel_failure(&entry.channel, e), None),
+            };
+            let image = match TarImage::new(bytes) {
+                Ok(i) => i,
+                Err(e) => {
+                    return fail(
+                        Ending::Failed {
+                            errno: errno::EFAULT,
+                            message: format!("{} is not a valid tar image", entry.channel),
+                        },
+                        Some(e.to_string()),
+                    )
+                }
+            };
+            if vfs.mount(&entry.mountpoint, image).is_err() {
+                notes.push(format!("fstab: bad mount point {}", entry.mountpoint));
+            }
+        }
+        let args = session.args.clone().unwrap_or_else(|| {
+            if nvram.args.is_empty() {
+                vec![session.program_name.clone()]
+            } else {
+                nvram.args.clone()
+            }
+        });
+        let env = session.env.clone().unwrap_or_else(|| {
+            nvram
+                .env
+                .iter()
+                .map(|v| (v.name.clone(), v.value.clone()))
+                .collect()
+        });
+        let limiter = Limiter {
+            memory: usize::try_from(session.memory).unwrap_or(usize::MAX),
+            table_elements: self.config.table_elements,
+            ..Limiter::default()
+        };
+        let mut ctx = Ctx::new(args, env, channels, vfs, limiter);
+        ctx.clock_base = nvram.time;
+        let detail = (!notes.is_empty()).then(|| notes.join("; "));
+        if session.prevalidate {
+            return self.finish(
+                ctx,
+                None,
+                Ending::Prevalidated,
+                0,
+                session,
+                cpu_start,
+                detail,
+            );
+        }
+        // Run.
+        let mut store = Store::new(&self.engine, ctx);
+        store.limiter(|c| &mut c.limiter);
+        let tick = self.config.tick.as_nanos().max(1);
+        let ticks = session.timeout.as_nanos().div_ceil(tick) + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        let instance = match program.pre.instantiate(&mut store) {
+            Ok(i) => i,
+            Err(e) => {
+                let limiter = &store.data().limiter;
+                let ending = if limiter.memory_refused || limiter.table_refused {
+                    Ending::Failed {
+                        errno: errno::ENOMEM,
+                        message: "invalid memory size".into(),
+                    }
+                } else {
+                    classify(&e, false).0
+                };
+                let ctx = store.into_data();
+                return self.finish(
+                    ctx,
+                    None,
+                    ending,
+                    0,
+                    session,
+                    cpu_start,
+                    Some(format!("{e:#}")),
+                );
+            }
+        };
+        let result = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .and_then(|start| start.call(&mut store, ()));
+        let (ending, code, detail) = match result {
+            Ok(()) => (Ending::Exited, 0, detail),
+            Err(e) => {
+                let (ending, code) = classify(&e, store.data().limiter.memory_refused);
+                let detail = match ending {
+                    Ending::Exited => detail,
+                    _ => Some(format!("{e:#}")),
+                };
+                (ending, code, detail)
+            }
+        };
+        let memory_etag = if session.memory_etag {
+            instance.get_memory(&mut store, "memory").map(|m| {
+                let mut h = Md5::new();
+                md5::Digest::update(&mut h, m.data(&store));
+                channel::hex(&md5::Digest::finalize(h))
+            })
+        } else {
+            None
+        };
+        let ctx = store.into_data();
+        self.finish(ctx, memory_etag, ending, code, session, cpu_start, detail)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        mut ctx: Ctx,
+        memory_etag: Option<String>,
+        ending: Ending,
+        user_code: i32,
+        session: &Session,
+        cpu_start: (Duration, Duration),
+        detail: Option<String>,
+    ) -> Outcome {
+        let mut accounting = Accounting::default();
+        let mut etags = Vec::new();
+        for c in &mut ctx.channels {
+            c.close();
+            let io = c.io();
+            accounting.local.reads += io.reads;
+            accounting.local.bytes_read += io.bytes_read;
+            accounting.local.writes += io.writes;
+            accounting.local.bytes_written += io.bytes_written;
+            etags.extend(c.etag());
+        }
+        let (user, system) = thread_cpu();
+        accounting.user_cpu = user.saturating_sub(cpu_start.0);
+        accounting.system_cpu = system.saturating_sub(cpu_start.1);
+        let report = Report {
+            validation: session.validation,
+            daemon: false,
+            user_code,
+            etags,
+            memory_etag: if session.memory_etag {
+                memory_etag
+            } else {
+                None
+            },
+            accounting,
+            exit_state: Some(ending.exit_state()),
+        };
+        Outcome {
+            report,
+            ending,
+            detail,
+        }
+    }
+}
+
+/// The wasmtime version compiled in (part of the artifact key).
+const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Feeds `Hash` values into sha256 (a hash that is stable across builds).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// Writes `bytes` to `path` inside `dir` (created 0700) via a temporary
+/// file and a rename, so a reader never sees half an artifact.
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// How a guest call ended, and the user code.
+fn classify(e: &wasmtime::Error, memory_refused: bool) -> (Ending, i32) {
+    if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+        return (Ending::Exited, *code);
+    }
+    if let Some(Fatal(message)) = e.downcast_ref::<Fatal>() {
+        return (
+            Ending::Failed {
+                errno: errno::EIO,
+                message: message.clone(),
+            },
+            0,
+        );
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        if *trap == Trap::Interrupt {
+            return (Ending::Timeout, 0);
+        }
+        let text = trap.to_string();
+        let kind = text
+            .strip_prefix("wasm trap: ")
+            .unwrap_or(&text)
+            .to_string();
+        let kind = if memory_refused {
+            format!("{kind} (after memory exhausted)")
+        } else {
+            kind
+        };
+        return (Ending::Trap(kind), 0);
+    }
+    (
+        Ending::Failed {
+            errno: errno::EFAULT,
+            message: String::new(),
+        },
+        0,
+    )
+}
+
+fn channel_failure(alias: &str, e: ChannelError) -> Ending {
+    let errno = match e {
+        ChannelError::Io(_) => errno::EIO,
+        _ => errno::EFAULT,
+    };
+    Ending::Failed {
+        errno,
+        message: format!("{alias} cannot be read: {e}"),
+    }
+}
+
+/// Reads a channel from its start to its end, through its quotas.
+fn read_whole(c: &mut OpenChannel) -> Result<Vec<u8>, ChannelError> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; channel::CHUNK as usize];
+    loop {
+        match c.pread(&mut buf, out.len() as u64) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(ChannelError::Quota) if !out.is_empty() => return Ok(out),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// (user, system) CPU time of the calling thread; zero where unknown.
+fn thread_cpu() -> (Duration, Duration) {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
+        return (Duration::ZERO, Duration::ZERO);
+    };
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 (utime, stime); the slice starts at field 3.
+    let clk = Duration::from_millis(10);
+    (clk * ticks(11) as u32, clk * ticks(12) as u32)
+}

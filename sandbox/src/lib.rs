@@ -13,3 +13,4 @@ pub mod report;
 pub mod tar;
 pub mod vfs;
 pub mod wasi;
+pub mod zvsh;

@@ -1,0 +1,274 @@
+//! `zvsh [options] COMMAND [ARGS…]`: runs a wasm program like a local command
+//! (spec/zerovm.md §11). The manifest and NVRAM come from `sandbox::zvsh`;
+//! this file probes the host, writes them into a session directory (a
+//! private temporary one, or `--zvm-save-dir`, kept), runs the program through
+//! the engine exactly as `zerovm` does (in this process), and exits with
+//! zvsh's exit code. On a zerovm failure the generated files, the report and
+//! `ERROR: ZeroVM return code is <n>` go to stderr, as in the original.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use sandbox::engine::{Engine, EngineConfig, Outcome, Session};
+use sandbox::errno;
+use sandbox::manifest::{HostKind, HostProbe, Manifest, StdHost};
+use sandbox::report::{zvsh_exit_code, Ending, Validation};
+use sandbox::tar::TarImage;
+use sandbox::zvsh::{self, Config, Host, Plan, Stream, ZvshError};
+
+struct RealHost {
+    cwd: String,
+}
+
+impl Host for RealHost {
+    fn cwd(&self) -> String {
+        self.cwd.clone()
+    }
+
+    /// Only regular files: opening a FIFO to test it would block, and a
+    /// stream channel cannot be read-write anyway.
+    fn writable(&self, path: &str) -> bool {
+        matches!(StdHost.probe(path), Some(HostKind::Regular { .. }))
+            && std::fs::OpenOptions::new().write(true).open(path).is_ok()
+    }
+
+    fn image_has(&self, image: &str, member: &str) -> bool {
+        image_member(image, member).is_some()
+    }
+
+    fn streams(&self) -> [Stream; 3] {
+        let kind = |p: &str| StdHost.probe(p);
+        let stream_like = |k| matches!(k, Some(HostKind::CharDevice | HostKind::Fifo));
+        [
+            Stream {
+                direct: stream_like(kind("/dev/stdin"))
+                    || matches!(kind("/dev/stdin"), Some(HostKind::Regular { .. })),
+                tty: std::io::stdin().is_terminal(),
+            },
+            Stream {
+                direct: stream_like(kind("/dev/stdout")),
+                tty: std::io::stdout().is_terminal(),
+            },
+            Stream {
+                direct: stream_like(kind("/dev/stderr")),
+                tty: std::io::stderr().is_terminal(),
+            },
+        ]
+    }
+}
+
+/// The bytes of a regular-file member of a tar image.
+fn image_member(image: &str, member: &str) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(image).ok()?;
+    let tar = TarImage::new(bytes).ok()?;
+    let entry = tar.get(member.trim_start_matches("./"))?;
+    if entry.is_dir() {
+        return None;
+    }
+    Some(tar.contents(entry).to_vec())
+}
+
+/// A fresh private directory under the system temp dir.
+fn temp_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut last = None;
+    for attempt in 0..100u32 {
+        let dir = base.join(format!("zvsh.{}.{nanos}.{attempt}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary directory")))
+}
+
+fn load_config() -> Result<Config, ZvshError> {
+    let mut config = Config::default();
+    for name in zvsh::CONFIG_FILES {
+        let path = match name.strip_prefix("~/") {
+            Some(rest) => match std::env::var_os("HOME") {
+                Some(home) => Path::new(&home).join(rest),
+                None => continue,
+            },
+            None => PathBuf::from(name),
+        };
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            config.read(&path.display().to_string(), &text)?;
+        }
+    }
+    Ok(config)
+}
+
+/// The session as `zerovm` runs it: load and check the manifest, compile, run.
+fn run_manifest(path: &Path) -> Outcome {
+    let manifest = match Manifest::load(path) {
+        Ok(m) => m,
+        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
+    };
+    let channels = match manifest.check(&StdHost) {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
+    };
+    let wasm = match std::fs::read(&manifest.program) {
+        Ok(w) => w,
+        Err(e) => {
+            return Outcome::failed(
+                Validation::NotValidated,
+                Ending::Failed {
+                    errno: errno::ENOENT,
+                    message: "program open error".into(),
+                },
+                Some(e.to_string()),
+            )
+        }
+    };
+    let config = EngineConfig {
+        cache_dir: std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
+        ..EngineConfig::default()
+    };
+    let engine = match Engine::new(config) {
+        Ok(e) => e,
+        Err(e) => {
+            return Outcome::failed(
+                Validation::NotValidated,
+                Ending::Failed {
+                    errno: errno::EFAULT,
+                    message: String::new(),
+                },
+                Some(format!("engine: {e:#}")),
+            )
+        }
+    };
+    let program = match engine.prepare(&wasm) {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome::failed(
+                Validation::Failed,
+                Ending::ValidationFailed,
+                Some(e.to_string()),
+            )
+        }
+    };
+    let session = Session::from_manifest(&manifest, channels);
+    engine.run(&program, &session)
+}
+
+/// Writes the plan's files into the session directory.
+fn prepare(plan: &Plan) -> Result<(), String> {
+    let write = |path: &str, bytes: &[u8]| {
+        std::fs::write(path, bytes).map_err(|e| format!("cannot write {path}: {e}"))
+    };
+    write(&plan.manifest_path, plan.manifest_text.as_bytes())?;
+    write(&plan.nvram_path, plan.nvram_text.as_bytes())?;
+    if let Some(boot) = &plan.boot {
+        let bytes = image_member(&boot.image, &boot.member)
+            .ok_or_else(|| format!("cannot extract {} from {}", boot.member, boot.image))?;
+        write(&boot.path, &bytes)?;
+    }
+    if let Some(path) = &plan.stdin_file {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        write(path, &bytes)?;
+    }
+    Ok(())
+}
+
+fn copy_out(path: &Option<String>, to: &mut dyn Write) {
+    if let Some(path) = path {
+        if let Ok(bytes) = std::fs::read(path) {
+            let _ = to.write_all(&bytes);
+            let _ = to.flush();
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match real_main(&args) {
+        Ok(code) => ExitCode::from((code & 0xff) as u8),
+        Err(ZvshError::Usage(why)) => {
+            eprintln!("zvsh: {why}");
+            eprint!("{}", zvsh::USAGE);
+            ExitCode::from(errno::EINVAL as u8)
+        }
+        Err(ZvshError::Refused(why)) => {
+            eprintln!("zvsh: {why}");
+            ExitCode::from(errno::EINVAL as u8)
+        }
+    }
+}
+
+fn real_main(args: &[String]) -> Result<i32, ZvshError> {
+    let inv = zvsh::parse_args(args)?;
+    let config = load_config()?;
+    let refused = |what: String| ZvshError::Refused(what);
+    let cwd = std::env::current_dir()
+        .map_err(|e| refused(format!("no current directory: {e}")))?
+        .to_str()
+        .ok_or_else(|| refused("the current directory is not UTF-8".into()))?
+        .to_string();
+    for path in zvsh::at_files(&inv, &cwd) {
+        if !Path::new(&path).exists() {
+            std::fs::File::create(&path)
+                .map_err(|e| refused(format!("cannot create {path}: {e}")))?;
+        }
+    }
+    let (dir, keep) = match &inv.save_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| refused(format!("cannot create {d}: {e}")))?;
+            (PathBuf::from(zvsh::absolute(&cwd, d)), true)
+        }
+        None => (
+            temp_dir().map_err(|e| refused(format!("no temporary directory: {e}")))?,
+            false,
+        ),
+    };
+    let result = session(&inv, &config, &dir, &cwd);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn session(
+    inv: &zvsh::Invocation,
+    config: &Config,
+    dir: &Path,
+    cwd: &str,
+) -> Result<i32, ZvshError> {
+    let dir_text = dir
+        .to_str()
+        .ok_or_else(|| ZvshError::Refused("the session directory is not UTF-8".into()))?;
+    let host = RealHost { cwd: cwd.into() };
+    let plan = zvsh::plan(inv, config, dir_text, &host)?;
+    prepare(&plan).map_err(ZvshError::Refused)?;
+    let outcome = run_manifest(Path::new(&plan.manifest_path));
+    let report = outcome.report.render();
+    let _ = std::fs::write(&plan.report_path, &report);
+    copy_out(&plan.stdout_file, &mut std::io::stdout());
+    copy_out(&plan.stderr_file, &mut std::io::stderr());
+    let status = outcome.exit_code();
+    if status != 0 {
+        let mut err = std::io::stderr().lock();
+        for (path, text) in [
+            (&plan.manifest_path, &plan.manifest_text),
+            (&plan.nvram_path, &plan.nvram_text),
+        ] {
+            let _ = writeln!(err, "{path}:\n{text}");
+        }
+        let _ = write!(err, "report:\n{report}");
+        if let Some(detail) = &outcome.detail {
+            let _ = writeln!(err, "zvsh: {detail}");
+        }
+        let _ = writeln!(err, "ERROR: ZeroVM return code is {status}");
+    }
+    Ok(zvsh_exit_code(outcome.report.user_code, status, inv.getrc))
+}

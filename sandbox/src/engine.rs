@@ -734,3 +734,73 @@ fn thread_cpu() -> (Duration, Duration) {
     let clk = Duration::from_millis(10);
     (clk * ticks(11) as u32, clk * ticks(12) as u32)
 }
+
+/// What `zerovm` and `zvsh` were asked for beyond the manifest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// `-s`: run without validating; the report says "not validated".
+    pub skip_validation: bool,
+    /// `-F`: prepare everything, then stop before the program runs.
+    pub prevalidate: bool,
+}
+
+/// A whole session from a manifest file, as the `zerovm` command runs it: load
+/// and check the manifest, read and validate the program, run it. Every failure
+/// becomes an [`Outcome`] with ZeroVM's exit state. `ZEROVM_CACHE_DIR` names
+/// the on-disk cache of compiled modules.
+pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
+    let manifest = match Manifest::load(path) {
+        Ok(m) => m,
+        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
+    };
+    let channels = match manifest.check(&manifest::StdHost) {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
+    };
+    let wasm = match std::fs::read(&manifest.program) {
+        Ok(w) => w,
+        Err(e) => {
+            return Outcome::failed(
+                Validation::NotValidated,
+                Ending::Failed {
+                    errno: errno::ENOENT,
+                    message: "program open error".into(),
+                },
+                Some(e.to_string()),
+            )
+        }
+    };
+    let config = EngineConfig {
+        cache_dir: std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
+        ..EngineConfig::default()
+    };
+    let engine = match Engine::new(config) {
+        Ok(e) => e,
+        Err(e) => {
+            return Outcome::failed(
+                Validation::NotValidated,
+                Ending::Failed {
+                    errno: errno::EFAULT,
+                    message: String::new(),
+                },
+                Some(format!("engine: {e:#}")),
+            )
+        }
+    };
+    let program = match engine.prepare(&wasm) {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome::failed(
+                Validation::Failed,
+                Ending::ValidationFailed,
+                Some(e.to_string()),
+            )
+        }
+    };
+    let mut session = Session::from_manifest(&manifest, channels);
+    if options.skip_validation {
+        session.validation = Validation::NotValidated;
+    }
+    session.prevalidate = options.prevalidate;
+    engine.run(&program, &session)
+}

@@ -15,10 +15,8 @@
 
 use std::process::ExitCode;
 
-use sandbox::engine::{Engine, EngineConfig, Outcome, Session};
+use sandbox::engine::{run_manifest_file, Outcome, RunOptions};
 use sandbox::errno;
-use sandbox::manifest::{Manifest, StdHost};
-use sandbox::report::{Ending, Validation};
 
 const HELP: &str = "ZeroVM tag0 lightweight VM manager (WebAssembly), build zerocloud
 Usage: <manifest> [-v#] [-stFPQ]
@@ -114,63 +112,13 @@ fn parse(args: &[String]) -> Parsed {
 }
 
 fn run(options: &Options) -> Outcome {
-    let validation = if options.skip_validation {
-        Validation::NotValidated
-    } else {
-        Validation::Validated
-    };
-    let manifest = match Manifest::load(std::path::Path::new(&options.manifest)) {
-        Ok(m) => m,
-        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
-    };
-    let channels = match manifest.check(&StdHost) {
-        Ok(c) => c,
-        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
-    };
-    let wasm = match std::fs::read(&manifest.program) {
-        Ok(w) => w,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::NotValidated,
-                Ending::Failed {
-                    errno: errno::ENOENT,
-                    message: "program open error".into(),
-                },
-                Some(e.to_string()),
-            )
-        }
-    };
-    let config = EngineConfig {
-        cache_dir: std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
-        ..EngineConfig::default()
-    };
-    let engine = match Engine::new(config) {
-        Ok(e) => e,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::NotValidated,
-                Ending::Failed {
-                    errno: errno::EFAULT,
-                    message: String::new(),
-                },
-                Some(format!("engine: {e:#}")),
-            )
-        }
-    };
-    let program = match engine.prepare(&wasm) {
-        Ok(p) => p,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::Failed,
-                Ending::ValidationFailed,
-                Some(e.to_string()),
-            )
-        }
-    };
-    let mut session = Session::from_manifest(&manifest, channels);
-    session.validation = validation;
-    session.prevalidate = options.prevalidate;
-    engine.run(&program, &session)
+    run_manifest_file(
+        std::path::Path::new(&options.manifest),
+        RunOptions {
+            skip_validation: options.skip_validation,
+            prevalidate: options.prevalidate,
+        },
+    )
 }
 
 fn main() -> ExitCode {

@@ -10,10 +10,10 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sandbox::engine::{Engine, EngineConfig, Outcome, Session};
+use sandbox::engine::{run_manifest_file, Outcome, RunOptions};
 use sandbox::errno;
-use sandbox::manifest::{HostKind, HostProbe, Manifest, StdHost};
-use sandbox::report::{zvsh_exit_code, Ending, Validation};
+use sandbox::manifest::{HostKind, HostProbe, StdHost};
+use sandbox::report::zvsh_exit_code;
 use sandbox::tar::TarImage;
 use sandbox::zvsh::{self, Config, Host, Plan, Stream, ZvshError};
 
@@ -107,56 +107,7 @@ fn load_config() -> Result<Config, ZvshError> {
 
 /// The session as `zerovm` runs it: load and check the manifest, compile, run.
 fn run_manifest(path: &Path) -> Outcome {
-    let manifest = match Manifest::load(path) {
-        Ok(m) => m,
-        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
-    };
-    let channels = match manifest.check(&StdHost) {
-        Ok(c) => c,
-        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
-    };
-    let wasm = match std::fs::read(&manifest.program) {
-        Ok(w) => w,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::NotValidated,
-                Ending::Failed {
-                    errno: errno::ENOENT,
-                    message: "program open error".into(),
-                },
-                Some(e.to_string()),
-            )
-        }
-    };
-    let config = EngineConfig {
-        cache_dir: std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
-        ..EngineConfig::default()
-    };
-    let engine = match Engine::new(config) {
-        Ok(e) => e,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::NotValidated,
-                Ending::Failed {
-                    errno: errno::EFAULT,
-                    message: String::new(),
-                },
-                Some(format!("engine: {e:#}")),
-            )
-        }
-    };
-    let program = match engine.prepare(&wasm) {
-        Ok(p) => p,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::Failed,
-                Ending::ValidationFailed,
-                Some(e.to_string()),
-            )
-        }
-    };
-    let session = Session::from_manifest(&manifest, channels);
-    engine.run(&program, &session)
+    run_manifest_file(path, RunOptions::default())
 }
 
 /// Writes the plan's files into the session directory.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project, installing what the tests need first:
-#   - Debian packages: rclone (client compatibility tests), python3-venv
+#   - Debian packages: rclone (client compatibility tests), python3-venv, and for
+#     the C test guests clang, lld, wasi-libc, libclang-rt-14-dev-wasm32
 #   - python-swiftclient (the `swift` CLI) in a venv under $ZC_TOOLS (default ~/.cache/zerocloud)
 # then the whole workspace's tests (unit + end-to-end against the real binaries).
 # Usage: scripts/test.sh [extra cargo test args]
@@ -16,6 +17,12 @@ SUDO=""
 need_apt=()
 command -v rclone >/dev/null || need_apt+=(rclone)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# C guests (sandbox/tests/c_guests.rs): clang + wasm-ld + Debian's wasi-libc + wasm32 builtins.
+command -v clang >/dev/null || need_apt+=(clang)
+command -v wasm-ld >/dev/null || need_apt+=(lld)
+[[ -f /usr/lib/wasm32-wasi/libc.a ]] || need_apt+=(wasi-libc)
+compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null \
+  || need_apt+=(libclang-rt-14-dev-wasm32)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   $SUDO apt-get update -qq

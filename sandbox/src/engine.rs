@@ -101,14 +101,28 @@ pub enum ValidationError {
         /// Import name.
         name: String,
     },
-    /// No `_start` function to run.
+    /// No entry point to run: neither `_start` nor a command-style `run`.
     #[error("module exports no _start function")]
     NoStart,
+}
+
+/// How a program is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// `_start: () -> ()`, the WASI command convention (wasi-libc, WAT guests);
+    /// the exit code comes from `proc_exit`, else 0.
+    Start,
+    /// `run: () -> i32`, the Python image's command entry (it exports no
+    /// `_start`): behaves like `python` with the WASI args; its result is the
+    /// exit code unless `proc_exit` ended the run first.
+    Run,
 }
 
 /// A validated, compiled module ready to instantiate.
 pub struct Program {
     pre: InstancePre<Ctx>,
+    /// The export the session starts at.
+    pub entry: Entry,
     /// sha256 of the module bytes.
     pub sha256: [u8; 32],
 }
@@ -304,13 +318,21 @@ impl Engine {
                 _ => return Err(unknown()),
             }
         }
-        if !matches!(module.get_export("_start"), Some(ExternType::Func(_))) {
-            return Err(ValidationError::NoStart);
-        }
+        let entry = match (module.get_export("_start"), module.get_export("run")) {
+            (Some(ExternType::Func(_)), _) => Entry::Start,
+            (_, Some(ExternType::Func(f)))
+                if f.params().len() == 0
+                    && f.results().len() == 1
+                    && matches!(f.results().next(), Some(wasmtime::ValType::I32)) =>
+            {
+                Entry::Run
+            }
+            _ => return Err(ValidationError::NoStart),
+        };
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
-        let program = Arc::new(Program { pre, sha256 });
+        let program = Arc::new(Program { pre, entry, sha256 });
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -542,11 +564,17 @@ impl Engine {
                 );
             }
         };
-        let result = instance
-            .get_typed_func::<(), ()>(&mut store, "_start")
-            .and_then(|start| start.call(&mut store, ()));
+        let result = match program.entry {
+            Entry::Start => instance
+                .get_typed_func::<(), ()>(&mut store, "_start")
+                .and_then(|start| start.call(&mut store, ()))
+                .map(|()| 0),
+            Entry::Run => instance
+                .get_typed_func::<(), i32>(&mut store, "run")
+                .and_then(|run| run.call(&mut store, ())),
+        };
         let (ending, code, detail) = match result {
-            Ok(()) => (Ending::Exited, 0, detail),
+            Ok(code) => (Ending::Exited, code, detail),
             Err(e) => {
                 let (ending, code) = classify(&e, store.data().limiter.memory_refused);
                 let detail = match ending {

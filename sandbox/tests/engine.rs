@@ -605,3 +605,29 @@ fn descriptors_run_out_with_emfile() {
     let r = run_full(wasm.as_bytes(), b"", "", &[], |_| {});
     assert_eq!(r.outcome.report.user_code, 33, "EMFILE: {}", r.state());
 }
+
+#[test]
+fn a_command_style_run_export_is_the_entry_when_there_is_no_start() {
+    // The Python image exports `run() -> i32` and no `_start`.
+    let r = run(r#"(data (i32.const 64) "from run\n")
+        (func (export "run") (result i32)
+          (drop (call $write (i32.const 1) (i32.const 64) (i32.const 9)))
+          (i32.const 3))"#);
+    assert_eq!(r.stdout, b"from run\n");
+    assert_eq!(r.outcome.report.user_code, 3);
+    assert_eq!(r.state(), "ok");
+    let r =
+        run(r#"(func (export "run") (result i32) (call $proc_exit (i32.const 9)) (i32.const 1))"#);
+    assert_eq!(r.outcome.report.user_code, 9);
+}
+
+#[test]
+fn a_run_export_of_the_wrong_type_is_no_entry_point() {
+    let r = run(r#"(func (export "run") (param i32))"#);
+    assert_eq!(r.outcome.exit_code(), 8, "{}", r.state());
+    assert!(r
+        .outcome
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("no _start")));
+}

@@ -437,9 +437,8 @@ impl Databases {
             !std::mem::replace(&mut p.1, true)
         };
         if lead {
-            let c = container.to_string();
             let h2 = h.clone();
-            tokio::task::spawn_blocking(move || commit_loop(&h2, &c));
+            tokio::task::spawn_blocking(move || commit_loop(&h2));
         }
         match rx.await {
             Ok(Ok(())) => {}
@@ -665,8 +664,7 @@ fn container_report(conn: &Connection, name: &str) -> Result<ContainerReport, St
 }
 
 /// Drains the container's pending row updates in batches until none are left.
-fn commit_loop(h: &DbHandle, container: &str) {
-    let _ = container;
+fn commit_loop(h: &DbHandle) {
     loop {
         let batch = {
             let mut p = h.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -1047,6 +1045,27 @@ mod tests {
             .await,
             ["c/z"]
         );
+    }
+
+    #[tokio::test]
+    async fn more_containers_than_open_handles_still_work() {
+        // Crosses MAX_OPEN: idle handles are dropped and reopened on demand.
+        let d = tempfile::tempdir().unwrap();
+        let dbs = Databases::open(d.path(), false).unwrap();
+        for i in 0..MAX_OPEN + 20 {
+            dbs.container_put("a", &format!("c{i}"), Timestamp(1), vec![])
+                .await
+                .unwrap();
+        }
+        assert!(dbs.open.lock().unwrap().len() <= MAX_OPEN + 1);
+        let rep = dbs
+            .container_update("a", "c0", row("x", 5, 7, false))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((rep.object_count, rep.bytes_used), (1, 7));
+        let info = dbs.container_info("a", "c0").await.unwrap().unwrap();
+        assert_eq!(info.object_count, 1);
     }
 
     #[tokio::test]

@@ -523,13 +523,8 @@ async fn post(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result
     let at = delete_at(h)?;
     let n = node.clone();
     let nm = name.clone();
-    let cur = blocking(move || n.objects.head(&nm)).await?;
-    if cur.as_ref().is_none_or(is_expired) {
-        return Ok(reply::status(404));
-    }
-    let n = node.clone();
-    let nm = name.clone();
-    let updated = blocking(move || n.objects.post(&nm, ts, ct, headers, at)).await?;
+    let now = Timestamp::now().secs();
+    let updated = blocking(move || n.objects.post(&nm, ts, ct, headers, at, now)).await?;
     let Some(m) = updated else {
         return Ok(reply::status(404));
     };

@@ -228,7 +228,9 @@ impl ObjectStore {
         Ok(true)
     }
 
-    /// Replaces content type (if given), persisted headers and delete-at.
+    /// Replaces content type (if given), persisted headers and delete-at, and
+    /// returns the resulting metadata. `None` when there is no object, or it
+    /// expired (`delete_at <= now`): a POST does not revive an expired object.
     pub fn post(
         &self,
         name: &str,
@@ -236,9 +238,13 @@ impl ObjectStore {
         content_type: Option<String>,
         headers: Vec<(String, String)>,
         delete_at: Option<u64>,
+        now: u64,
     ) -> Result<Option<ObjectMeta>, StorageError> {
         let _guard = self.lock(name);
-        let Some(cur) = self.head(name)? else {
+        let Some(mut cur) = self
+            .head(name)?
+            .filter(|m| m.delete_at.is_none_or(|at| at > now))
+        else {
             return Ok(None);
         };
         if cur.meta_ts >= ts {
@@ -247,8 +253,8 @@ impl ObjectStore {
         let (_, meta_path, dir) = self.paths(name);
         let upd = MetaUpdate {
             ts,
-            content_type,
-            headers,
+            content_type: content_type.clone(),
+            headers: headers.clone(),
             delete_at,
         };
         let tmp_path = self
@@ -263,7 +269,14 @@ impl ObjectStore {
         if self.fsync {
             File::open(&dir)?.sync_all()?;
         }
-        self.head(name)
+        // What `open_object` would now read back, without reading it again.
+        cur.meta_ts = ts;
+        if let Some(ct) = content_type {
+            cur.content_type = ct;
+        }
+        cur.headers = headers;
+        cur.delete_at = delete_at;
+        Ok(Some(cur))
     }
 
     /// Removes the object if it is older than `ts`; returns what was there.
@@ -440,12 +453,21 @@ mod tests {
                 Some("a/b".into()),
                 vec![],
                 Some(99),
+                0,
             )
             .unwrap()
             .unwrap();
         assert_eq!(m.content_type, "a/b");
         assert!(m.headers.is_empty());
         assert_eq!(m.delete_at, Some(99));
+        // What POST returns is what a read sees.
+        assert_eq!(s.head("/a/c/o").unwrap().unwrap(), m);
+        // Once expired, a POST finds nothing (and changes nothing).
+        assert!(s
+            .post("/a/c/o", Timestamp(25), None, vec![], None, 99)
+            .unwrap()
+            .is_none());
+        assert_eq!(s.head("/a/c/o").unwrap().unwrap(), m);
         // A newer PUT drops the POSTed metadata.
         put(&s, "/a/c/o", 30, b"y");
         let m = s.head("/a/c/o").unwrap().unwrap();

@@ -121,13 +121,21 @@ pub struct OpenChannel {
 impl OpenChannel {
     /// Opens a checked manifest channel on its (single, local) host source.
     pub fn open(channel: &manifest::Channel) -> Result<OpenChannel, OpenError> {
+        let file = Self::open_source(channel)?;
+        Self::from_file(channel, file)
+    }
+
+    /// Opens the host source of a channel the way [`OpenChannel::open`]
+    /// does (regular files created 0600; write-only ones emptied), without
+    /// wrapping it: the worker pool opens sources in the trusted process and
+    /// hands the descriptors to a worker, which never opens host paths.
+    pub fn open_source(channel: &manifest::Channel) -> Result<File, OpenError> {
         let alias = &channel.alias;
         let (path, kind) = match channel.sources.as_slice() {
             [CheckedSource::Local { path, kind }] => (path, *kind),
             // Several sources (a "multichannel") or a network endpoint.
             _ => return Err(OpenError::Unsupported(alias.clone())),
         };
-        let cannot = |_| OpenError::CannotOpen(path.clone());
         let mut options = OpenOptions::new();
         match channel.direction {
             Direction::ReadOnly => options.read(true),
@@ -140,10 +148,19 @@ impl OpenChannel {
             // A write-only file starts empty; read-write keeps its bytes.
             options.truncate(channel.direction == Direction::WriteOnly);
         }
-        let file = options.open(path).map_err(cannot)?;
-        let (backing, size) = if regular {
-            let size = file.metadata().map_err(cannot)?.len();
-            (Backing::File(file), size)
+        options
+            .open(path)
+            .map_err(|_| OpenError::CannotOpen(path.clone()))
+    }
+
+    /// A channel over an already open host file: positioned I/O when it is
+    /// a regular file, stream I/O otherwise (pipes, sockets, terminals).
+    pub fn from_file(channel: &manifest::Channel, file: File) -> Result<OpenChannel, OpenError> {
+        let meta = file
+            .metadata()
+            .map_err(|_| OpenError::CannotOpen(channel.alias.clone()))?;
+        let (backing, size) = if meta.is_file() {
+            (Backing::File(file), meta.len())
         } else {
             (Backing::Stream(file), 0)
         };

@@ -143,6 +143,9 @@ pub struct Session {
     pub channels: Vec<manifest::Channel>,
     /// Aliases served from these buffers instead of their host sources.
     pub buffers: HashMap<String, SharedBuffer>,
+    /// Aliases served from these open host files instead of opening their
+    /// sources (a worker gets its channels this way and opens no path).
+    pub files: HashMap<String, Arc<std::fs::File>>,
     /// Wall-clock limit.
     pub timeout: Duration,
     /// Cap on linear memory (bytes); also caps the writable in-memory layer.
@@ -167,6 +170,7 @@ impl Session {
         Session {
             channels,
             buffers: HashMap::new(),
+            files: HashMap::new(),
             timeout: Duration::from_secs(u64::try_from(m.timeout).unwrap_or(1).max(1)),
             memory: u64::try_from(m.memory.size).unwrap_or(0),
             memory_etag: m.memory.etag,
@@ -419,9 +423,16 @@ impl Engine {
         // Channels.
         let mut channels = Vec::with_capacity(session.channels.len());
         for spec in &session.channels {
-            let opened = match session.buffers.get(&spec.alias) {
-                Some(buffer) => Ok(OpenChannel::memory(spec, buffer.clone())),
-                None => OpenChannel::open(spec),
+            let opened = match (
+                session.buffers.get(&spec.alias),
+                session.files.get(&spec.alias),
+            ) {
+                (Some(buffer), _) => Ok(OpenChannel::memory(spec, buffer.clone())),
+                (None, Some(file)) => file
+                    .try_clone()
+                    .map_err(|_| channel::OpenError::CannotOpen(spec.alias.clone()))
+                    .and_then(|f| OpenChannel::from_file(spec, f)),
+                (None, None) => OpenChannel::open(spec),
             };
             match opened {
                 Ok(c) => channels.push(c),

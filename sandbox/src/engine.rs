@@ -120,7 +120,7 @@ pub enum Entry {
 
 /// A validated, compiled module ready to instantiate.
 pub struct Program {
-    pre: InstancePre<Ctx>,
+    pub(crate) pre: InstancePre<Ctx>,
     /// The export the session starts at.
     pub entry: Entry,
     /// sha256 of the module bytes.
@@ -226,10 +226,10 @@ impl Outcome {
 
 /// The wasmtime engine, its linker and the compiled-module cache.
 pub struct Engine {
-    engine: wasmtime::Engine,
-    linker: Linker<Ctx>,
-    config: EngineConfig,
-    cache: Mutex<HashMap<[u8; 32], Arc<Program>>>,
+    pub(crate) engine: wasmtime::Engine,
+    pub(crate) linker: Linker<Ctx>,
+    pub(crate) config: EngineConfig,
+    pub(crate) cache: Mutex<HashMap<[u8; 32], Arc<Program>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -300,6 +300,22 @@ impl Engine {
                 module
             }
         };
+        let program = self.program(module, sha256)?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256, program.clone());
+        Ok(program)
+    }
+
+    /// Checks a compiled module's imports and entry point and links it:
+    /// the second half of [`Engine::prepare`], shared by every way a module
+    /// arrives (compiled here, loaded from the cache, received by a worker).
+    pub(crate) fn program(
+        &self,
+        module: Module,
+        sha256: [u8; 32],
+    ) -> Result<Arc<Program>, ValidationError> {
         let mut linker = self.linker.clone();
         for import in module.imports() {
             let unknown = || ValidationError::UnknownImport {
@@ -336,16 +352,11 @@ impl Engine {
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
-        let program = Arc::new(Program { pre, entry, sha256 });
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sha256, program.clone());
-        Ok(program)
+        Ok(Arc::new(Program { pre, entry, sha256 }))
     }
 
     /// The on-disk artifact path for a module, if the disk cache is on.
-    fn artifact_path(&self, sha256: &[u8; 32]) -> Option<PathBuf> {
+    pub fn artifact_path(&self, sha256: &[u8; 32]) -> Option<PathBuf> {
         let dir = self.config.cache_dir.as_ref()?;
         let mut key = Sha256Hasher(Sha256::new());
         sha256.hash(&mut key);

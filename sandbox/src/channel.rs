@@ -20,19 +20,61 @@
 //!
 //! Etags are MD5 (spec §13.11: what Debian's build and ZeroCloud use) over
 //! every byte read and written, in call order.
+//!
+//! **tcp sources** (`tcp:<ip>:<port>`, §4.3): as in ZeroVM the direction
+//! decides the role, not the URI: a read-only channel **binds** `ip:port`
+//! (port 0: an ephemeral one) and accepts one connection, at its first
+//! transfer (so peers that bind and connect to each other never wait on one
+//! another while opening); a write-only channel **connects** to `ip:port`
+//! when it opens ([`CONNECT_TIMEOUT`]). Both are streams (sequential, size 0,
+//! the quotas of any stream). Differences from ZeroVM's ZeroMQ transport:
+//! - Plain TCP bytes, no message framing: the end of the data is the peer
+//!   closing its side (a writer shuts down its sending side at close), and
+//!   the writer's etag is not sent along, so there is no `corrupted upon eof`
+//!   check. ZeroMQ connected lazily and retried forever; here a refused
+//!   connection fails the open: `cannot connect <alias>;0: Connection
+//!   refused` (EFAULT), worded like ZeroVM's `cannot bind <alias>;0: …`.
+//! - Node-id hosts (`tcp:<node>:<port>`) need the name service (§4.6),
+//!   which is not implemented: refused at open. Only the IPv4 addresses the
+//!   manifest gives are used (no name lookup).
+//! - Blocking is bounded: with [`OpenChannel::set_deadline`] (the engine
+//!   passes the session's end), an accept, read or write still waiting then
+//!   fails the session (`<alias>;0 failed to read: timed out`, EIO), since a
+//!   guest blocked in a host call cannot be interrupted by the epoch timer.
+//! - At close a reader drains what the writer still sends, for at most
+//!   [`DRAIN_TIMEOUT`], so the writer is not reset mid-stream (ZeroVM
+//!   drained to the end).
+//!
+//! Several sources on one channel (ZeroVM's deprecated "multichannel") are
+//! refused at open, with their own message.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
+use memmap2::Mmap;
 
-use crate::manifest::{self, ChannelType, CheckedSource, Direction, Limits, LocalKind};
+use crate::manifest::{
+    self, ChannelType, CheckedSource, Direction, Limits, LocalKind, NetHost, NetworkUri,
+};
 use crate::report::{ChannelEtag, IoCounters};
+use crate::tar::ImageBytes;
 
 /// Host I/O is counted per chunk of this many bytes (§8).
 pub const CHUNK: u64 = 64 * 1024;
+
+/// How long a write-only tcp channel waits for its connection to be accepted
+/// by the peer's kernel when it opens.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a read-only tcp channel keeps reading (and discarding) at close
+/// for the writer to finish.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A byte buffer shared between a channel and its owner (tests, the exec
 /// agent): input to read, or where output lands.
@@ -63,18 +105,67 @@ pub enum OpenError {
     /// ZeroVM's "cannot open <path>" (EFAULT).
     #[error("cannot open {0}")]
     CannotOpen(String),
-    /// Network channels are not served in this engine yet (EPROTONOSUPPORT).
+    /// A network protocol that carries no channel data (`udp`, `ipc`, …),
+    /// ZeroVM's "invalid <alias> source type" (EPROTONOSUPPORT).
     #[error("invalid {0} source type")]
     Unsupported(String),
+    /// Several sources on one channel (EPROTONOSUPPORT).
+    #[error("{0} has several sources: multichannels are not supported")]
+    Multichannel(String),
+    /// A node-id host, which only the name service resolves (EPROTONOSUPPORT).
+    #[error("{alias};0 names node {node}: node ids need the name service, which is not supported")]
+    NameService {
+        /// The channel.
+        alias: String,
+        /// The node id in the URI.
+        node: u32,
+    },
+    /// ZeroVM's "cannot bind <alias>;0: <strerror>" (EFAULT).
+    #[error("cannot bind {alias};0: {reason}")]
+    CannotBind {
+        /// The channel.
+        alias: String,
+        /// What the host said (`Address already in use`, …).
+        reason: String,
+    },
+    /// A write-only tcp channel could not connect (EFAULT):
+    /// `cannot connect /dev/out;0: Connection refused`.
+    #[error("cannot connect {alias};0: {reason}")]
+    CannotConnect {
+        /// The channel.
+        alias: String,
+        /// What the host said (`Connection refused`, `timed out`, …).
+        reason: String,
+    },
 }
 
 impl OpenError {
     /// zerovm's exit code for this failure.
     pub fn errno(&self) -> i32 {
         match self {
-            OpenError::CannotOpen(_) => crate::errno::EFAULT,
-            OpenError::Unsupported(_) => crate::errno::EPROTONOSUPPORT,
+            OpenError::CannotOpen(_)
+            | OpenError::CannotBind { .. }
+            | OpenError::CannotConnect { .. } => crate::errno::EFAULT,
+            OpenError::Unsupported(_)
+            | OpenError::Multichannel(_)
+            | OpenError::NameService { .. } => crate::errno::EPROTONOSUPPORT,
         }
+    }
+}
+
+/// The host's words for an I/O error, like `strerror` (without Rust's
+/// ` (os error N)` suffix).
+fn reason(e: &std::io::Error) -> String {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ) {
+        return "timed out".into();
+    }
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
     }
 }
 
@@ -82,10 +173,21 @@ impl OpenError {
 enum Backing {
     /// A regular file: positioned I/O.
     File(File),
-    /// A character device or FIFO: stream I/O, no positions.
-    Stream(File),
+    /// A character device, FIFO or socket: stream I/O, no positions.
+    Stream(Stream),
     /// Bytes in memory, positioned like a file.
     Memory(SharedBuffer),
+}
+
+#[derive(Debug)]
+enum Stream {
+    /// A character device or FIFO.
+    Host(File),
+    /// A connected socket (a tcp channel).
+    Socket(TcpStream),
+    /// A listening socket (a read-only tcp channel): accepts one connection
+    /// at the first transfer, then is closed.
+    Listening(OwnedFd),
 }
 
 /// Calls and bytes used so far, per direction (the quota counters of §4.4).
@@ -116,6 +218,8 @@ pub struct OpenChannel {
     used: Used,
     io: IoCounters,
     etag: Option<Md5>,
+    /// When blocking socket calls give up (see [`OpenChannel::set_deadline`]).
+    deadline: Option<Instant>,
 }
 
 impl OpenChannel {
@@ -126,15 +230,18 @@ impl OpenChannel {
     }
 
     /// Opens the host source of a channel the way [`OpenChannel::open`]
-    /// does (regular files created 0600; write-only ones emptied), without
-    /// wrapping it: the worker pool opens sources in the trusted process and
-    /// hands the descriptors to a worker, which never opens host paths.
+    /// does (regular files created 0600; write-only ones emptied; tcp
+    /// sources bound or connected, see the module doc), without wrapping it:
+    /// the worker pool opens sources in the trusted process and hands the
+    /// descriptors to a worker, which never opens host paths. A socket comes
+    /// back as a `File` holding its descriptor; [`OpenChannel::from_file`]
+    /// tells listening and connected sockets apart.
     pub fn open_source(channel: &manifest::Channel) -> Result<File, OpenError> {
         let alias = &channel.alias;
         let (path, kind) = match channel.sources.as_slice() {
             [CheckedSource::Local { path, kind }] => (path, *kind),
-            // Several sources (a "multichannel") or a network endpoint.
-            _ => return Err(OpenError::Unsupported(alias.clone())),
+            [CheckedSource::Network(uri)] => return open_network(channel, uri),
+            _ => return Err(OpenError::Multichannel(alias.clone())),
         };
         let mut options = OpenOptions::new();
         match channel.direction {
@@ -154,15 +261,24 @@ impl OpenChannel {
     }
 
     /// A channel over an already open host file: positioned I/O when it is
-    /// a regular file, stream I/O otherwise (pipes, sockets, terminals).
+    /// a regular file, stream I/O otherwise (pipes, terminals, sockets; a
+    /// listening socket accepts one connection at the first transfer).
     pub fn from_file(channel: &manifest::Channel, file: File) -> Result<OpenChannel, OpenError> {
         let meta = file
             .metadata()
             .map_err(|_| OpenError::CannotOpen(channel.alias.clone()))?;
         let (backing, size) = if meta.is_file() {
             (Backing::File(file), meta.len())
+        } else if meta.file_type().is_socket() {
+            let fd = OwnedFd::from(file);
+            let stream = if rustix::net::sockopt::socket_acceptconn(&fd).unwrap_or(false) {
+                Stream::Listening(fd)
+            } else {
+                Stream::Socket(TcpStream::from(fd))
+            };
+            (Backing::Stream(stream), 0)
         } else {
-            (Backing::Stream(file), 0)
+            (Backing::Stream(Stream::Host(file)), 0)
         };
         Ok(Self::with_backing(channel, backing, size))
     }
@@ -202,6 +318,123 @@ impl OpenChannel {
             used: Used::default(),
             io: IoCounters::default(),
             etag: channel.etag.then(Md5::new),
+            deadline: None,
+        }
+    }
+
+    /// Bounds every blocking socket call (accept, read, write) of a tcp
+    /// channel: past `deadline` it fails with `timed out` (the engine passes
+    /// the end of the session). No effect on other sources.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// Whether the source is a socket (a tcp channel): its I/O belongs in
+    /// the report's network accounting fields (§8, 7–10).
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self.backing,
+            Backing::Stream(Stream::Socket(_) | Stream::Listening(_))
+        )
+    }
+
+    /// The host file's identity (device, inode) when the source is a
+    /// regular file: two channels on one file have the same.
+    pub fn file_identity(&self) -> Option<(u64, u64)> {
+        match &self.backing {
+            Backing::File(f) => f.metadata().ok().map(|m| (m.dev(), m.ino())),
+            _ => None,
+        }
+    }
+
+    /// A read-only memory map of the whole host file, when the source is a
+    /// regular file opened for reading by a channel that cannot write
+    /// (`None` otherwise; `Some(Err)` when mapping fails).
+    ///
+    /// **Requirement on the caller:** the file must not be truncated or
+    /// written in place, by anyone, while the map lives (the session).
+    /// Within a session this is checked where it can be: a writable channel
+    /// is never mapped, and the engine does not map a file another writable
+    /// channel of the session has open (compare [`OpenChannel::file_identity`]).
+    /// Outside the session it is the host's contract: the exec agent passes
+    /// object files that are written once, under a temporary name, and
+    /// renamed into place, never modified; zvsh passes the user's own
+    /// files, which only that user can change under their own run. A file
+    /// truncated under the map would kill the process with SIGBUS on the
+    /// next touch of a lost page; one rewritten in place would show the guest
+    /// a mix of old and new bytes (every offset was checked against the map's
+    /// length when the image was indexed, so never out of bounds).
+    pub fn map_readonly(&self) -> Option<std::io::Result<Mmap>> {
+        let Backing::File(f) = &self.backing else {
+            return None;
+        };
+        if !self.limits.readable() || self.limits.writable() {
+            return None;
+        }
+        // SAFETY: `Mmap::map` is unsafe because the returned `&[u8]` aliases
+        // a file other processes may change: truncation makes pages vanish
+        // (SIGBUS), in-place writes change bytes Rust assumes immutable. We
+        // map only a channel that cannot write (checked above), the engine
+        // skips files any writable channel of the session has open, guests
+        // reach host files only through channels, and the doc comment above
+        // makes "not truncated or modified while mapped" the caller's
+        // contract (met by write-once, rename-into-place files). A private
+        // (MAP_PRIVATE) map would not help: Linux shows later file changes
+        // in untouched private pages too, and truncation still faults.
+        #[allow(unsafe_code)]
+        let map = unsafe { Mmap::map(f) };
+        Some(map)
+    }
+
+    /// Reads the channel from its start to its end through its quotas, as
+    /// repeated [`CHUNK`]-sized [`OpenChannel::pread`] calls would (same
+    /// gets/get_size used, host I/O counts and etag; a read quota cuts the
+    /// bytes short), for a tar image. With `may_map` and a mappable source
+    /// ([`OpenChannel::map_readonly`], whose requirement applies) the bytes
+    /// are a memory map of the file, not a copy; otherwise they are read
+    /// into memory.
+    pub fn read_image(&mut self, may_map: bool) -> Result<ImageBytes, ChannelError> {
+        let map = if may_map {
+            self.map_readonly().and_then(Result::ok)
+        } else {
+            None
+        };
+        let Some(map) = map else {
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; CHUNK as usize];
+            loop {
+                match self.pread(&mut buf, out.len() as u64) {
+                    Ok(0) => return Ok(ImageBytes::owned(out)),
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(ChannelError::Quota) if !out.is_empty() => {
+                        return Ok(ImageBytes::owned(out))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let mut len = 0u64;
+        loop {
+            let plan = match self.read_plan(CHUNK, len) {
+                Ok(plan) => plan,
+                Err(ChannelError::Quota) if len > 0 => None,
+                Err(e) => return Err(e),
+            };
+            let Some((random, offset, size)) = plan else {
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                return Ok(ImageBytes::mapped(map, len));
+            };
+            // What `read_source` reads from the file: up to its end.
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(map.len());
+            let n = usize::try_from(size)
+                .unwrap_or(usize::MAX)
+                .min(map.len() - start);
+            self.read_done(random, &map[start..start + n]);
+            if n == 0 {
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                return Ok(ImageBytes::mapped(map, len));
+            }
+            len += n as u64;
         }
     }
 
@@ -225,7 +458,7 @@ impl OpenChannel {
         self.size
     }
 
-    /// Whether the source is a stream (character device, FIFO).
+    /// Whether the source is a stream (character device, FIFO, socket).
     pub fn is_stream(&self) -> bool {
         matches!(self.backing, Backing::Stream(_))
     }
@@ -251,49 +484,114 @@ impl OpenChannel {
     /// `zvm_pread` (§4.4): reads into `buf` at `offset` (ignored by
     /// sequential-read types). Returns the bytes read; 0 at the end.
     pub fn pread(&mut self, buf: &mut [u8], offset: u64) -> Result<usize, ChannelError> {
+        let Some((random, offset, size)) = self.read_plan(buf.len() as u64, offset)? else {
+            return Ok(0);
+        };
+        // `read_plan` never asks for more than `buf.len()`.
+        let want = &mut buf[..size as usize];
+        let n = self.read_source(want, offset)?;
+        self.read_done(random, &want[..n]);
+        Ok(n)
+    }
+
+    /// The checks of §4.4 for a read of `len` bytes at `offset`: `None` when
+    /// the call returns 0 without reading, else (random?, offset, size).
+    fn read_plan(&self, len: u64, offset: u64) -> Result<Option<(bool, u64, u64)>, ChannelError> {
         if !self.limits.readable() {
             return Err(ChannelError::Invalid);
         }
         let random = self.channel_type.random_read() && !self.is_stream();
-        let (offset, mut size) = if random {
-            (
-                offset,
-                (buf.len() as u64).min(self.size.saturating_sub(offset)),
-            )
+        let (offset, size) = if random {
+            (offset, len.min(self.size.saturating_sub(offset)))
         } else {
-            (self.read_pos, buf.len() as u64)
+            (self.read_pos, len)
         };
         if size == 0 || (!random && self.eof) {
-            return Ok(0);
+            return Ok(None);
         }
         if self.used.gets >= self.limits.gets {
             return Err(ChannelError::Quota);
         }
-        size = size.min(self.limits.get_size.saturating_sub(self.used.get_size));
+        let size = size.min(self.limits.get_size.saturating_sub(self.used.get_size));
         if size == 0 {
             return Err(ChannelError::Quota);
         }
-        let want = &mut buf[..size as usize];
-        let n = self.read_source(want, offset)?;
+        Ok(Some((random, offset, size)))
+    }
+
+    /// Counts a read that produced `data`: positions, EOF, quotas, host
+    /// I/O, etag.
+    fn read_done(&mut self, random: bool, data: &[u8]) {
+        let n = data.len() as u64;
         if n == 0 && !random {
             self.eof = true;
         }
         if !random {
-            self.read_pos += n as u64;
+            self.read_pos += n;
         }
         self.used.gets += 1;
-        self.used.get_size += n as u64;
-        self.io.reads += chunks(n as u64);
-        self.io.bytes_read += n as u64;
+        self.used.get_size += n;
+        self.io.reads += chunks(n);
+        self.io.bytes_read += n;
         if let Some(h) = &mut self.etag {
-            h.update(&want[..n]);
+            h.update(data);
         }
-        Ok(n)
+    }
+
+    /// The time left before the deadline (`Err` when it has passed); `None`
+    /// without a deadline.
+    fn time_left(&self, what: &str) -> Result<Option<Duration>, ChannelError> {
+        match self.deadline {
+            None => Ok(None),
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(Some(left)),
+                _ => Err(ChannelError::Io(format!(
+                    "{};0 failed to {what}: timed out",
+                    self.alias
+                ))),
+            },
+        }
+    }
+
+    /// Accepts the one connection of a listening channel (waiting at most
+    /// until the deadline) and closes the listening socket.
+    fn accept(&mut self, what: &str) -> Result<(), ChannelError> {
+        let Backing::Stream(Stream::Listening(listener)) = &self.backing else {
+            return Ok(());
+        };
+        let left = self.time_left(what)?;
+        let fail = |e: std::io::Error| {
+            ChannelError::Io(format!("{};0 failed to {what}: {}", self.alias, reason(&e)))
+        };
+        // Linux bounds accept() by the listening socket's receive timeout.
+        rustix::net::sockopt::set_socket_timeout(
+            listener,
+            rustix::net::sockopt::Timeout::Recv,
+            left,
+        )
+        .map_err(|e| fail(e.into()))?;
+        let fd = loop {
+            match rustix::net::accept(listener) {
+                Ok(fd) => break fd,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(fail(e.into())),
+            }
+        };
+        self.backing = Backing::Stream(Stream::Socket(TcpStream::from(fd)));
+        Ok(())
     }
 
     fn read_source(&mut self, buf: &mut [u8], offset: u64) -> Result<usize, ChannelError> {
-        let io =
-            |e: std::io::Error| ChannelError::Io(format!("{};0 failed to read: {e}", self.alias));
+        self.accept("read")?;
+        let left = match self.backing {
+            Backing::Stream(Stream::Socket(_)) => self.time_left("read")?,
+            _ => None,
+        };
+        let alias = &self.alias;
+        let io = |e: std::io::Error| ChannelError::Io(format!("{alias};0 failed to read: {e}"));
+        let net = |e: std::io::Error| {
+            ChannelError::Io(format!("{alias};0 failed to read: {}", reason(&e)))
+        };
         match &mut self.backing {
             Backing::File(f) => {
                 // Read until full or EOF, as ZeroVM did (64 KiB chunks).
@@ -308,13 +606,25 @@ impl OpenChannel {
                 }
                 Ok(done)
             }
-            Backing::Stream(f) => loop {
+            Backing::Stream(Stream::Host(f)) => loop {
                 match f.read(buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(io(e)),
                 }
             },
+            Backing::Stream(Stream::Socket(s)) => {
+                s.set_read_timeout(left).map_err(net)?;
+                loop {
+                    match s.read(buf) {
+                        Ok(n) => return Ok(n),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(net(e)),
+                    }
+                }
+            }
+            // `accept` above replaced it.
+            Backing::Stream(Stream::Listening(_)) => Ok(0),
             Backing::Memory(b) => {
                 let bytes = b.lock().unwrap_or_else(|p| p.into_inner());
                 let start = usize::try_from(offset)
@@ -376,12 +686,25 @@ impl OpenChannel {
     }
 
     fn write_source(&mut self, data: &[u8], offset: u64) -> Result<(), ChannelError> {
-        let alias = self.alias.clone();
-        let io =
-            move |e: std::io::Error| ChannelError::Io(format!("{alias};0 failed to write: {e}"));
+        self.accept("write")?;
+        let left = match self.backing {
+            Backing::Stream(Stream::Socket(_)) => self.time_left("write")?,
+            _ => None,
+        };
+        let alias = &self.alias;
+        let io = |e: std::io::Error| ChannelError::Io(format!("{alias};0 failed to write: {e}"));
+        let net = |e: std::io::Error| {
+            ChannelError::Io(format!("{alias};0 failed to write: {}", reason(&e)))
+        };
         match &mut self.backing {
             Backing::File(f) => f.write_all_at(data, offset).map_err(io),
-            Backing::Stream(f) => f.write_all(data).map_err(io),
+            Backing::Stream(Stream::Host(f)) => f.write_all(data).map_err(io),
+            Backing::Stream(Stream::Socket(s)) => {
+                s.set_write_timeout(left).map_err(net)?;
+                s.write_all(data).map_err(net)
+            }
+            // `accept` above replaced it.
+            Backing::Stream(Stream::Listening(_)) => Ok(()),
             Backing::Memory(b) => {
                 let mut bytes = b.lock().unwrap_or_else(|p| p.into_inner());
                 let start = usize::try_from(offset).map_err(|_| ChannelError::Invalid)?;
@@ -395,12 +718,165 @@ impl OpenChannel {
         }
     }
 
-    /// Flushes the host source (streams); called once at session end.
+    /// Flushes the host source (streams); called once at session end. A
+    /// tcp writer shuts its sending side down (the reader's end of data); a
+    /// tcp reader drains what is still coming for at most [`DRAIN_TIMEOUT`]
+    /// (uncounted), so the writer is not reset mid-stream.
     pub fn close(&mut self) {
-        if let Backing::Stream(f) = &mut self.backing {
-            let _ = f.flush();
+        match &mut self.backing {
+            Backing::Stream(Stream::Host(f)) => {
+                let _ = f.flush();
+            }
+            Backing::Stream(Stream::Socket(s)) => {
+                if self.limits.writable() {
+                    let _ = s.flush();
+                    let _ = s.shutdown(Shutdown::Write);
+                }
+                if self.limits.readable() && !self.eof {
+                    let until = Instant::now() + DRAIN_TIMEOUT;
+                    let mut scratch = vec![0u8; CHUNK as usize];
+                    while let Some(left) = until.checked_duration_since(Instant::now()) {
+                        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+                            break;
+                        }
+                        match s.read(&mut scratch) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
+
+    /// Writes what `produce` writes through [`OpenChannel::pwrite`] in
+    /// [`CHUNK`]-sized calls from offset 0 (a `wo` tar image at exit): the
+    /// quotas apply as to a guest's writes, so a `put_size` or `puts` quota
+    /// cuts the output short (the rest is counted, not stored); a host
+    /// failure is returned.
+    pub fn write_image(
+        &mut self,
+        produce: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<ImageWritten, ChannelError> {
+        let mut w = QuotaWriter {
+            channel: self,
+            pending: Vec::with_capacity(CHUNK as usize),
+            written: ImageWritten::default(),
+            failure: None,
+        };
+        let produced = produce(&mut w).and_then(|()| w.flush());
+        let (written, failure) = (w.written, w.failure);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        produced.map_err(|e| ChannelError::Io(format!("{};0 failed to write: {e}", self.alias)))?;
+        Ok(written)
+    }
+}
+
+/// What [`OpenChannel::write_image`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImageWritten {
+    /// Bytes produced.
+    pub offered: u64,
+    /// Bytes the channel took (fewer when a quota cut the output).
+    pub stored: u64,
+}
+
+impl ImageWritten {
+    /// Whether a quota cut the output short.
+    pub fn cut(&self) -> bool {
+        self.stored < self.offered
+    }
+}
+
+/// `Write` over a channel in [`CHUNK`]s: after the first refusal or short
+/// write it only counts.
+struct QuotaWriter<'a> {
+    channel: &'a mut OpenChannel,
+    pending: Vec<u8>,
+    written: ImageWritten,
+    failure: Option<ChannelError>,
+}
+
+impl QuotaWriter<'_> {
+    fn push_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let cut = self.written.stored < self.written.offered - self.pending.len() as u64;
+        if !cut {
+            match self.channel.pwrite(&self.pending, self.written.stored) {
+                Ok(n) => self.written.stored += n as u64,
+                Err(ChannelError::Quota | ChannelError::Invalid) => {}
+                Err(e) => {
+                    self.failure = Some(e);
+                    self.pending.clear();
+                    return Err(std::io::Error::other("channel failure"));
+                }
+            }
+        }
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+impl Write for QuotaWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK as usize - self.pending.len();
+        let n = buf.len().min(room);
+        self.pending.extend_from_slice(&buf[..n]);
+        self.written.offered += n as u64;
+        if self.pending.len() == CHUNK as usize {
+            self.push_pending()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.push_pending()
+    }
+}
+
+/// Binds (read-only) or connects (write-only) a tcp source; the socket's
+/// descriptor comes back as a `File`.
+fn open_network(channel: &manifest::Channel, uri: &NetworkUri) -> Result<File, OpenError> {
+    let alias = &channel.alias;
+    if !uri.protocol.carries_channels() {
+        return Err(OpenError::Unsupported(alias.clone()));
+    }
+    let ip: Ipv4Addr = match uri.host {
+        NetHost::Ip(ip) => ip,
+        NetHost::Node(node) => {
+            return Err(OpenError::NameService {
+                alias: alias.clone(),
+                node,
+            })
+        }
+    };
+    let addr = SocketAddr::V4(SocketAddrV4::new(ip, uri.port));
+    let fd = match channel.direction {
+        Direction::ReadOnly => {
+            TcpListener::bind(addr)
+                .map(OwnedFd::from)
+                .map_err(|e| OpenError::CannotBind {
+                    alias: alias.clone(),
+                    reason: reason(&e),
+                })?
+        }
+        Direction::WriteOnly => TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+            .map(OwnedFd::from)
+            .map_err(|e| OpenError::CannotConnect {
+                alias: alias.clone(),
+                reason: reason(&e),
+            })?,
+        // Refused by `Manifest::check` already ("invalid i/o type").
+        Direction::ReadWrite => return Err(OpenError::Unsupported(alias.clone())),
+    };
+    Ok(File::from(fd))
 }
 
 /// Host operations for `n` bytes: one per 64 KiB chunk, at least one.
@@ -575,5 +1051,211 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_eq!(c.pread(&mut buf, 0), Ok(4));
         assert_eq!(&buf, b"abcd");
+    }
+
+    fn file_chan(path: &std::path::Path, t: ChannelType, limits: Limits) -> manifest::Channel {
+        let mut spec = chan(t, limits, true);
+        spec.sources = vec![CheckedSource::Local {
+            path: path.to_str().unwrap().into(),
+            kind: LocalKind::Regular { size: None },
+        }];
+        spec
+    }
+
+    #[test]
+    fn a_mapped_image_counts_exactly_like_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        for (t, limits, expect_len) in [
+            (ChannelType::RGetRPut, lim(100, 1 << 30, 0, 0), bytes.len()),
+            // Sequential: the read that finds the end counts too.
+            (ChannelType::SGetSPut, lim(100, 1 << 30, 0, 0), bytes.len()),
+            // Cut by get_size, then by gets.
+            (ChannelType::RGetRPut, lim(100, 100_000, 0, 0), 100_000),
+            (
+                ChannelType::SGetSPut,
+                lim(2, 1 << 30, 0, 0),
+                2 * CHUNK as usize,
+            ),
+        ] {
+            let spec = file_chan(&path, t, limits);
+            let mut mapped = OpenChannel::open(&spec).unwrap();
+            let mut copied = OpenChannel::open(&spec).unwrap();
+            let a = mapped.read_image(true).unwrap();
+            let b = copied.read_image(false).unwrap();
+            assert!(a.is_mapped() && !b.is_mapped());
+            assert_eq!(a.as_ref(), &bytes[..expect_len], "{t:?} {limits:?}");
+            assert_eq!(a.as_ref(), b.as_ref());
+            assert_eq!(mapped.used(), copied.used(), "{t:?} {limits:?}");
+            assert_eq!(mapped.io(), copied.io(), "{t:?} {limits:?}");
+            assert_eq!(mapped.etag(), copied.etag());
+        }
+        // Nothing readable: refused either way.
+        let spec = file_chan(&path, ChannelType::RGetRPut, lim(0, 0, 1, 1));
+        let mut c = OpenChannel::open(&spec).unwrap();
+        assert!(
+            c.map_readonly().is_none(),
+            "a writable channel is never mapped"
+        );
+        assert_eq!(c.read_image(true).unwrap_err(), ChannelError::Invalid);
+    }
+
+    #[test]
+    fn memory_and_empty_images_are_owned_bytes() {
+        let spec = chan(ChannelType::RGetRPut, lim(10, 100, 0, 0), false);
+        let mut c = OpenChannel::memory(&spec, shared(b"abc".to_vec()));
+        let bytes = c.read_image(true).unwrap();
+        assert!(!bytes.is_mapped());
+        assert_eq!(bytes.as_ref(), b"abc");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty");
+        std::fs::write(&path, b"").unwrap();
+        let mut c = OpenChannel::open(&file_chan(&path, ChannelType::RGetRPut, lim(10, 100, 0, 0)))
+            .unwrap();
+        assert_eq!(c.read_image(true).unwrap().as_ref(), b"");
+        assert_eq!(c.used(), Used::default());
+    }
+
+    #[test]
+    fn an_image_written_past_put_size_is_cut() {
+        let out = shared(Vec::new());
+        let spec = chan(ChannelType::SGetSPut, lim(0, 0, 100, 100_000), true);
+        let mut c = OpenChannel::memory(&spec, out.clone());
+        let data: Vec<u8> = (0..150_000u32).map(|i| i as u8).collect();
+        let w = c.write_image(|w| w.write_all(&data)).unwrap();
+        assert_eq!(
+            w,
+            ImageWritten {
+                offered: 150_000,
+                stored: 100_000
+            }
+        );
+        assert!(w.cut());
+        assert_eq!(&*out.lock().unwrap(), &data[..100_000]);
+        // 64 KiB calls: one full, one short.
+        assert_eq!(c.used().puts, 2);
+        // Cut by the number of calls instead.
+        let out = shared(Vec::new());
+        let spec = chan(ChannelType::RGetRPut, lim(0, 0, 1, 1 << 30), false);
+        let mut c = OpenChannel::memory(&spec, out.clone());
+        let w = c.write_image(|w| w.write_all(&data)).unwrap();
+        assert_eq!((w.offered, w.stored), (150_000, CHUNK));
+        assert_eq!(out.lock().unwrap().len() as u64, CHUNK);
+        // Within the quotas: all of it.
+        let out = shared(Vec::new());
+        let spec = chan(ChannelType::SGetSPut, lim(0, 0, 100, 1 << 30), false);
+        let mut c = OpenChannel::memory(&spec, out.clone());
+        let w = c.write_image(|w| w.write_all(&data)).unwrap();
+        assert!(!w.cut());
+        assert_eq!(&*out.lock().unwrap(), &data);
+    }
+
+    fn net_chan(uri: &str, limits: Limits) -> manifest::Channel {
+        let text = format!(
+            "Version = 20130611\nTimeout = 5\nMemory = 1000000,0\nProgram = /p\n\
+             Channel = /dev/null,/dev/stdin,0,0,1,1,0,0\n\
+             Channel = /dev/null,/dev/stdout,0,0,0,0,1,1\n\
+             Channel = /dev/null,/dev/stderr,0,0,0,0,1,1\n\
+             Channel = {uri},/dev/net,0,0,{},{},{},{}\n",
+            limits.gets, limits.get_size, limits.puts, limits.put_size
+        );
+        let m = manifest::Manifest::parse(text.as_bytes()).unwrap();
+        let host = |path: &str| {
+            Some(match path {
+                "/p" => manifest::HostKind::Regular { size: 1 },
+                _ => manifest::HostKind::CharDevice,
+            })
+        };
+        m.check(&host)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.alias == "/dev/net")
+            .unwrap()
+    }
+
+    #[test]
+    fn tcp_sources_refused_with_zerovm_style_messages() {
+        let free = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = OpenChannel::open(&net_chan(&format!("tcp:127.0.0.1:{free}"), lim(0, 0, 1, 1)))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot connect /dev/net;0: Connection refused"
+        );
+        assert_eq!(e.errno(), crate::errno::EFAULT);
+        let e = OpenChannel::open(&net_chan("tcp:3:0", lim(1, 1, 0, 0))).unwrap_err();
+        assert_eq!(e.errno(), crate::errno::EPROTONOSUPPORT);
+        assert!(e.to_string().contains("name service"), "{e}");
+        let e = OpenChannel::open(&net_chan("udp:127.0.0.1:9", lim(1, 1, 0, 0))).unwrap_err();
+        assert_eq!(e.to_string(), "invalid /dev/net source type");
+        let e = OpenChannel::open(&net_chan("/dev/null;/dev/null", lim(1, 1, 0, 0))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/net has several sources: multichannels are not supported"
+        );
+        assert_eq!(e.errno(), crate::errno::EPROTONOSUPPORT);
+        // A port already bound elsewhere.
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let e = OpenChannel::open(&net_chan(&format!("tcp:127.0.0.1:{port}"), lim(1, 1, 0, 0)))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot bind /dev/net;0: Address already in use"
+        );
+    }
+
+    #[test]
+    fn tcp_reader_accepts_one_connection_and_counts_like_a_stream() {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let mut c = OpenChannel::open(&net_chan(
+            &format!("tcp:127.0.0.1:{port}"),
+            lim(10, 8, 0, 0),
+        ))
+        .unwrap();
+        assert!(c.is_stream() && c.is_network());
+        c.set_deadline(Instant::now().checked_add(Duration::from_secs(5)));
+        let writer = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"0123456789").unwrap();
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4];
+        loop {
+            match c.pread(&mut buf, 99) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    assert_eq!(e, ChannelError::Quota);
+                    break;
+                }
+            }
+        }
+        assert_eq!(got, b"01234567", "get_size 8 cuts the stream");
+        writer.join().unwrap();
+        // A second connection is refused: the listener is closed.
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        c.close();
+    }
+
+    #[test]
+    fn tcp_read_past_the_deadline_fails() {
+        let mut c = OpenChannel::open(&net_chan("tcp:127.0.0.1:0", lim(10, 10, 0, 0))).unwrap();
+        c.set_deadline(Instant::now().checked_add(Duration::from_millis(100)));
+        let started = Instant::now();
+        let e = c.pread(&mut [0u8; 4], 0).unwrap_err();
+        assert_eq!(
+            e,
+            ChannelError::Io("/dev/net;0 failed to read: timed out".into())
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
 }

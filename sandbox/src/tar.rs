@@ -1,10 +1,11 @@
 //! Read-only tar images (ustar, GNU and pax headers) indexed in place: path →
 //! (offset, size, mode, kind), for the VFS to mount without unpacking.
 //!
-//! [`TarImage::new`] walks the headers once over any byte storage (`Vec<u8>`
-//! today; a memory map later) and builds an index; file contents are never
-//! copied, and nothing is allocated in proportion to a *declared* size: every
-//! size is checked against the bytes actually present first.
+//! [`TarImage::new`] walks the headers once over any byte storage (`Vec<u8>`,
+//! or [`ImageBytes`]: a read-only memory map of the channel's file or owned
+//! bytes) and builds an index; file contents are never copied, and nothing is
+//! allocated in proportion to a *declared* size: every size is checked
+//! against the bytes actually present first.
 //!
 //! The image is refused, with an error naming the member and its byte offset,
 //! when a member:
@@ -28,6 +29,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::io::{self, Write};
+
+use memmap2::Mmap;
 
 /// Tar block size.
 pub const BLOCK: usize = 512;
@@ -202,6 +206,18 @@ pub struct TarImage<B> {
     data: B,
     entries: HashMap<String, Entry>,
     children: HashMap<String, BTreeSet<String>>,
+}
+
+impl<B> TarImage<B> {
+    /// The same index over the storage converted by `From` (which keeps
+    /// the bytes: `Vec<u8>` into [`ImageBytes`]).
+    pub fn convert<C: From<B>>(self) -> TarImage<C> {
+        TarImage {
+            data: C::from(self.data),
+            entries: self.entries,
+            children: self.children,
+        }
+    }
 }
 
 impl<B> fmt::Debug for TarImage<B> {
@@ -797,6 +813,192 @@ fn lexical(path: &str) -> String {
         }
     }
     parts.join("/")
+}
+
+/// The bytes of a mounted image: a read-only memory map of the channel's
+/// host file (nothing copied; pages come from the page cache on first
+/// touch), or bytes read into memory (in-memory buffers, streams, files that
+/// cannot be mapped). Made by [`crate::channel::OpenChannel::read_image`].
+pub struct ImageBytes(Storage);
+
+enum Storage {
+    /// The first `len` bytes of a mapping (less than the file when the
+    /// channel's read quota cut it).
+    Mapped {
+        map: Mmap,
+        len: usize,
+    },
+    Owned(Vec<u8>),
+}
+
+impl ImageBytes {
+    /// The first `len` bytes (at most the whole map) of a mapping.
+    pub fn mapped(map: Mmap, len: usize) -> ImageBytes {
+        let len = len.min(map.len());
+        ImageBytes(Storage::Mapped { map, len })
+    }
+
+    /// Bytes held in memory.
+    pub fn owned(bytes: Vec<u8>) -> ImageBytes {
+        ImageBytes(Storage::Owned(bytes))
+    }
+
+    /// Whether the bytes are a memory map (not a copy).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.0, Storage::Mapped { .. })
+    }
+}
+
+impl AsRef<[u8]> for ImageBytes {
+    fn as_ref(&self) -> &[u8] {
+        match &self.0 {
+            Storage::Mapped { map, len } => map.get(..*len).unwrap_or(&[]),
+            Storage::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl From<Vec<u8>> for ImageBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        ImageBytes::owned(bytes)
+    }
+}
+
+impl fmt::Debug for ImageBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageBytes")
+            .field("mapped", &self.is_mapped())
+            .field("len", &self.as_ref().len())
+            .finish()
+    }
+}
+
+/// One member of an archive [`pack`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackMember<'a> {
+    /// A directory (relative path, no trailing `/`), mode 0755.
+    Dir(&'a str),
+    /// A regular file (relative path) and its bytes, mode 0644.
+    File(&'a str, &'a [u8]),
+}
+
+/// Largest size a ustar octal field of 11 digits holds.
+const USTAR_SIZE_MAX: u64 = 0o77_777_777_777;
+
+/// Writes a ustar archive of `members`, in the order given, to `out`:
+/// deterministic bytes (uid/gid 0, no owner names, mtime 0, modes 0755/0644),
+/// each member padded to [`BLOCK`], then the two zero blocks. A path longer
+/// than ustar's name (100 bytes) is split over the prefix field (155) at a
+/// `/`; one that cannot be split, or a size past ustar's 8 GiB, gets a pax
+/// `x` header first (what GNU tar and Python's tarfile read; so does
+/// [`TarImage`]). Paths are written as given: callers pass clean relative
+/// paths (the VFS does).
+pub fn pack<'a, W: Write + ?Sized>(
+    out: &mut W,
+    members: impl IntoIterator<Item = PackMember<'a>>,
+) -> io::Result<()> {
+    for member in members {
+        let (path, flag, data) = match member {
+            PackMember::Dir(p) => (format!("{p}/"), flag::DIRECTORY, &[][..]),
+            PackMember::File(p, d) => (p.to_string(), flag::FILE, d),
+        };
+        let size = data.len() as u64;
+        let split = ustar_split(&path);
+        let mut pax = String::new();
+        if split.is_none() {
+            pax.push_str(&pax_record("path", &path));
+        }
+        if size > USTAR_SIZE_MAX {
+            pax.push_str(&pax_record("size", &size.to_string()));
+        }
+        if !pax.is_empty() {
+            let header = ustar_header(
+                "",
+                "././@PaxHeader",
+                0o644,
+                pax.len() as u64,
+                flag::PAX_LOCAL,
+            );
+            out.write_all(&header)?;
+            write_padded(out, pax.as_bytes())?;
+        }
+        let (prefix, name) = split.unwrap_or(("", fallback_name(&path)));
+        let mode = if flag == flag::DIRECTORY {
+            0o755
+        } else {
+            0o644
+        };
+        out.write_all(&ustar_header(
+            prefix,
+            name,
+            mode,
+            size.min(USTAR_SIZE_MAX),
+            flag,
+        ))?;
+        write_padded(out, data)?;
+    }
+    out.write_all(&[0u8; 2 * BLOCK])
+}
+
+/// `(prefix, name)` when `path` fits ustar's fields (name ≤ 100 bytes,
+/// prefix ≤ 155, split at a `/`).
+fn ustar_split(path: &str) -> Option<(&str, &str)> {
+    if path.len() <= 100 {
+        return Some(("", path));
+    }
+    // The name keeps a trailing `/` of a directory; split at an earlier one.
+    let body = path.strip_suffix('/').unwrap_or(path);
+    body.char_indices()
+        .filter(|&(_, c)| c == '/')
+        .map(|(i, _)| (&path[..i], &path[i + 1..]))
+        .find(|(prefix, name)| prefix.len() <= 155 && name.len() <= 100 && !name.is_empty())
+}
+
+/// The header name of a member whose real path is in a pax record: its
+/// last 100 bytes at most, cut at a character boundary.
+fn fallback_name(path: &str) -> &str {
+    let mut start = path.len().saturating_sub(100);
+    while !path.is_char_boundary(start) {
+        start += 1;
+    }
+    &path[start..]
+}
+
+/// One pax record, `"<len> <key>=<value>\n"`, where len counts itself.
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while len.to_string().len() + body.len() != len {
+        len += 1;
+    }
+    format!("{len}{body}")
+}
+
+fn ustar_header(prefix: &str, name: &str, mode: u32, size: u64, flag: u8) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    let put = |h: &mut [u8; BLOCK], at: usize, bytes: &[u8]| {
+        h[at..at + bytes.len()].copy_from_slice(bytes);
+    };
+    put(&mut h, 0, name.as_bytes());
+    put(&mut h, 100, format!("{mode:07o}\0").as_bytes());
+    put(&mut h, 108, b"0000000\0");
+    put(&mut h, 116, b"0000000\0");
+    put(&mut h, 124, format!("{size:011o}\0").as_bytes());
+    put(&mut h, 136, b"00000000000\0");
+    h[156] = flag;
+    put(&mut h, 257, b"ustar\x0000");
+    put(&mut h, 345, prefix.as_bytes());
+    put(&mut h, 148, b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+/// `data` then zeros up to the next block boundary.
+fn write_padded<W: Write + ?Sized>(out: &mut W, data: &[u8]) -> io::Result<()> {
+    out.write_all(data)?;
+    let pad = (BLOCK - data.len() % BLOCK) % BLOCK;
+    out.write_all(&[0u8; BLOCK][..pad])
 }
 
 #[cfg(test)]
@@ -1571,5 +1773,54 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn pack_writes_ustar_that_reads_back_and_is_deterministic() {
+        let deep = format!("{}/file.txt", "sub".repeat(40)); // needs the prefix field
+        let unsplittable = "x".repeat(150); // one component: a pax path record
+        let members = [
+            PackMember::Dir("a"),
+            PackMember::File("a/one.txt", b"one\n"),
+            PackMember::Dir("a/empty"),
+            PackMember::File("b", &[7u8; 1500]),
+            PackMember::File(&deep, b"deep"),
+            PackMember::File(&unsplittable, b"pax"),
+            PackMember::File("caf\u{e9}", b""),
+        ];
+        let mut bytes = Vec::new();
+        pack(&mut bytes, members).unwrap();
+        let mut again = Vec::new();
+        pack(&mut again, members).unwrap();
+        assert_eq!(bytes, again);
+        assert_eq!(bytes.len() % BLOCK, 0);
+        assert!(bytes.ends_with(&[0u8; 2 * BLOCK]));
+        let img = image(bytes);
+        assert_eq!(read(&img, "a/one.txt"), b"one\n");
+        assert!(img.get("a/empty").unwrap().is_dir());
+        assert_eq!(img.get("a").unwrap().mode, 0o755);
+        assert_eq!(read(&img, "b"), vec![7u8; 1500]);
+        assert_eq!(img.get("b").unwrap().mode, 0o644);
+        assert_eq!(img.get("b").unwrap().mtime, 0);
+        assert_eq!(read(&img, &deep), b"deep");
+        assert_eq!(read(&img, &unsplittable), b"pax");
+        assert_eq!(read(&img, "caf\u{e9}"), b"");
+        // Root, a, a/empty, b, caf\u{e9}, x…, and sub…/ plus its file.
+        assert_eq!(img.len(), 9);
+    }
+
+    #[test]
+    fn pack_of_nothing_is_the_end_of_archive() {
+        let mut bytes = Vec::new();
+        pack(&mut bytes, []).unwrap();
+        assert_eq!(bytes, vec![0u8; 2 * BLOCK]);
+        assert_eq!(image(bytes).len(), 1);
+    }
+
+    #[test]
+    fn image_bytes_owned_reads_like_a_vec() {
+        let bytes = ImageBytes::from(b"abc".to_vec());
+        assert!(!bytes.is_mapped());
+        assert_eq!(bytes.as_ref(), b"abc");
     }
 }

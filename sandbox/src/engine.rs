@@ -118,11 +118,24 @@ pub enum Entry {
     Run,
 }
 
+/// Exports run once, in this order, after instantiation and before the
+/// entry, when a module has them: the WASI reactor constructor, then the
+/// pre-initialisation function of a module that has not been snapshotted
+/// yet (the Python image's plain `python.wasm`; a snapshot no longer
+/// exports either, wizer removes them).
+pub const INIT_EXPORTS: [&str; 2] = ["_initialize", "wizer.initialize"];
+
 /// A validated, compiled module ready to instantiate.
 pub struct Program {
     pub(crate) pre: InstancePre<Ctx>,
     /// The export the session starts at.
     pub entry: Entry,
+    /// The [`INIT_EXPORTS`] this module has, to call first.
+    pub init: Vec<&'static str>,
+    /// Whether it exports `turn(ptr, len) -> i32`, `host_alloc(len) -> ptr`
+    /// and `memory` (the Python image's session interface, used by
+    /// [`Session::turn`]).
+    pub turns: bool,
     /// sha256 of the module bytes.
     pub sha256: [u8; 32],
 }
@@ -162,6 +175,18 @@ pub struct Session {
     pub validation: Validation,
     /// argv[0] when neither `args` nor the NVRAM give one.
     pub program_name: String,
+    /// Instead of the entry point, hand this source to the module's `turn`
+    /// export (daemon mode: a snapshotted interpreter runs one turn); the
+    /// turn's result is the exit code.
+    pub turn: Option<String>,
+    /// Read-only tar images the sandbox itself provides (the Python
+    /// image's stdlib), mounted at their mount points before the NVRAM's
+    /// `[fstab]` images; not channels, so not in the accounting.
+    pub system_images: Vec<(String, Arc<std::fs::File>)>,
+    /// The program is the Python image: argv[0] becomes the interpreter's
+    /// path, the image's base environment goes under the job's, and in
+    /// daemon mode the run is one turn of `_reactor.run` (see [`crate::python`]).
+    pub python: Option<crate::python::Start>,
 }
 
 impl Session {
@@ -184,6 +209,9 @@ impl Session {
                 .next()
                 .unwrap_or("program")
                 .to_string(),
+            turn: None,
+            system_images: Vec::new(),
+            python: None,
         }
     }
 }
@@ -308,6 +336,46 @@ impl Engine {
         Ok(program)
     }
 
+    /// [`Engine::prepare`] for a module whose sha256 is known already (an
+    /// installed image records it): served from the memory or disk cache
+    /// without reading the file; compiled from `wasm_path` otherwise, after
+    /// checking the bytes against `sha256`.
+    pub fn prepare_known(
+        &self,
+        sha256: [u8; 32],
+        wasm_path: &Path,
+    ) -> Result<Arc<Program>, ValidationError> {
+        if let Some(p) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&sha256)
+        {
+            return Ok(p.clone());
+        }
+        let module = match self.cached(&sha256) {
+            Some(module) => module,
+            None => {
+                let wasm = std::fs::read(wasm_path).map_err(|e| {
+                    ValidationError::Invalid(format!("{}: {e}", wasm_path.display()))
+                })?;
+                if <[u8; 32]>::from(Sha256::digest(&wasm)) != sha256 {
+                    return Err(ValidationError::Invalid(format!(
+                        "{} does not have the sha256 recorded for it",
+                        wasm_path.display()
+                    )));
+                }
+                return self.prepare(&wasm);
+            }
+        };
+        let program = self.program(module, sha256)?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256, program.clone());
+        Ok(program)
+    }
+
     /// Checks a compiled module's imports and entry point and links it:
     /// the second half of [`Engine::prepare`], shared by every way a module
     /// arrives (compiled here, loaded from the cache, received by a worker).
@@ -349,10 +417,27 @@ impl Engine {
             }
             _ => return Err(ValidationError::NoStart),
         };
+        let func = |name: &str, params: usize, results: usize| {
+            matches!(module.get_export(name), Some(ExternType::Func(f))
+                if f.params().len() == params && f.results().len() == results)
+        };
+        let init = INIT_EXPORTS
+            .into_iter()
+            .filter(|name| func(name, 0, 0))
+            .collect();
+        let turns = func("turn", 2, 1)
+            && func("host_alloc", 1, 1)
+            && matches!(module.get_export("memory"), Some(ExternType::Memory(_)));
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
-        Ok(Arc::new(Program { pre, entry, sha256 }))
+        Ok(Arc::new(Program {
+            pre,
+            entry,
+            init,
+            turns,
+            sha256,
+        }))
     }
 
     /// The on-disk artifact path for a module, if the disk cache is on.
@@ -427,11 +512,25 @@ impl Engine {
     /// the host stack instead of trapping; worker processes run guests on
     /// such a thread and save the per-run thread spawn of [`Engine::run`].
     pub fn run_on_current_thread(&self, program: &Program, session: &Session) -> Outcome {
+        self.run_inspect(program, session, None)
+    }
+
+    /// [`Engine::run_on_current_thread`], then, when the entry returned
+    /// normally, `inspect` sees the live instance (the snapshot builder
+    /// takes its memory and globals there). An error from it fails the run.
+    pub(crate) fn run_inspect(
+        &self,
+        program: &Program,
+        session: &Session,
+        inspect: Option<Inspect<'_>>,
+    ) -> Outcome {
         let cpu_start = thread_cpu();
         let fail = |ending: Ending, detail: Option<String>| {
             Outcome::failed(session.validation, ending, detail)
         };
-        // Channels.
+        // Channels. Blocking socket calls (tcp channels) give up when the
+        // session's time is over: the epoch cannot interrupt a host call.
+        let deadline = std::time::Instant::now().checked_add(session.timeout);
         let mut channels = Vec::with_capacity(session.channels.len());
         for spec in &session.channels {
             let opened = match (
@@ -446,7 +545,10 @@ impl Engine {
                 (None, None) => OpenChannel::open(spec),
             };
             match opened {
-                Ok(c) => channels.push(c),
+                Ok(mut c) => {
+                    c.set_deadline(deadline);
+                    channels.push(c);
+                }
                 Err(e) => {
                     return fail(
                         Ending::Failed {
@@ -476,6 +578,18 @@ impl Engine {
         }
         // The file system.
         let mut vfs = Vfs::new(session.memory);
+        for (point, file) in &session.system_images {
+            let image = system_image(file);
+            if let Err(e) = image.and_then(|i| vfs.mount(point, i).map_err(|e| e.to_string())) {
+                return fail(
+                    Ending::Failed {
+                        errno: errno::EFAULT,
+                        message: format!("system image at {point} cannot be mounted"),
+                    },
+                    Some(e),
+                );
+            }
+        }
         for (handle, c) in channels.iter().enumerate() {
             let mapped = nvram
                 .mapping
@@ -493,16 +607,29 @@ impl Engine {
             };
             vfs.add_channel(c.alias(), handle, t);
         }
-        for entry in nvram
-            .fstab
+        // `[fstab]` images: `ro` ones are read through their channel's
+        // quotas and mounted, memory-mapped when the channel is a regular
+        // file no writable channel of the session also has open (see
+        // `OpenChannel::read_image` for what the host must guarantee);
+        // `wo` ones get their mount point made, and are packed at exit.
+        let written: Vec<(u64, u64)> = channels
             .iter()
-            .filter(|e| e.access == Access::ReadOnly && e.is_tar())
-        {
+            .filter(|c| c.limits().writable())
+            .filter_map(OpenChannel::file_identity)
+            .collect();
+        for entry in nvram.fstab.iter().filter(|e| e.is_tar()) {
+            if entry.access == Access::WriteOnly {
+                if vfs.mkdir_all(&entry.mountpoint).is_err() {
+                    notes.push(format!("fstab: bad mount point {}", entry.mountpoint));
+                }
+                continue;
+            }
             let Some(c) = channels.iter_mut().find(|c| c.alias() == entry.channel) else {
                 notes.push(format!("fstab: no channel {}", entry.channel));
                 continue;
             };
-            let bytes = match read_whole(c) {
+            let may_map = c.file_identity().is_none_or(|id| !written.contains(&id));
+            let bytes = match c.read_image(may_map) {
                 Ok(b) => b,
                 Err(e) => return fail(channel_failure(&entry.channel, e), None),
             };
@@ -536,6 +663,26 @@ impl Engine {
                 .map(|v| (v.name.clone(), v.value.clone()))
                 .collect()
         });
+        // A writable /tmp in the in-memory layer, as programs expect (the
+        // Python image's TMPDIR); it vanishes with the session like the rest.
+        if vfs.lookup("/tmp").is_err() {
+            let _ = vfs.mkdir("/tmp");
+        }
+        // An interpreter image sees the job's command line its own way.
+        let mut turn = session.turn.clone();
+        let (args, env) = match session.python {
+            None => (args, env),
+            Some(start) => {
+                let args = crate::python::guest_argv(&args);
+                let mut all = crate::python::base_env();
+                all.retain(|(k, _)| !env.iter().any(|(j, _)| j == k));
+                all.extend(env);
+                if start == crate::python::Start::Daemon && turn.is_none() {
+                    turn = Some(crate::python::turn_source(&args, &all));
+                }
+                (args, all)
+            }
+        };
         let limiter = Limiter {
             memory: usize::try_from(session.memory).unwrap_or(usize::MAX),
             table_elements: self.config.table_elements,
@@ -586,15 +733,12 @@ impl Engine {
                 );
             }
         };
-        let result = match program.entry {
-            Entry::Start => instance
-                .get_typed_func::<(), ()>(&mut store, "_start")
-                .and_then(|start| start.call(&mut store, ()))
-                .map(|()| 0),
-            Entry::Run => instance
-                .get_typed_func::<(), i32>(&mut store, "run")
-                .and_then(|run| run.call(&mut store, ())),
-        };
+        let mut result = enter(&mut store, &instance, program, turn.as_deref());
+        if let (Ok(_), Some(inspect)) = (&result, inspect) {
+            if let Err(e) = inspect(&mut store, &instance) {
+                result = Err(e);
+            }
+        }
         let (ending, code, detail) = match result {
             Ok(code) => (Ending::Exited, code, detail),
             Err(e) => {
@@ -615,7 +759,55 @@ impl Engine {
         } else {
             None
         };
-        let ctx = store.into_data();
+        let mut ctx = store.into_data();
+        // `[fstab]` `access=wo` images: after a normal exit (ZRT packed them
+        // in the guest's exit path, so not after a trap or a timeout), the
+        // writable layer under each mount point is written to the channel as
+        // a tar, through its quotas: a quota cuts the tar short (noted).
+        let (mut ending, mut detail) = (ending, detail);
+        if ending == Ending::Exited {
+            let mut notes = Vec::new();
+            for entry in nvram
+                .fstab
+                .iter()
+                .filter(|e| e.access == Access::WriteOnly && e.is_tar())
+            {
+                let Some(c) = ctx.channels.iter_mut().find(|c| c.alias() == entry.channel) else {
+                    notes.push(format!("fstab: no channel {}", entry.channel));
+                    continue;
+                };
+                if !c.limits().writable() || crate::vfs::normalize("/", &entry.mountpoint).is_err()
+                {
+                    notes.push(format!(
+                        "fstab: image {} at {} not written (channel not writable or bad mount point)",
+                        entry.channel, entry.mountpoint
+                    ));
+                    continue;
+                }
+                let vfs = &ctx.vfs;
+                match c.write_image(|w| vfs.pack(&entry.mountpoint, w)) {
+                    Ok(w) if w.cut() => notes.push(format!(
+                        "fstab: image {} cut at {} of {} bytes by the channel's quota",
+                        entry.channel, w.stored, w.offered
+                    )),
+                    Ok(_) => {}
+                    Err(e) => {
+                        ending = Ending::Failed {
+                            errno: errno::EIO,
+                            message: e.to_string(),
+                        };
+                        break;
+                    }
+                }
+            }
+            if !notes.is_empty() {
+                let notes = notes.join("; ");
+                detail = Some(match detail {
+                    Some(d) => format!("{d}; {notes}"),
+                    None => notes,
+                });
+            }
+        }
         self.finish(ctx, memory_etag, ending, code, session, cpu_start, detail)
     }
 
@@ -662,6 +854,71 @@ impl Engine {
             ending,
             detail,
         }
+    }
+}
+
+/// A system image's tar index over a read-only map of its file.
+fn system_image(file: &std::fs::File) -> Result<TarImage<crate::tar::ImageBytes>, String> {
+    // SAFETY: a map aliases the file, so it is sound only while nobody
+    // truncates or rewrites the file in place. System images are files the
+    // image installer wrote under a temporary name and renamed into place
+    // (sandbox::image), never modified afterwards; guests cannot reach host
+    // files at all; and the tar index checked every offset against the
+    // map's length, so a lookup can never read past it.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| e.to_string())?;
+    let len = map.len();
+    TarImage::new(crate::tar::ImageBytes::mapped(map, len)).map_err(|e| e.to_string())
+}
+
+/// A look at a live instance after its entry returned.
+pub(crate) type Inspect<'a> =
+    &'a mut dyn FnMut(&mut Store<Ctx>, &wasmtime::Instance) -> wasmtime::Result<()>;
+
+/// Runs the init exports, then the entry (or one turn); the exit code.
+fn enter(
+    store: &mut Store<Ctx>,
+    instance: &wasmtime::Instance,
+    program: &Program,
+    turn: Option<&str>,
+) -> wasmtime::Result<i32> {
+    for name in &program.init {
+        instance
+            .get_typed_func::<(), ()>(&mut *store, name)?
+            .call(&mut *store, ())?;
+    }
+    match (turn, program.entry) {
+        (Some(source), _) => {
+            if !program.turns {
+                return Err(wasmtime::Error::msg(
+                    "the module has no turn export (daemon mode needs a snapshot image)",
+                ));
+            }
+            let len = i32::try_from(source.len())
+                .map_err(|_| wasmtime::Error::msg("turn source too long"))?;
+            let ptr = instance
+                .get_typed_func::<i32, i32>(&mut *store, "host_alloc")?
+                .call(&mut *store, len)?;
+            // host_alloc returns 0 when the guest has no memory for the
+            // code; `turn` itself reports that case (as a MemoryError).
+            if ptr != 0 {
+                let memory = instance
+                    .get_memory(&mut *store, "memory")
+                    .ok_or_else(|| wasmtime::Error::msg("no memory export"))?;
+                let at = usize::try_from(ptr as u32).unwrap_or(usize::MAX);
+                memory.write(&mut *store, at, source.as_bytes())?;
+            }
+            instance
+                .get_typed_func::<(i32, i32), i32>(&mut *store, "turn")?
+                .call(&mut *store, (ptr, len))
+        }
+        (None, Entry::Start) => instance
+            .get_typed_func::<(), ()>(&mut *store, "_start")?
+            .call(&mut *store, ())
+            .map(|()| 0),
+        (None, Entry::Run) => instance
+            .get_typed_func::<(), i32>(&mut *store, "run")?
+            .call(&mut *store, ()),
     }
 }
 
@@ -786,12 +1043,27 @@ fn thread_cpu() -> (Duration, Duration) {
 }
 
 /// What `zerovm` and `zvsh` were asked for beyond the manifest.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// `-s`: run without validating; the report says "not validated".
     pub skip_validation: bool,
     /// `-F`: prepare everything, then stop before the program runs.
     pub prevalidate: bool,
+    /// The manifest's program is the Python image (`zvsh python3 …`): its
+    /// program comes from the image (compiled at install, in the image
+    /// store's cache) and the session becomes a Python run.
+    pub python: Option<PythonRun>,
+}
+
+/// An installed Python image to run, and how.
+#[derive(Debug, Clone)]
+pub struct PythonRun {
+    /// The image.
+    pub image: crate::python::PythonImage,
+    /// Daemon (snapshot) or plain start.
+    pub start: crate::python::Start,
+    /// The image store's compile cache.
+    pub cache_dir: PathBuf,
 }
 
 /// A whole session from a manifest file, as the `zerovm` command runs it: load
@@ -807,21 +1079,12 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
     };
-    let wasm = match std::fs::read(&manifest.program) {
-        Ok(w) => w,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::NotValidated,
-                Ending::Failed {
-                    errno: errno::ENOENT,
-                    message: "program open error".into(),
-                },
-                Some(e.to_string()),
-            )
-        }
+    let cache_dir = match &options.python {
+        Some(py) => Some(py.cache_dir.clone()),
+        None => std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
     };
     let config = EngineConfig {
-        cache_dir: std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
+        cache_dir,
         ..EngineConfig::default()
     };
     let engine = match Engine::new(config) {
@@ -837,7 +1100,23 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
             )
         }
     };
-    let program = match engine.prepare(&wasm) {
+    let prepared = match &options.python {
+        Some(py) => py.image.program(&engine, py.start),
+        None => match std::fs::read(&manifest.program) {
+            Ok(wasm) => engine.prepare(&wasm),
+            Err(e) => {
+                return Outcome::failed(
+                    Validation::NotValidated,
+                    Ending::Failed {
+                        errno: errno::ENOENT,
+                        message: "program open error".into(),
+                    },
+                    Some(e.to_string()),
+                )
+            }
+        },
+    };
+    let program = match prepared {
         Ok(p) => p,
         Err(e) => {
             return Outcome::failed(
@@ -852,5 +1131,8 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
         session.validation = Validation::NotValidated;
     }
     session.prevalidate = options.prevalidate;
+    if let Some(py) = &options.python {
+        py.image.apply(&mut session, py.start);
+    }
     engine.run(&program, &session)
 }

@@ -7,10 +7,14 @@
 pub mod channel;
 pub mod engine;
 pub mod errno;
+pub mod image;
 pub mod manifest;
 pub mod nvram;
+pub mod pool;
+pub mod python;
 pub mod report;
 pub mod tar;
 pub mod vfs;
 pub mod wasi;
+pub mod worker;
 pub mod zvsh;

@@ -10,9 +10,11 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sandbox::engine::{run_manifest_file, Outcome, RunOptions};
+use sandbox::engine::{run_manifest_file, PythonRun, RunOptions};
 use sandbox::errno;
+use sandbox::image::{self, ImageStore};
 use sandbox::manifest::{HostKind, HostProbe, StdHost};
+use sandbox::python::{self, PythonImage, Start};
 use sandbox::report::zvsh_exit_code;
 use sandbox::tar::TarImage;
 use sandbox::zvsh::{self, Config, Host, Plan, Stream, ZvshError};
@@ -105,9 +107,46 @@ fn load_config() -> Result<Config, ZvshError> {
     Ok(config)
 }
 
-/// The session as `zerovm` runs it: load and check the manifest, compile, run.
-fn run_manifest(path: &Path) -> Outcome {
-    run_manifest_file(path, RunOptions::default())
+/// When the command names a system image rather than a file (`python3`,
+/// `python`, `python2.7`), the installed image from `$ZEROCLOUD_IMAGES`
+/// (default `./zerocloud-data/images`).
+fn system_image(inv: &zvsh::Invocation) -> Result<Option<PythonImageRun>, ZvshError> {
+    if Path::new(&inv.command).exists() || image::find_spec(&inv.command).is_err() {
+        return Ok(None);
+    }
+    let dir = std::env::var_os("ZEROCLOUD_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("./zerocloud-data/images"));
+    let installed = ImageStore::at(dir.clone())
+        .resolve(&inv.command)
+        .map_err(|e| {
+            ZvshError::Refused(format!(
+                "{}: {e} (install it: zerocloud image install {} --images-dir {})",
+                inv.command,
+                inv.command,
+                dir.display()
+            ))
+        })?;
+    let image = PythonImage::open(&installed)
+        .map_err(|e| ZvshError::Refused(format!("{}: {e}", inv.command)))?;
+    Ok(Some(PythonImageRun {
+        program: image
+            .daemon
+            .clone()
+            .unwrap_or_else(|| image.plain.clone())
+            .1,
+        run: PythonRun {
+            image,
+            start: Start::Daemon,
+            cache_dir: installed.cache_dir,
+        },
+    }))
+}
+
+struct PythonImageRun {
+    /// The module file named in the manifest.
+    program: PathBuf,
+    run: PythonRun,
 }
 
 /// Writes the plan's files into the session directory.
@@ -199,9 +238,28 @@ fn session(
         .to_str()
         .ok_or_else(|| ZvshError::Refused("the session directory is not UTF-8".into()))?;
     let host = RealHost { cwd: cwd.into() };
-    let plan = zvsh::plan(inv, config, dir_text, &host)?;
+    let python = system_image(inv)?;
+    let mut inv = inv.clone();
+    if let Some(py) = &python {
+        inv.command = py.program.to_string_lossy().into_owned();
+    }
+    let plan = zvsh::plan(&inv, config, dir_text, &host)?;
     prepare(&plan).map_err(ZvshError::Refused)?;
-    let outcome = run_manifest(Path::new(&plan.manifest_path));
+    let options = RunOptions {
+        python: python.map(|mut py| {
+            if plan
+                .nvram
+                .env
+                .iter()
+                .any(|v| v.name == python::START_VAR && v.value == "plain")
+            {
+                py.run.start = Start::Plain;
+            }
+            py.run
+        }),
+        ..RunOptions::default()
+    };
+    let outcome = run_manifest_file(Path::new(&plan.manifest_path), options);
     let report = outcome.report.render();
     let _ = std::fs::write(&plan.report_path, &report);
     copy_out(&plan.stdout_file, &mut std::io::stdout());

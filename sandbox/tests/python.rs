@@ -1,0 +1,355 @@
+//! Python 3 in the sandbox: the installed `python` image run in daemon mode
+//! (one turn of our snapshot) and plain mode, through the real engine.
+//!
+//! Needs the image installed (`scripts/test.sh` does it):
+//! `zerocloud image install python --images-dir DIR` and `ZEROCLOUD_IMAGES=DIR`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sandbox::channel::{self, SharedBuffer};
+use sandbox::engine::{Engine, EngineConfig, Outcome, Program, Session};
+use sandbox::image::ImageStore;
+use sandbox::manifest::{self, ChannelType, CheckedSource, Direction, Limits, LocalKind};
+use sandbox::python::{self, PythonImage, Start};
+use sandbox::report::Ending;
+
+struct Py {
+    engine: Engine,
+    image: PythonImage,
+    daemon: Arc<Program>,
+    plain: Arc<Program>,
+}
+
+fn py() -> &'static Py {
+    static PY: OnceLock<Py> = OnceLock::new();
+    PY.get_or_init(|| {
+        let dir = std::env::var_os("ZEROCLOUD_IMAGES").expect(
+            "ZEROCLOUD_IMAGES must name an images dir with python installed \
+             (scripts/test.sh installs it; or: zerocloud image install python --images-dir DIR)",
+        );
+        let store = ImageStore::at(dir.into());
+        let installed = store.resolve("python3").expect("python image installed");
+        let image = PythonImage::open(&installed).expect("python image readable");
+        assert!(image.daemon.is_some(), "the daemon snapshot was not built");
+        let engine = Engine::new(EngineConfig {
+            cache_dir: Some(installed.cache_dir.clone()),
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        let daemon = image
+            .program(&engine, Start::Daemon)
+            .expect("daemon program");
+        let plain = image.program(&engine, Start::Plain).expect("plain program");
+        Py {
+            engine,
+            image,
+            daemon,
+            plain,
+        }
+    })
+}
+
+struct Run {
+    outcome: Outcome,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn code(&self) -> i32 {
+        assert_eq!(
+            self.outcome.ending,
+            Ending::Exited,
+            "run did not exit: {:?} {:?}\nstderr: {}",
+            self.outcome.ending,
+            self.outcome.detail,
+            self.stderr
+        );
+        self.outcome.report.user_code
+    }
+}
+
+/// A session running `args` (argv as a job gives it: `python3 …`).
+fn session(args: &[&str], stdin: &[u8]) -> (Session, SharedBuffer, SharedBuffer) {
+    let out = channel::shared(Vec::new());
+    let err = channel::shared(Vec::new());
+    let mut s = python::session_with_stdio(stdin, out.clone(), err.clone());
+    s.args = Some(args.iter().map(ToString::to_string).collect());
+    s.timeout = Duration::from_secs(60);
+    s.memory = 1 << 30;
+    (s, out, err)
+}
+
+fn run_session(mut s: Session, out: SharedBuffer, err: SharedBuffer, start: Start) -> Run {
+    let py = py();
+    py.image.apply(&mut s, start);
+    let program = match start {
+        Start::Daemon => &py.daemon,
+        Start::Plain => &py.plain,
+    };
+    let outcome = py.engine.run(program, &s);
+    let text = |b: &SharedBuffer| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
+    Run {
+        outcome,
+        stdout: text(&out),
+        stderr: text(&err),
+    }
+}
+
+fn run_code(code: &str, start: Start) -> Run {
+    let (s, out, err) = session(&["python3", "-c", code], b"");
+    run_session(s, out, err, start)
+}
+
+/// A script given as a file channel at `/dev/script.py`, run with argv.
+fn run_script(script: &str, argv: &[&str], stdin: &[u8]) -> Run {
+    let mut args = vec!["python3", "/dev/script.py"];
+    args.extend_from_slice(argv);
+    let (mut s, out, err) = session(&args, stdin);
+    add_input(&mut s, "/dev/script.py", script.as_bytes());
+    run_session(s, out, err, Start::Daemon)
+}
+
+fn add_input(s: &mut Session, alias: &str, bytes: &[u8]) {
+    s.channels.push(manifest::Channel {
+        alias: alias.into(),
+        channel_type: ChannelType::RGetSPut,
+        direction: Direction::ReadOnly,
+        etag: false,
+        limits: Limits {
+            gets: 1 << 30,
+            get_size: 1 << 40,
+            puts: 0,
+            put_size: 0,
+        },
+        sources: vec![CheckedSource::Local {
+            path: "/dev/null".into(),
+            kind: LocalKind::Regular { size: None },
+        }],
+    });
+    s.buffers
+        .insert(alias.into(), channel::shared(bytes.to_vec()));
+}
+
+#[test]
+fn hello_world_in_both_starts() {
+    for start in [Start::Daemon, Start::Plain] {
+        let r = run_code("print('hello, world')", start);
+        assert_eq!(r.code(), 0, "{start:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "hello, world\n", "{start:?}");
+        assert_eq!(r.stderr, "");
+    }
+}
+
+#[test]
+fn script_sees_argv_and_runs_as_main() {
+    let r = run_script(
+        "import sys\nprint(sys.argv)\nprint(__name__)\n",
+        &["a", "b c", "--x=1"],
+        b"",
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "['/dev/script.py', 'a', 'b c', '--x=1']\n__main__\n"
+    );
+}
+
+#[test]
+fn exit_codes_are_those_of_python() {
+    assert_eq!(run_code("import sys; sys.exit(3)", Start::Daemon).code(), 3);
+    assert_eq!(run_code("import sys; sys.exit(0)", Start::Daemon).code(), 0);
+    assert_eq!(run_code("raise SystemExit(7)", Start::Plain).code(), 7);
+    let r = run_code("import sys; sys.exit('bye')", Start::Daemon);
+    assert_eq!(r.code(), 1);
+    assert_eq!(r.stderr, "bye\n");
+}
+
+#[test]
+fn uncaught_exception_prints_a_traceback_and_exits_1() {
+    let r = run_script(
+        "def f():\n    raise ValueError('bad value')\nf()\n",
+        &[],
+        b"",
+    );
+    assert_eq!(r.code(), 1);
+    assert!(
+        r.stderr.starts_with("Traceback (most recent call last):\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("File \"/dev/script.py\", line 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.ends_with("ValueError: bad value\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("<reactor>"), "{}", r.stderr);
+}
+
+#[test]
+fn stdin_stdout_stderr_are_the_channels() {
+    let r = run_script(
+        "import sys\ndata = sys.stdin.read()\nsys.stdout.write(data.upper())\nprint(len(data), file=sys.stderr)\n",
+        &[],
+        b"some input\nlines\n",
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "SOME INPUT\nLINES\n");
+    assert_eq!(r.stderr, "17\n");
+}
+
+#[test]
+fn stdin_as_the_program_like_python_with_no_args() {
+    let (s, out, err) = session(&["python"], b"print(6 * 7)\n");
+    let r = run_session(s, out, err, Start::Daemon);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "42\n");
+}
+
+#[test]
+fn job_tar_image_and_channels_are_visible() {
+    let tar = ustar(&[("data/words.txt", b"alpha beta\ngamma\n")]);
+    let script = "import os\n\
+        print(sorted(os.listdir('/dev/in')) if os.path.isdir('/dev/in') else None)\n\
+        print(open('/app/data/words.txt').read().split())\n\
+        print(os.path.exists('/usr/local/lib/python315.zip'))\n";
+    let (mut s, out, err) = session(&["python3", "/dev/script.py"], b"");
+    add_input(&mut s, "/dev/script.py", script.as_bytes());
+    add_input(&mut s, "/dev/image", &tar);
+    add_input(
+        &mut s,
+        "/dev/nvram",
+        b"[fstab]\nchannel=/dev/image,mountpoint=/app,access=ro,removable=no\n",
+    );
+    let r = run_session(s, out, err, Start::Daemon);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[1], "['alpha', 'beta', 'gamma']");
+    assert_eq!(lines[2], "True");
+}
+
+#[test]
+fn numpy_pandas_and_sqlite3_do_real_work() {
+    let script = r#"
+import numpy as np, sqlite3, json
+a = np.arange(1, 101, dtype=np.int64).reshape(10, 10)
+print(int(a.sum()), int(a.T[3].sum()), float(np.linalg.det(np.array([[2.0, 1.0], [1.0, 3.0]]))))
+db = sqlite3.connect(':memory:')
+db.execute('create table t (k text, v integer)')
+db.executemany('insert into t values (?, ?)', [('a', 1), ('b', 2), ('a', 3)])
+print(json.dumps(db.execute('select k, sum(v) from t group by k order by k').fetchall()))
+import pandas as pd
+df = pd.DataFrame({'k': ['x', 'y', 'x'], 'v': [1, 2, 4]})
+print(df.groupby('k')['v'].sum().to_dict())
+"#;
+    let r = run_script(script, &[], b"");
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "5050 490 5.000000000000001\n[[\"a\", 4], [\"b\", 2]]\n{'x': 5, 'y': 2}\n"
+    );
+}
+
+#[test]
+fn nothing_leaks_from_one_run_to_the_next() {
+    let first = "import json, random, os\n\
+        LEAK = 1\n\
+        json.leaked = 'yes'\n\
+        open('/tmp/leak.txt', 'w').write('x')\n\
+        print(random.random(), random.getrandbits(64))\n";
+    let second = "import json, random, os\n\
+        print('LEAK' in globals(), hasattr(json, 'leaked'), os.path.exists('/tmp/leak.txt'))\n\
+        print(random.random(), random.getrandbits(64))\n";
+    let a = run_script(first, &[], b"");
+    assert_eq!(a.code(), 0, "{}", a.stderr);
+    let b = run_script(second, &[], b"");
+    assert_eq!(b.code(), 0, "{}", b.stderr);
+    let lines: Vec<&str> = b.stdout.lines().collect();
+    assert_eq!(lines[0], "False False False");
+    let c = run_script(second, &[], b"");
+    let randoms = [
+        a.stdout.trim(),
+        lines[1],
+        c.stdout.lines().nth(1).unwrap_or(""),
+    ];
+    assert!(
+        randoms[0] != randoms[1] && randoms[1] != randoms[2] && randoms[0] != randoms[2],
+        "random values repeat across runs: {randoms:?}"
+    );
+}
+
+#[test]
+fn memory_cap_gives_memory_error() {
+    let (mut s, out, err) = session(
+        &[
+            "python3",
+            "-c",
+            "try:\n    x = bytearray(512 * 1024 * 1024)\nexcept MemoryError:\n    print('caught MemoryError')\n",
+        ],
+        b"",
+    );
+    s.memory = 256 << 20;
+    let r = run_session(s, out, err, Start::Daemon);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "caught MemoryError\n");
+}
+
+#[test]
+fn timeout_ends_an_endless_loop() {
+    let (mut s, out, err) = session(&["python3", "-c", "while True: pass"], b"");
+    s.timeout = Duration::from_secs(2);
+    let r = run_session(s, out, err, Start::Daemon);
+    assert_eq!(r.outcome.ending, Ending::Timeout, "{:?}", r.outcome.detail);
+}
+
+#[test]
+fn output_quota_gives_oserror_edquot() {
+    let script = "import sys, errno, os\n\
+        try:\n\
+        \x20   for i in range(1000):\n\
+        \x20       os.write(1, b'0123456789')\n\
+        except OSError as e:\n\
+        \x20   os.write(2, ('%s %s' % (e.errno == errno.EDQUOT, e.strerror)).encode())\n";
+    let (mut s, out, err) = session(&["python3", "-c", script], b"");
+    let stdout = s
+        .channels
+        .iter_mut()
+        .find(|c| c.alias == "/dev/stdout")
+        .expect("stdout channel");
+    stdout.limits.put_size = 95;
+    let r = run_session(s, out, err, Start::Daemon);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout.len(), 95);
+    assert_eq!(r.stderr, "True Quota exceeded");
+}
+
+/// A ustar archive of regular files (what a job's image is).
+fn ustar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in files {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}

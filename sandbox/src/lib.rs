@@ -1,7 +1,9 @@
 //! ZeroVM semantics on WebAssembly: the manifest, NVRAM, tar images and the report
 //! (the pure layer), and the engine that runs a module: channels, VFS, our WASI preview1, wasmtime.
-// One `unsafe` call in the whole crate: loading our own compiled artifacts
-// (engine.rs, `Module::deserialize_file`), allowed there with its SAFETY note.
+// `unsafe` is denied; each use is allowed where it stands with a SAFETY note:
+// loading our own compiled artifacts (engine.rs `deserialize_file`, worker.rs
+// `deserialize_open_file`), read-only maps of image files (channel.rs, engine.rs),
+// and the worker's isolation (worker.rs: unshare, closing inherited fds).
 #![deny(unsafe_code)]
 
 pub mod channel;

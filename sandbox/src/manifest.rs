@@ -223,7 +223,7 @@ pub struct Memory {
 }
 
 /// The four channel limits; each is ≥ 0 and 0 disables that direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Read calls allowed.
     pub gets: u64,
@@ -258,7 +258,7 @@ impl Limits {
 }
 
 /// Which ways data may flow through a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     /// Readable only.
     ReadOnly,
@@ -269,7 +269,9 @@ pub enum Direction {
 }
 
 /// Channel access type (`enum ChannelType`, spec §4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ChannelType {
     /// 0: sequential reads, sequential writes.
     SGetSPut = 0,
@@ -314,7 +316,7 @@ impl ChannelType {
 /// ZeroVM's list also held host file kinds (`Regular`, `FIFO`, …) as
 /// protocol names, so `fifo:x:1` parsed as a connection; here those are not
 /// schemes, and such a URI is an "invalid channel name".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Protocol {
     /// `tcp`: the only protocol that carries channel data.
     Tcp,
@@ -366,7 +368,7 @@ impl Protocol {
 }
 
 /// The host part of a network URI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NetHost {
     /// A dotted IPv4 address.
     Ip(Ipv4Addr),
@@ -375,7 +377,7 @@ pub enum NetHost {
 }
 
 /// `proto:host:port`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkUri {
     /// The scheme.
     pub protocol: Protocol,
@@ -1060,7 +1062,7 @@ impl HostProbe for StdHost {
 }
 
 /// What a checked local source is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LocalKind {
     /// A regular file; `size` is `None` when it does not exist yet (writable
     /// channels create it).
@@ -1075,7 +1077,7 @@ pub enum LocalKind {
 }
 
 /// A source after the host checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CheckedSource {
     /// A host path and what it is.
     Local {
@@ -1089,7 +1091,7 @@ pub enum CheckedSource {
 }
 
 /// A channel ready for the engine to open, in handle order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Channel {
     /// The name the program sees.
     pub alias: String,

@@ -25,7 +25,7 @@ pub const VALIDATION_FAILED_STATE: &str = "validation failed";
 pub const ETAG_DISABLED: &str = "disable";
 
 /// Report line 1: what became of validation (here: wasm module compilation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Validation {
     /// `0`: the module validated and compiled.
     Validated = 0,
@@ -37,7 +37,7 @@ pub enum Validation {
 
 /// Host-side I/O counts of one kind of source (§8): operations per source and
 /// per 64 KiB chunk, not guest calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct IoCounters {
     /// Read operations.
     pub reads: u64,
@@ -50,7 +50,7 @@ pub struct IoCounters {
 }
 
 /// The accounting line: `"%.2f %.2f %ld %ld %ld %ld %ld %ld %ld %ld"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Accounting {
     /// System CPU time of the whole process (field 1).
     pub system_cpu: Duration,
@@ -95,7 +95,7 @@ impl fmt::Display for Accounting {
 }
 
 /// One etag-enabled channel's digest (lower-case hex).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelEtag {
     /// The channel alias.
     pub alias: String,
@@ -107,7 +107,7 @@ pub struct ChannelEtag {
 pub const MEMORY_ETAG_ALIAS: &str = "/dev/memory";
 
 /// Everything the report says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// Line 1.
     pub validation: Validation,
@@ -178,7 +178,7 @@ impl Report {
 }
 
 /// How a session ended; gives the exit-state line and zerovm's exit code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Ending {
     /// The program exited (`proc_exit(code)`, `zvm_exit`, or `_start`
     /// returned): state `ok`, zerovm exits 0 whatever the user code.

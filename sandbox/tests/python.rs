@@ -353,3 +353,69 @@ fn ustar(files: &[(&str, &[u8])]) -> Vec<u8> {
     out.resize(out.len() + 1024, 0);
     out
 }
+
+/// The same image through the worker pool (separate, isolated processes):
+/// the daemon snapshot runs there too, and a worker killed in the middle of
+/// a Python run fails only that run.
+#[test]
+fn python_through_the_worker_pool() {
+    use sandbox::pool::{Job, Pool, PoolConfig, PoolError, ProgramRef};
+    let py = py();
+    let dir = std::env::var_os("ZEROCLOUD_IMAGES").expect("ZEROCLOUD_IMAGES");
+    let installed = ImageStore::at(dir.into()).resolve("python").expect("image");
+    let mut config = PoolConfig::new(env!("CARGO_BIN_EXE_zerovm"));
+    config.workers = 1;
+    config.engine = EngineConfig {
+        cache_dir: Some(installed.cache_dir.clone()),
+        ..EngineConfig::default()
+    };
+    let pool = Pool::start(config).expect("pool");
+    let (sha, _) = py.image.daemon.clone().expect("daemon");
+    let program = ProgramRef {
+        sha256: sha,
+        artifact: pool.engine().artifact_path(&sha).expect("artifact"),
+    };
+    let job = |code: &str| {
+        let (mut s, out, err) = session(&["python3", "-c", code], b"");
+        py.image.apply(&mut s, Start::Daemon);
+        (
+            Job {
+                program: program.clone(),
+                session: s,
+            },
+            out,
+            err,
+        )
+    };
+    let (j, out, err) = job("import numpy, sys; print(numpy.arange(5).sum()); sys.exit(4)");
+    let outcome = pool.run(j).expect("pool run");
+    assert_eq!(
+        outcome.report.user_code, 4,
+        "{:?} {:?}",
+        outcome.ending, err
+    );
+    assert_eq!(&*out.lock().unwrap(), b"10\n");
+    // Kill the worker while a run loops.
+    let (j, _, _) = job("while True: pass");
+    let killer = std::thread::spawn({
+        let pids = pool.worker_pids();
+        move || {
+            std::thread::sleep(Duration::from_millis(500));
+            for pid in pids {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    });
+    let result = pool.run(j);
+    killer.join().expect("killer");
+    assert!(
+        matches!(result, Err(PoolError::WorkerDied { .. })),
+        "{result:?}"
+    );
+    let (j, out, _) = job("print('after')");
+    let outcome = pool.run(j).expect("run after the kill");
+    assert_eq!(outcome.report.user_code, 0);
+    assert_eq!(&*out.lock().unwrap(), b"after\n");
+}

@@ -10,8 +10,9 @@
 //! failure that the report's one-line exit state cannot hold go to stderr.
 //! `ZEROVM_CACHE_DIR`, if set, keeps compiled modules there (a private
 //! directory; see engine.rs). ZeroVM's refusal to run as root is not kept:
-//! the wasm sandbox, not the uid, is the boundary (workers will drop
-//! privileges).
+//! the wasm sandbox, not the uid, is the boundary (workers drop
+//! privileges). `zerovm --worker` (not in the help) is a worker process of
+//! the pool (`sandbox::pool`, `sandbox::worker`).
 
 use std::process::ExitCode;
 
@@ -117,12 +118,17 @@ fn run(options: &Options) -> Outcome {
         RunOptions {
             skip_validation: options.skip_validation,
             prevalidate: options.prevalidate,
+            ..RunOptions::default()
         },
     )
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Hidden: a worker process of `sandbox::pool` (see sandbox::worker).
+    if args.first().map(String::as_str) == Some("--worker") {
+        return sandbox::worker::main(&args[1..]);
+    }
     let options = match parse(&args) {
         Parsed::Run(o) => o,
         Parsed::Usage(why) => {

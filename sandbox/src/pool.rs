@@ -1,0 +1,1007 @@
+//! The worker pool: pre-started `zerovm --worker` processes ([`crate::worker`])
+//! that run sessions for this (trusted) process, one session at a time each.
+//!
+//! Decisions:
+//! - **The parent opens everything.** [`Pool::run`] opens every channel's
+//!   host source itself ([`OpenChannel::open_source`]), turns in-memory
+//!   [`SharedBuffer`]s into memfds (input bytes written first; afterwards
+//!   the bytes are copied back into the same buffer, so a caller sees what
+//!   an in-process [`Engine::run`] would have left there) and passes the
+//!   descriptors, with the compiled artifact, over a `socketpair(AF_UNIX,
+//!   SOCK_SEQPACKET)` with `SCM_RIGHTS`. A worker never opens a host path.
+//! - **Only our own artifacts.** A [`ProgramRef`] is accepted only if it
+//!   names the artifact this pool's engine keeps for that sha256 in its
+//!   private (0700) cache directory: the worker maps what it receives as
+//!   trusted machine code.
+//! - **Timeouts, twice.** The worker's engine traps the guest at the
+//!   session timeout with epoch interruption (the report says `session
+//!   timeout`, the worker lives on). A worker that has not answered by
+//!   timeout + [`PoolConfig::grace`] (a guest blocked in a host read of a
+//!   FIFO, which no epoch check can interrupt, or a wedged worker) is
+//!   SIGKILLed and replaced; the run then ends as a timeout too.
+//! - **A dead worker fails only its own run** ([`PoolError::WorkerDied`])
+//!   and is replaced before its slot is handed out again.
+//! - **Bounded queue.** With every worker busy and [`PoolConfig::queue`]
+//!   runs already waiting, [`Pool::run`] fails at once with
+//!   [`PoolError::NoSlot`].
+//!
+//! Wire format (both directions): a message is one or more SEQPACKET
+//! records; each record is one flag byte (`+` more records follow, `.` the
+//! last), up to 32 KiB of the message and up to 128 attached descriptors;
+//! the message bytes are JSON. Parent → worker: a `Request` (`sha256` hex,
+//! the session minus buffers and files, `artifact`: the artifact's index
+//! among the descriptors, `channels`: `[alias, index]` pairs,
+//! `system_images`: `[mount point, index]` pairs). Worker → parent: a
+//! `Reply`: `{"ready":{"pid":…}}` once at start-up, then per request
+//! `{"outcome":{"report":…,"ending":…,"detail":…}}` or
+//! `{"refused":{"error":…}}`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::net::{
+    recvmsg, sendmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage,
+    RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags,
+    SocketType,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{self, OpenChannel, SharedBuffer};
+use crate::engine::{Engine, EngineConfig, Outcome, Session, ValidationError};
+use crate::manifest::{self, Direction};
+use crate::report::{Ending, Report, Validation};
+
+/// Most message bytes in one SEQPACKET record (well under the default
+/// socket buffer, so a record never fails with EMSGSIZE).
+pub(crate) const PACKET: usize = 32 * 1024;
+/// Most descriptors attached to one record (the kernel allows 253).
+pub(crate) const FDS_PER_PACKET: usize = 128;
+/// Flag byte: more records of this message follow.
+const MORE: u8 = b'+';
+/// Flag byte: the last record of this message.
+const LAST: u8 = b'.';
+/// Largest reply the parent accepts from a worker.
+const MAX_REPLY: usize = 16 << 20;
+/// How long a new worker may take to report ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a send to a worker (which is waiting for it) may block.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to start a [`Pool`].
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Worker processes (default: the available parallelism).
+    pub workers: usize,
+    /// Runs that may wait for a busy worker before [`Pool::run`] refuses
+    /// with [`PoolError::NoSlot`] (default: twice the workers).
+    pub queue: usize,
+    /// The `zerovm` binary, started as `zerovm --worker`.
+    pub worker_program: PathBuf,
+    /// Engine settings, the same in this process (compiling) and in the
+    /// workers (running). Without a `cache_dir` the pool uses a private
+    /// temporary one, removed when it is dropped.
+    pub engine: EngineConfig,
+    /// User, mount and network namespaces, an empty root and a seccomp
+    /// filter in every worker (default: true).
+    pub isolate: bool,
+    /// How long after a session's timeout a silent worker is SIGKILLed
+    /// (default: 2 s).
+    pub grace: Duration,
+}
+
+impl PoolConfig {
+    /// The defaults, with `worker_program` as the `zerovm` binary.
+    pub fn new(worker_program: impl Into<PathBuf>) -> PoolConfig {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        PoolConfig {
+            workers,
+            queue: 2 * workers,
+            worker_program: worker_program.into(),
+            engine: EngineConfig::default(),
+            isolate: true,
+            grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A compiled artifact in the pool engine's disk cache ([`Pool::program_ref`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramRef {
+    /// sha256 of the module bytes.
+    pub sha256: [u8; 32],
+    /// The `.cwasm` file ([`Engine::artifact_path`]).
+    pub artifact: PathBuf,
+}
+
+/// One run for the pool.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// What to run.
+    pub program: ProgramRef,
+    /// With what: channels, limits, buffers, open files.
+    pub session: Session,
+}
+
+/// Why [`Pool::run`] (or [`Pool::start`]) returned no [`Outcome`].
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Every worker is busy and the queue is full.
+    #[error("no worker slot available")]
+    NoSlot,
+    /// The worker running this job died (crash, SIGKILL from outside);
+    /// it has been replaced.
+    #[error("worker {pid} died during the run ({status})")]
+    WorkerDied {
+        /// The dead worker's process id.
+        pid: u32,
+        /// How it ended, e.g. `signal: 9 (SIGKILL)`.
+        status: ExitStatus,
+    },
+    /// A worker could not be started (or did not report ready).
+    #[error("cannot start a worker: {0}")]
+    Spawn(String),
+    /// The [`ProgramRef`] does not name this pool's artifact for its sha256.
+    #[error("{0} is not an artifact of this pool's cache")]
+    UnknownArtifact(PathBuf),
+    /// The artifact could not be opened.
+    #[error("artifact {path}: {error}")]
+    Artifact {
+        /// The artifact.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The worker refused the job (it could not load the artifact, …).
+    #[error("worker refused the job: {0}")]
+    Refused(String),
+    /// The worker answered something unreadable; it has been replaced.
+    #[error("worker protocol error: {0}")]
+    Protocol(String),
+    /// Local I/O (memfds, the socket).
+    #[error("pool I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Load figures of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Worker slots.
+    pub workers: usize,
+    /// Slots not running a job.
+    pub idle: usize,
+    /// Runs waiting for a slot.
+    pub waiting: usize,
+}
+
+/// `Session` minus what cannot cross a process boundary (buffers, files).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireSession {
+    pub channels: Vec<manifest::Channel>,
+    pub timeout: Duration,
+    pub memory: u64,
+    pub memory_etag: bool,
+    pub args: Option<Vec<String>>,
+    pub env: Option<Vec<(String, String)>>,
+    pub prevalidate: bool,
+    pub validation: Validation,
+    pub program_name: String,
+    pub turn: Option<String>,
+    pub python: Option<crate::python::Start>,
+}
+
+impl WireSession {
+    pub(crate) fn from_session(s: &Session) -> WireSession {
+        WireSession {
+            channels: s.channels.clone(),
+            timeout: s.timeout,
+            memory: s.memory,
+            memory_etag: s.memory_etag,
+            args: s.args.clone(),
+            env: s.env.clone(),
+            prevalidate: s.prevalidate,
+            validation: s.validation,
+            program_name: s.program_name.clone(),
+            turn: s.turn.clone(),
+            python: s.python,
+        }
+    }
+
+    /// The session, with every channel served from `files`.
+    pub(crate) fn into_session(
+        self,
+        files: HashMap<String, Arc<File>>,
+        system_images: Vec<(String, Arc<File>)>,
+    ) -> Session {
+        Session {
+            channels: self.channels,
+            buffers: HashMap::new(),
+            files,
+            timeout: self.timeout,
+            memory: self.memory,
+            memory_etag: self.memory_etag,
+            args: self.args,
+            env: self.env,
+            prevalidate: self.prevalidate,
+            validation: self.validation,
+            program_name: self.program_name,
+            turn: self.turn,
+            system_images,
+            python: self.python,
+        }
+    }
+}
+
+/// Parent → worker: one job.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Request {
+    /// Hex sha256 of the module.
+    pub sha256: String,
+    /// The session.
+    pub session: WireSession,
+    /// Index of the artifact among the received descriptors.
+    pub artifact: usize,
+    /// `(alias, descriptor index)` of every channel.
+    pub channels: Vec<(String, usize)>,
+    /// `(mount point, descriptor index)` of every system image.
+    pub system_images: Vec<(String, usize)>,
+}
+
+/// Worker → parent.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Reply {
+    /// Start-up done (isolated, engine up): send jobs.
+    Ready {
+        /// The worker's pid.
+        pid: u32,
+    },
+    /// The worker cannot start, or cannot take this job.
+    Refused {
+        /// Why.
+        error: String,
+    },
+    /// A job's end, as [`Outcome`].
+    Outcome {
+        /// The report (boxed: the other replies are small).
+        report: Box<Report>,
+        /// How the session ended.
+        ending: Ending,
+        /// More detail.
+        detail: Option<String>,
+    },
+}
+
+/// Sends one message (`bytes` and `fds`) as SEQPACKET records.
+pub(crate) fn send_message(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<()> {
+    let records = bytes
+        .len()
+        .div_ceil(PACKET)
+        .max(fds.len().div_ceil(FDS_PER_PACKET))
+        .max(1);
+    for k in 0..records {
+        let data = bytes
+            .get(k * PACKET..)
+            .map(|rest| &rest[..rest.len().min(PACKET)])
+            .unwrap_or(&[]);
+        let group = fds
+            .get(k * FDS_PER_PACKET..)
+            .map(|rest| &rest[..rest.len().min(FDS_PER_PACKET)])
+            .unwrap_or(&[]);
+        let flag = [if k + 1 == records { LAST } else { MORE }];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_PACKET))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !group.is_empty() && !control.push(SendAncillaryMessage::ScmRights(group)) {
+            return Err(std::io::Error::other("descriptors do not fit a record"));
+        }
+        let iov = [IoSlice::new(&flag), IoSlice::new(data)];
+        loop {
+            match sendmsg(socket, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(_) => break,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Receives one message; `Ok(None)` when the peer has closed its end
+/// before a message began. With a `deadline`, `ErrorKind::TimedOut` when
+/// it passes first.
+pub(crate) fn recv_message(
+    socket: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    limit: usize,
+) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    use std::io::{Error, ErrorKind};
+    let mut message = Vec::new();
+    let mut fds = Vec::new();
+    let mut buf = vec![0u8; PACKET + 1];
+    loop {
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ErrorKind::TimedOut.into());
+            }
+            // Zero would mean "no timeout".
+            let left = left.max(Duration::from_millis(1));
+            rustix::net::sockopt::set_socket_timeout(
+                socket,
+                rustix::net::sockopt::Timeout::Recv,
+                Some(left),
+            )?;
+        }
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_PACKET))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let received = {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+        };
+        let msg = match received {
+            Ok(msg) => msg,
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) if deadline.is_some() => return Err(ErrorKind::TimedOut.into()),
+            Err(e) => return Err(e.into()),
+        };
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = m {
+                fds.extend(received);
+            }
+        }
+        if msg.bytes == 0 {
+            return if message.is_empty() && fds.is_empty() {
+                Ok(None)
+            } else {
+                Err(ErrorKind::UnexpectedEof.into())
+            };
+        }
+        if msg
+            .flags
+            .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+        {
+            return Err(Error::new(ErrorKind::InvalidData, "truncated record"));
+        }
+        let Some((&flag, data)) = buf.get(..msg.bytes).and_then(|b| b.split_first()) else {
+            return Err(Error::new(ErrorKind::InvalidData, "empty record"));
+        };
+        if message.len() + data.len() > limit {
+            return Err(Error::new(ErrorKind::InvalidData, "message too large"));
+        }
+        message.extend_from_slice(data);
+        match flag {
+            LAST => return Ok(Some((message, fds))),
+            MORE => {}
+            _ => return Err(Error::new(ErrorKind::InvalidData, "bad record flag")),
+        }
+    }
+}
+
+/// A running worker process and the parent's end of its socket.
+struct Worker {
+    child: Child,
+    socket: OwnedFd,
+    pid: u32,
+}
+
+impl Worker {
+    /// Starts `zerovm --worker` with the other end of a fresh socketpair as
+    /// its standard input (std's `dup2` onto fd 0 clears `FD_CLOEXEC` in
+    /// the child only, so no descriptor leaks into other children spawned
+    /// concurrently and no `pre_exec` is needed).
+    fn launch(config: &PoolConfig, scratch: &Path) -> Result<Worker, PoolError> {
+        let (parent, child_end) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| PoolError::Spawn(format!("socketpair: {e}")))?;
+        rustix::net::sockopt::set_socket_timeout(
+            &parent,
+            rustix::net::sockopt::Timeout::Send,
+            Some(SEND_TIMEOUT),
+        )
+        .map_err(|e| PoolError::Spawn(format!("socket timeout: {e}")))?;
+        let e = &config.engine;
+        let mut command = Command::new(&config.worker_program);
+        command
+            .arg("--worker")
+            .arg(format!("--max-wasm-stack={}", e.max_wasm_stack))
+            .arg(format!("--table-elements={}", e.table_elements))
+            .arg(format!("--tick-ns={}", e.tick.as_nanos().max(1)))
+            .arg(format!("--scratch={}", scratch.display()));
+        if !config.isolate {
+            command.arg("--no-isolate");
+        }
+        // No inherited environment (secrets stay out of the worker).
+        command.env_clear();
+        if let Some(v) = std::env::var_os("RUST_BACKTRACE") {
+            command.env("RUST_BACKTRACE", v);
+        }
+        command
+            .stdin(Stdio::from(child_end))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = command
+            .spawn()
+            .map_err(|e| PoolError::Spawn(format!("{}: {e}", config.worker_program.display())))?;
+        // `command` holds the child's end until dropped: drop it now, or
+        // the worker's death would never show as EOF here.
+        drop(command);
+        let pid = child.id();
+        Ok(Worker {
+            child,
+            socket: parent,
+            pid,
+        })
+    }
+
+    /// Waits for the worker's `ready`.
+    fn ready(&mut self) -> Result<(), PoolError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let reply = recv_message(self.socket.as_fd(), Some(deadline), MAX_REPLY);
+        let fail = |worker: &mut Worker, why: String| {
+            let status = reap(&mut worker.child, true);
+            PoolError::Spawn(format!("worker {}: {why} ({status})", worker.pid))
+        };
+        match reply {
+            Ok(Some((bytes, _))) => match serde_json::from_slice::<Reply>(&bytes) {
+                Ok(Reply::Ready { .. }) => Ok(()),
+                Ok(Reply::Refused { error }) => Err(fail(self, error)),
+                Ok(_) => Err(fail(self, "unexpected message at start-up".into())),
+                Err(e) => Err(fail(self, format!("bad start-up message: {e}"))),
+            },
+            Ok(None) => Err(fail(self, "exited at start-up".into())),
+            Err(e) => Err(fail(self, format!("no ready message: {e}"))),
+        }
+    }
+
+    fn start(config: &PoolConfig, scratch: &Path) -> Result<Worker, PoolError> {
+        let mut w = Worker::launch(config, scratch)?;
+        w.ready()?;
+        Ok(w)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reaps a child: waits up to a second for it to exit by itself (it
+/// closed its socket, so it is on its way), else (or with `kill`)
+/// SIGKILLs it first.
+fn reap(child: &mut Child, kill: bool) -> ExitStatus {
+    if !kill {
+        let until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < until {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let _ = child.kill();
+    // Wait status 9: killed by SIGKILL (only if waiting itself fails).
+    child.wait().unwrap_or_else(|_| ExitStatus::from_raw(9))
+}
+
+struct State {
+    idle: Vec<usize>,
+    waiting: usize,
+    pids: Vec<Option<u32>>,
+}
+
+/// Pre-started worker processes running sessions (see the module docs).
+pub struct Pool {
+    config: PoolConfig,
+    engine: Engine,
+    scratch: PathBuf,
+    slots: Vec<Mutex<Option<Worker>>>,
+    state: Mutex<State>,
+    freed: Condvar,
+    own_cache: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A slot taken by one run; given back (and a waiter woken) on drop.
+struct Slot<'a> {
+    pool: &'a Pool,
+    index: usize,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        lock(&self.pool.state).idle.push(self.index);
+        self.pool.freed.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pool {
+    /// Starts `config.workers` workers and waits until each reports ready.
+    pub fn start(mut config: PoolConfig) -> Result<Pool, PoolError> {
+        if config.workers == 0 {
+            return Err(PoolError::Spawn("a pool needs at least one worker".into()));
+        }
+        let own_cache = match &config.engine.cache_dir {
+            Some(_) => None,
+            None => {
+                let dir = private_temp_dir()?;
+                config.engine.cache_dir = Some(dir.clone());
+                Some(dir)
+            }
+        };
+        let scratch = config.engine.cache_dir.clone().unwrap_or_default();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&scratch)?;
+        let engine = Engine::new(config.engine.clone())
+            .map_err(|e| PoolError::Spawn(format!("engine: {e:#}")))?;
+        let n = config.workers;
+        let pool = Pool {
+            engine,
+            scratch,
+            slots: (0..n).map(|_| Mutex::new(None)).collect(),
+            state: Mutex::new(State {
+                idle: (0..n).rev().collect(),
+                waiting: 0,
+                pids: vec![None; n],
+            }),
+            freed: Condvar::new(),
+            own_cache,
+            config,
+        };
+        // Launch them all, then wait for each: start-ups overlap.
+        let launched: Vec<_> = (0..n)
+            .map(|_| Worker::launch(&pool.config, &pool.scratch))
+            .collect();
+        for (i, worker) in launched.into_iter().enumerate() {
+            let mut worker = worker?;
+            worker.ready()?;
+            lock(&pool.state).pids[i] = Some(worker.pid);
+            *lock(&pool.slots[i]) = Some(worker);
+        }
+        Ok(pool)
+    }
+
+    /// Validates and compiles `wasm` in this process (same engine settings
+    /// as the workers) and returns its artifact in the disk cache.
+    pub fn program_ref(&self, wasm: &[u8]) -> Result<ProgramRef, ValidationError> {
+        let program = self.engine.prepare(wasm)?;
+        let sha256 = program.sha256;
+        let Some(artifact) = self.engine.artifact_path(&sha256) else {
+            return Err(ValidationError::Invalid("the pool has no cache dir".into()));
+        };
+        if !artifact.is_file() {
+            // `prepare` answered from memory, or could not write the file.
+            let bytes = program
+                .pre
+                .module()
+                .serialize()
+                .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
+            write_artifact(&artifact, &bytes).map_err(|e| {
+                ValidationError::Invalid(format!(
+                    "cannot cache the compiled module as {}: {e}",
+                    artifact.display()
+                ))
+            })?;
+        }
+        Ok(ProgramRef { sha256, artifact })
+    }
+
+    /// Runs a job on a worker and waits for its end (callers in async code
+    /// use `spawn_blocking`). Waits for a free worker if fewer than
+    /// [`PoolConfig::queue`] runs wait already, else fails with
+    /// [`PoolError::NoSlot`]. A channel that cannot be opened ends the run
+    /// with the same [`Outcome`] as [`Engine::run`].
+    pub fn run(&self, job: Job) -> Result<Outcome, PoolError> {
+        let Job { program, session } = job;
+        if self.engine.artifact_path(&program.sha256).as_deref() != Some(program.artifact.as_path())
+        {
+            return Err(PoolError::UnknownArtifact(program.artifact));
+        }
+        let slot = self.acquire()?;
+        self.run_in(slot.index, &program, &session)
+    }
+
+    fn acquire(&self) -> Result<Slot<'_>, PoolError> {
+        let mut state = lock(&self.state);
+        if let Some(index) = state.idle.pop() {
+            return Ok(Slot { pool: self, index });
+        }
+        if state.waiting >= self.config.queue {
+            return Err(PoolError::NoSlot);
+        }
+        state.waiting += 1;
+        loop {
+            state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+            if let Some(index) = state.idle.pop() {
+                state.waiting -= 1;
+                return Ok(Slot { pool: self, index });
+            }
+        }
+    }
+
+    fn run_in(
+        &self,
+        index: usize,
+        program: &ProgramRef,
+        session: &Session,
+    ) -> Result<Outcome, PoolError> {
+        let artifact = File::open(&program.artifact).map_err(|error| PoolError::Artifact {
+            path: program.artifact.clone(),
+            error,
+        })?;
+        let memfds = MemFds::new(session)?;
+        let mut fds: Vec<OwnedFd> = vec![artifact.into()];
+        let mut channels = Vec::with_capacity(session.channels.len());
+        for spec in &session.channels {
+            let fd: OwnedFd = if let Some(file) = memfds.file_for(&spec.alias) {
+                file.as_fd().try_clone_to_owned()?
+            } else if let Some(file) = session.files.get(&spec.alias) {
+                file.as_fd().try_clone_to_owned()?
+            } else {
+                match OpenChannel::open_source(spec) {
+                    Ok(file) => file.into(),
+                    Err(e) => {
+                        return Ok(Outcome::failed(
+                            session.validation,
+                            Ending::Failed {
+                                errno: e.errno(),
+                                message: e.to_string(),
+                            },
+                            None,
+                        ))
+                    }
+                }
+            };
+            channels.push((spec.alias.clone(), fds.len()));
+            fds.push(fd);
+        }
+        let mut system_images = Vec::with_capacity(session.system_images.len());
+        for (point, file) in &session.system_images {
+            system_images.push((point.clone(), fds.len()));
+            fds.push(file.as_fd().try_clone_to_owned()?);
+        }
+        let request = Request {
+            sha256: channel::hex(&program.sha256),
+            session: WireSession::from_session(session),
+            artifact: 0,
+            channels,
+            system_images,
+        };
+        let bytes = serde_json::to_vec(&request)
+            .map_err(|e| PoolError::Protocol(format!("request: {e}")))?;
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+        let result = self.exchange(index, &bytes, &borrowed, session);
+        drop(borrowed);
+        drop(fds);
+        memfds.read_back()?;
+        result
+    }
+
+    /// Sends the request to the slot's worker and waits for its answer,
+    /// replacing the worker when it dies, hangs or talks nonsense.
+    fn exchange(
+        &self,
+        index: usize,
+        request: &[u8],
+        fds: &[BorrowedFd<'_>],
+        session: &Session,
+    ) -> Result<Outcome, PoolError> {
+        let mut slot = lock(&self.slots[index]);
+        // A worker that died while idle is replaced and the job resent once.
+        let mut sent = false;
+        for _ in 0..2 {
+            let worker = self.ensure_worker(index, &mut slot)?;
+            match send_message(worker.socket.as_fd(), request, fds) {
+                Ok(()) => {
+                    sent = true;
+                    break;
+                }
+                Err(e) if is_disconnect(&e) => {
+                    let (pid, status) = self.replace(index, &mut slot, false);
+                    log_death(pid, status);
+                }
+                // Maybe half a message went out: the worker cannot be trusted
+                // to be in step any more.
+                Err(e) => {
+                    self.replace(index, &mut slot, true);
+                    return Err(PoolError::Io(e));
+                }
+            }
+        }
+        if !sent {
+            return Err(PoolError::Spawn("workers die before taking a job".into()));
+        }
+        let Some(worker) = slot.as_mut() else {
+            return Err(PoolError::Spawn("no worker".into()));
+        };
+        // Capped, so that the deadline exists and a socket timeout left
+        // from an earlier run can never apply instead.
+        let limit = session
+            .timeout
+            .saturating_add(self.config.grace)
+            .min(Duration::from_secs(365 * 24 * 3600));
+        let deadline = Some(Instant::now() + limit);
+        match recv_message(worker.socket.as_fd(), deadline, MAX_REPLY) {
+            Ok(Some((bytes, _))) => match serde_json::from_slice::<Reply>(&bytes) {
+                Ok(Reply::Outcome {
+                    report,
+                    ending,
+                    detail,
+                }) => Ok(Outcome {
+                    report: *report,
+                    ending,
+                    detail,
+                }),
+                Ok(Reply::Refused { error }) => Err(PoolError::Refused(error)),
+                Ok(Reply::Ready { .. }) => {
+                    self.replace(index, &mut slot, true);
+                    Err(PoolError::Protocol("ready instead of an outcome".into()))
+                }
+                Err(e) => {
+                    self.replace(index, &mut slot, true);
+                    Err(PoolError::Protocol(format!("bad reply: {e}")))
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                let (pid, _) = self.replace(index, &mut slot, true);
+                Ok(Outcome::failed(
+                    session.validation,
+                    Ending::Timeout,
+                    Some(format!(
+                        "worker {pid} did not answer within the timeout ({:?}) + {:?}: killed",
+                        session.timeout, self.config.grace
+                    )),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.replace(index, &mut slot, true);
+                Err(PoolError::Protocol(e.to_string()))
+            }
+            // EOF, ECONNRESET, …: the worker is gone.
+            Ok(None) | Err(_) => {
+                let (pid, status) = self.replace(index, &mut slot, false);
+                Err(PoolError::WorkerDied { pid, status })
+            }
+        }
+    }
+
+    /// The slot's worker, started anew if it is missing or has exited.
+    fn ensure_worker<'s>(
+        &self,
+        index: usize,
+        slot: &'s mut Option<Worker>,
+    ) -> Result<&'s mut Worker, PoolError> {
+        let alive = match slot.as_mut() {
+            Some(w) => matches!(w.child.try_wait(), Ok(None)),
+            None => false,
+        };
+        if !alive {
+            if let Some(mut dead) = slot.take() {
+                let status = reap(&mut dead.child, false);
+                log_death(dead.pid, status);
+            }
+            lock(&self.state).pids[index] = None;
+            let worker = Worker::start(&self.config, &self.scratch)?;
+            lock(&self.state).pids[index] = Some(worker.pid);
+            *slot = Some(worker);
+        }
+        slot.as_mut()
+            .ok_or_else(|| PoolError::Spawn("no worker".into()))
+    }
+
+    /// Reaps the slot's worker (SIGKILL first with `kill`) and starts a
+    /// fresh one; a failed start leaves the slot empty for the next run to
+    /// retry. Returns the old worker's pid and status.
+    fn replace(&self, index: usize, slot: &mut Option<Worker>, kill: bool) -> (u32, ExitStatus) {
+        let (pid, status) = match slot.take() {
+            Some(mut old) => {
+                let status = reap(&mut old.child, kill);
+                (old.pid, status)
+            }
+            None => (0, ExitStatus::from_raw(0)),
+        };
+        lock(&self.state).pids[index] = None;
+        match Worker::start(&self.config, &self.scratch) {
+            Ok(worker) => {
+                lock(&self.state).pids[index] = Some(worker.pid);
+                *slot = Some(worker);
+            }
+            Err(e) => eprintln!("zerovm pool: cannot replace worker {pid}: {e}"),
+        }
+        (pid, status)
+    }
+
+    /// The pids of the current workers (a slot being refilled has none).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        lock(&self.state).pids.iter().flatten().copied().collect()
+    }
+
+    /// Sum of the workers' resident memory (`VmRSS` in `/proc/<pid>/status`).
+    pub fn resident_bytes(&self) -> u64 {
+        self.worker_pids()
+            .into_iter()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .filter_map(|status| {
+                let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+                let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kb * 1024)
+            })
+            .sum()
+    }
+
+    /// Workers, idle ones and waiting runs right now.
+    pub fn stats(&self) -> PoolStats {
+        let state = lock(&self.state);
+        PoolStats {
+            workers: self.slots.len(),
+            idle: state.idle.len(),
+            waiting: state.waiting,
+        }
+    }
+
+    /// The engine this pool compiles with.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            drop(lock(slot).take());
+        }
+        if let Some(dir) = &self.own_cache {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The peer is gone.
+fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), BrokenPipe | ConnectionReset | NotConnected)
+}
+
+fn log_death(pid: u32, status: ExitStatus) {
+    if pid != 0 {
+        eprintln!("zerovm pool: worker {pid} died ({status}); replaced");
+    }
+}
+
+/// The session's in-memory buffers as memfds: one per distinct buffer
+/// (aliases sharing a buffer share the memfd), emptied first when a
+/// write-only channel uses it (as [`OpenChannel::memory`] does).
+struct MemFds {
+    mems: Vec<Mem>,
+    by_alias: HashMap<String, usize>,
+}
+
+struct Mem {
+    buffer: SharedBuffer,
+    file: File,
+    writable: bool,
+}
+
+impl MemFds {
+    fn new(session: &Session) -> std::io::Result<MemFds> {
+        let mut mems: Vec<Mem> = Vec::new();
+        let mut by_alias = HashMap::new();
+        let mut clear = Vec::new();
+        for spec in &session.channels {
+            let Some(buffer) = session.buffers.get(&spec.alias) else {
+                continue;
+            };
+            let i = match mems.iter().position(|m| Arc::ptr_eq(&m.buffer, buffer)) {
+                Some(i) => i,
+                None => {
+                    let fd = rustix::fs::memfd_create(
+                        "zerovm-channel",
+                        rustix::fs::MemfdFlags::CLOEXEC,
+                    )?;
+                    mems.push(Mem {
+                        buffer: buffer.clone(),
+                        file: File::from(fd),
+                        writable: false,
+                    });
+                    clear.push(false);
+                    mems.len() - 1
+                }
+            };
+            mems[i].writable |= spec.direction != Direction::ReadOnly;
+            clear[i] |= spec.direction == Direction::WriteOnly;
+            by_alias.insert(spec.alias.clone(), i);
+        }
+        for (m, clear) in mems.iter_mut().zip(clear) {
+            if !clear {
+                let bytes = lock(&m.buffer).clone();
+                m.file.write_all(&bytes)?;
+            }
+        }
+        Ok(MemFds { mems, by_alias })
+    }
+
+    fn file_for(&self, alias: &str) -> Option<&File> {
+        self.by_alias.get(alias).map(|&i| &self.mems[i].file)
+    }
+
+    /// Copies what the run left in each writable memfd into its buffer.
+    fn read_back(mut self) -> std::io::Result<()> {
+        for m in self.mems.iter_mut().filter(|m| m.writable) {
+            m.file.seek(SeekFrom::Start(0))?;
+            let mut bytes = Vec::new();
+            m.file.read_to_end(&mut bytes)?;
+            *lock(&m.buffer) = bytes;
+        }
+        Ok(())
+    }
+}
+
+/// A fresh private (0700) directory under the system temp dir.
+fn private_temp_dir() -> std::io::Result<PathBuf> {
+    let base = std::env::temp_dir();
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = base.join(format!(
+            "zerovm-pool-{}-{nanos:x}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temp dir")))
+}
+
+/// Writes an artifact the way the engine does: a private temporary file
+/// renamed into place.
+fn write_artifact(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,651 @@
+//! A pool worker: the process behind `zerovm --worker` ([`crate::pool`]).
+//!
+//! Start-up, before any request is read (the process is single-threaded
+//! until the engine starts, which `unshare(CLONE_NEWUSER)` requires):
+//! 1. **Namespaces** (unless `--no-isolate`): a new user namespace (our
+//!    uid/gid mapped to themselves, `setgroups` denied), a new mount
+//!    namespace and a new network namespace (only a loopback that is down:
+//!    no route anywhere).
+//! 2. **An empty root.** The worker creates a private directory in its
+//!    scratch directory (the pool's 0700 cache dir), enters it, removes it
+//!    and `chroot`s into it: its root is a deleted, empty directory in
+//!    which nothing can be created (ENOENT) and from which `..` leads
+//!    nowhere. (A tmpfs + `pivot_root` would also detach the host mounts
+//!    from the private mount namespace, but needs rustix's `mount` feature;
+//!    here the host mounts stay in the private namespace, unreachable by
+//!    path, and an escape would need `chroot`/`fchdir`/a directory
+//!    descriptor: the filter denies the calls, and every descriptor above
+//!    stderr inherited through exec is closed first thing.) Then every
+//!    capability is dropped.
+//! 3. **The engine** starts (its epoch ticker thread), then the one
+//!    long-lived guest thread (stack [`Engine::run_thread_stack`]).
+//! 4. **seccomp**: an allowlist ([`ALLOWED`]) installed on every thread
+//!    (TSYNC); anything else fails with EPERM. No thread is created after
+//!    this point, so `clone`/`clone3` are not in it.
+//! 5. `ready`, then one job at a time: the artifact arrives as a
+//!    descriptor and is mapped with `Module::deserialize_open_file` unless
+//!    its sha256 is in the engine's cache already; channels arrive as
+//!    descriptors (`Session::files`); the outcome goes back as JSON.
+//!
+//! The socket is the worker's standard input. CPU figures in a worker's
+//! report are the whole worker process's (ZeroVM's own definition), read
+//! from a `/proc/self/stat` opened before the root went away.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use wasmtime::Module;
+
+use crate::engine::{Engine, EngineConfig, Outcome, Program};
+use crate::errno;
+use crate::pool::{recv_message, send_message, Reply, Request};
+use crate::report::{Ending, Validation};
+
+/// Largest request a worker accepts.
+const MAX_REQUEST: usize = 256 << 20;
+
+/// Command-line options of `zerovm --worker`.
+#[derive(Debug)]
+struct Options {
+    isolate: bool,
+    seccomp: bool,
+    engine: EngineConfig,
+    scratch: PathBuf,
+    self_test: bool,
+    connect: Option<u16>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut o = Options {
+            isolate: true,
+            seccomp: true,
+            engine: EngineConfig::default(),
+            scratch: std::env::temp_dir(),
+            self_test: false,
+            connect: None,
+        };
+        for arg in args {
+            let (key, value) = match arg.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (arg.as_str(), None),
+            };
+            let number = |v: Option<&str>| -> Result<u64, String> {
+                v.and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("{key} needs a number"))
+            };
+            match key {
+                "--no-isolate" => o.isolate = false,
+                "--no-seccomp" => o.seccomp = false,
+                "--self-test" => o.self_test = true,
+                "--max-wasm-stack" => {
+                    o.engine.max_wasm_stack = usize::try_from(number(value)?)
+                        .map_err(|_| "--max-wasm-stack too large".to_string())?
+                }
+                "--table-elements" => {
+                    o.engine.table_elements = usize::try_from(number(value)?)
+                        .map_err(|_| "--table-elements too large".to_string())?
+                }
+                "--tick-ns" => o.engine.tick = Duration::from_nanos(number(value)?.max(1)),
+                "--scratch" => {
+                    o.scratch = value
+                        .map(PathBuf::from)
+                        .ok_or_else(|| "--scratch needs a directory".to_string())?
+                }
+                "--connect" => {
+                    o.connect =
+                        Some(u16::try_from(number(value)?).map_err(|_| "--connect: bad port")?)
+                }
+                _ => return Err(format!("unknown worker option {arg}")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// `zerovm --worker [options]` (`args` after `--worker`).
+pub fn main(args: &[String]) -> ExitCode {
+    let options = match Options::parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("zerovm --worker: {e}");
+            return ExitCode::from(errno::EINVAL as u8);
+        }
+    };
+    let strays = close_strays();
+    if options.self_test {
+        println!("host stray descriptors: closed {strays:?}");
+        return self_test(&options);
+    }
+    if !strays.is_empty() {
+        eprintln!("zerovm --worker: closed inherited descriptors {strays:?}");
+    }
+    serve(&options)
+}
+
+/// Closes every descriptor above stderr the process inherited (one left
+/// without `FD_CLOEXEC` by some library of the parent could be a way out:
+/// a directory, a socket); returns their numbers.
+fn close_strays() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let listing = format!("/proc/{}/fd", std::process::id());
+    let strays: Vec<i32> = dir
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            // Not the listing's own descriptor (closed when `dir` is done).
+            let target = std::fs::read_link(e.path()).ok()?;
+            (fd > 2 && target != Path::new(&listing)).then_some(fd)
+        })
+        .collect();
+    for &fd in &strays {
+        // SAFETY: this runs first thing in the worker, single-threaded,
+        // before any `File`/`OwnedFd` of ours exists (the only descriptor
+        // opened so far, the listing's, is excluded above and closed): a
+        // descriptor above 2 here was inherited through exec and is owned
+        // by no Rust object, so closing it cannot invalidate anyone's
+        // descriptor (I/O safety), and nothing can reuse its number before
+        // the loop ends.
+        #[allow(unsafe_code)]
+        unsafe {
+            rustix::io::close(fd)
+        };
+    }
+    strays
+}
+
+fn serve(options: &Options) -> ExitCode {
+    let stdin = std::io::stdin();
+    let socket = match stdin.as_fd().try_clone_to_owned() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zerovm --worker: no socket on standard input: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let refuse = |error: String| {
+        eprintln!("zerovm --worker: {error}");
+        let reply = serde_json::to_vec(&Reply::Refused { error }).unwrap_or_default();
+        let _ = send_message(socket.as_fd(), &reply, &[]);
+        ExitCode::FAILURE
+    };
+    let cpu = File::open("/proc/self/stat").ok();
+    if options.isolate {
+        if let Err(e) = enter_namespaces(&options.scratch) {
+            return refuse(e);
+        }
+    }
+    let engine = match Engine::new(options.engine.clone()) {
+        Ok(e) => e,
+        Err(e) => return refuse(format!("engine: {e:#}")),
+    };
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+    let (started, wait_for_start) = std::sync::mpsc::channel::<()>();
+    let (engine, sock, cpu) = (&engine, socket.as_fd(), cpu.as_ref());
+    std::thread::scope(|scope| {
+        let runner = std::thread::Builder::new()
+            .name("guest".into())
+            .stack_size(engine.run_thread_stack())
+            .spawn_scoped(scope, move || {
+                // The thread's own start-up (rseq, robust list, name, signal
+                // stack) is done by now: the filter need not allow it.
+                let _ = started.send(());
+                if wait_for_go.recv().is_ok() {
+                    serve_jobs(engine, sock, cpu);
+                }
+            });
+        let runner = match runner {
+            Ok(r) => r,
+            Err(e) => return refuse(format!("guest thread: {e}")),
+        };
+        let _ = wait_for_start.recv();
+        if options.isolate && options.seccomp {
+            if let Err(e) = install_seccomp() {
+                drop(go);
+                let _ = runner.join();
+                return refuse(e);
+            }
+        }
+        let _ = go.send(());
+        match runner.join() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        }
+    })
+}
+
+/// The job loop, on the guest thread, until the parent closes the socket.
+fn serve_jobs(engine: &Engine, socket: BorrowedFd<'_>, cpu: Option<&File>) {
+    let ready = Reply::Ready {
+        pid: std::process::id(),
+    };
+    if send_reply(socket, &ready).is_err() {
+        return;
+    }
+    loop {
+        let (bytes, fds) = match recv_message(socket, None, MAX_REQUEST) {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("zerovm --worker: {e}");
+                return;
+            }
+        };
+        let reply = match serve_job(engine, &bytes, fds, cpu) {
+            Ok(outcome) => Reply::Outcome {
+                report: Box::new(outcome.report),
+                ending: outcome.ending,
+                detail: outcome.detail,
+            },
+            Err(error) => Reply::Refused { error },
+        };
+        if send_reply(socket, &reply).is_err() {
+            return;
+        }
+    }
+}
+
+fn send_reply(socket: BorrowedFd<'_>, reply: &Reply) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
+    send_message(socket, &bytes, &[])
+}
+
+fn serve_job(
+    engine: &Engine,
+    bytes: &[u8],
+    fds: Vec<OwnedFd>,
+    cpu: Option<&File>,
+) -> Result<Outcome, String> {
+    let request: Request =
+        serde_json::from_slice(bytes).map_err(|e| format!("bad request: {e}"))?;
+    let sha256 = parse_sha256(&request.sha256).ok_or("bad sha256")?;
+    let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+    let mut take = |i: usize| -> Result<File, String> {
+        fds.get_mut(i)
+            .and_then(Option::take)
+            .map(File::from)
+            .ok_or_else(|| format!("descriptor {i} missing"))
+    };
+    let artifact = take(request.artifact)?;
+    let mut files = HashMap::new();
+    for (alias, i) in &request.channels {
+        files.insert(alias.clone(), Arc::new(take(*i)?));
+    }
+    let mut images = Vec::with_capacity(request.system_images.len());
+    for (point, i) in &request.system_images {
+        images.push((point.clone(), Arc::new(take(*i)?)));
+    }
+    let session = request.session.into_session(files, images);
+    let program = match engine.load(sha256, artifact)? {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(Outcome::failed(
+                Validation::Failed,
+                Ending::ValidationFailed,
+                Some(e.to_string()),
+            ))
+        }
+    };
+    let before = process_cpu(cpu);
+    let mut outcome = engine.run_on_current_thread(&program, &session);
+    if let (Some(before), Some(after)) = (before, process_cpu(cpu)) {
+        outcome.report.accounting.user_cpu = after.0.saturating_sub(before.0);
+        outcome.report.accounting.system_cpu = after.1.saturating_sub(before.1);
+    }
+    Ok(outcome)
+}
+
+impl Engine {
+    /// The program for `sha256`: from the in-memory cache, else mapped from
+    /// the received artifact. The outer error is a load failure (the job
+    /// is refused), the inner one a module the import check refuses.
+    fn load(
+        &self,
+        sha256: [u8; 32],
+        artifact: File,
+    ) -> Result<Result<Arc<Program>, crate::engine::ValidationError>, String> {
+        if let Some(p) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&sha256)
+        {
+            return Ok(Ok(p.clone()));
+        }
+        // SAFETY: `deserialize_open_file` trusts the file to be a wasmtime
+        // artifact compiled by an engine with this configuration. The only
+        // sender is the pool's parent process, which sends only the file
+        // its own engine wrote for this sha256 into its private (0700)
+        // cache directory (`Pool::run` refuses any other path), and starts
+        // this worker with the same engine settings; wasmtime still checks
+        // the artifact's header and compatibility hash.
+        #[allow(unsafe_code)]
+        let module = unsafe { Module::deserialize_open_file(&self.engine, artifact) }
+            .map_err(|e| format!("cannot load the artifact: {e:#}"))?;
+        let program = match self.program(module, sha256) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256, program.clone());
+        Ok(Ok(program))
+    }
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// (user, system) CPU time of this process, from an open `/proc/self/stat`.
+fn process_cpu(stat: Option<&File>) -> Option<(Duration, Duration)> {
+    let mut buf = [0u8; 1024];
+    let n = stat?.read_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime); the slice starts at field 3.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u32>().ok());
+    let clk = Duration::from_millis(10);
+    Some((clk * ticks(11)?, clk * ticks(12)?))
+}
+
+/// Steps 1 and 2 of the start-up: namespaces, empty root, no capabilities.
+fn enter_namespaces(scratch: &Path) -> Result<(), String> {
+    use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let root = scratch.join(format!(".worker-root-{}", std::process::id()));
+    let _ = std::fs::remove_dir(&root);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&root)
+        .map_err(|e| format!("mkdir {}: {e}", root.display()))?;
+    rustix::process::chdir(&root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
+    std::fs::remove_dir(&root).map_err(|e| format!("rmdir {}: {e}", root.display()))?;
+    // SAFETY: `unshare_unsafe` is unsafe only because of CLONE_FILES (other
+    // threads could then observe descriptors of an unshared table); these
+    // flags do not include it, and the process has a single thread here.
+    #[allow(unsafe_code)]
+    unsafe {
+        rustix::thread::unshare_unsafe(
+            UnshareFlags::NEWUSER | UnshareFlags::NEWNS | UnshareFlags::NEWNET,
+        )
+    }
+    .map_err(|e| format!("unshare(user, mount, network): {e}"))?;
+    let write =
+        |path: &str, text: String| std::fs::write(path, text).map_err(|e| format!("{path}: {e}"));
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
+    write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))?;
+    rustix::process::chroot(".").map_err(|e| format!("chroot: {e}"))?;
+    rustix::process::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+    let none = CapabilitySet::empty();
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: none,
+            permitted: none,
+            inheritable: none,
+        },
+    )
+    .map_err(|e| format!("dropping capabilities: {e}"))?;
+    Ok(())
+}
+
+/// Step 4: the seccomp allowlist, on every thread of the process.
+fn install_seccomp() -> Result<(), String> {
+    let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e}"))?;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for &(_, x86_64, aarch64) in ALLOWED {
+        rules.insert(number((x86_64, aarch64))?, Vec::new());
+    }
+    // A rule per allowed value of argument `arg` (the rules are OR'ed).
+    let one_of = |arg: u8, values: &[u64]| -> Result<Vec<SeccompRule>, String> {
+        values
+            .iter()
+            .map(|&v| {
+                SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)
+                    .and_then(|c| SeccompRule::new(vec![c]))
+                    .map_err(err)
+            })
+            .collect()
+    };
+    let [tgkill, prctl, fcntl, setsockopt] = CHECKED;
+    // Signals only to this process (abort() raises SIGABRT with tgkill).
+    rules.insert(
+        number(tgkill)?,
+        one_of(0, &[u64::from(std::process::id())])?,
+    );
+    rules.insert(number(prctl)?, one_of(0, &[PR_SET_NAME])?);
+    rules.insert(
+        number(fcntl)?,
+        one_of(1, &[F_DUPFD_CLOEXEC, F_GETFD, F_GETFL])?,
+    );
+    // Only SOL_SOCKET's send and receive timeouts (old and 64-bit-time).
+    let timeouts = [
+        SO_RCVTIMEO_OLD,
+        SO_SNDTIMEO_OLD,
+        SO_RCVTIMEO_NEW,
+        SO_SNDTIMEO_NEW,
+    ]
+    .iter()
+    .map(|&name| {
+        let level = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, 1);
+        let name = SeccompCondition::new(2, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, name);
+        level
+            .and_then(|level| name.and_then(|name| SeccompRule::new(vec![level, name])))
+            .map_err(err)
+    })
+    .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(number(setsockopt)?, timeouts);
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Errno(errno::EPERM as u32),
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(err)?;
+    let program: BpfProgram = filter.try_into().map_err(err)?;
+    seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
+}
+
+const PR_SET_NAME: u64 = 15;
+const F_GETFD: u64 = 1;
+const F_GETFL: u64 = 3;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const SO_RCVTIMEO_OLD: u64 = 20;
+const SO_SNDTIMEO_OLD: u64 = 21;
+const SO_RCVTIMEO_NEW: u64 = 66;
+const SO_SNDTIMEO_NEW: u64 = 67;
+
+/// `zerovm --worker --self-test [--connect=PORT] [--no-isolate]`: goes
+/// through the worker's start-up and prints, after each stage, whether
+/// host-ish things still work: `<stage> <check>: allowed|denied (<detail>)`.
+fn self_test(options: &Options) -> ExitCode {
+    let check = |stage: &str| {
+        let verdict = |what: &str, r: Result<String, String>| match r {
+            Ok(detail) => println!("{stage} {what}: allowed ({detail})"),
+            Err(detail) => println!("{stage} {what}: denied ({detail})"),
+        };
+        verdict(
+            "open /etc/passwd",
+            File::open("/etc/passwd")
+                .map(|_| "opened".into())
+                .map_err(|e| e.to_string()),
+        );
+        verdict(
+            "list /",
+            std::fs::read_dir("/")
+                .map_err(|e| e.to_string())
+                .and_then(|d| match d.count() {
+                    0 => Err("empty".into()),
+                    n => Ok(format!("{n} entries")),
+                }),
+        );
+        // Never on the host: it would create the file.
+        if stage != "host" {
+            verdict(
+                "create /x",
+                File::create("/x")
+                    .map(|_| "created".into())
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        verdict(
+            "tcp socket",
+            rustix::net::socket(
+                rustix::net::AddressFamily::INET,
+                rustix::net::SocketType::STREAM,
+                None,
+            )
+            .map(|_| "created".into())
+            .map_err(|e| std::io::Error::from(e).to_string()),
+        );
+        if let Some(port) = options.connect {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            verdict(
+                &format!("tcp connect {addr}"),
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                    .map(|_| "connected".into())
+                    .map_err(|e| e.to_string()),
+            );
+        }
+    };
+    let stage = |name: &str, r: Result<(), String>| -> bool {
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                println!("{name} failed: {e}");
+                false
+            }
+        }
+    };
+    check("host");
+    if options.isolate {
+        if !stage("namespaces", enter_namespaces(&options.scratch)) {
+            return ExitCode::FAILURE;
+        }
+        check("namespaces");
+    }
+    let engine = match Engine::new(options.engine.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            println!("engine failed: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if options.isolate && options.seccomp {
+        if !stage("seccomp", install_seccomp()) {
+            return ExitCode::FAILURE;
+        }
+        check("seccomp");
+    }
+    drop(engine);
+    println!("done");
+    ExitCode::SUCCESS
+}
+
+/// Syscalls a worker may make once the filter is on: `(name, x86_64
+/// number, aarch64 number)`. Found by running the pool tests with the
+/// workers under `strace -f` (isolated, filter off) and keeping what the
+/// threads did after `ready`; the reason for each is beside it. Anything
+/// else fails with EPERM: `open`/`openat`, `socket`, `connect`, `clone`,
+/// `execve`, `ptrace`, `mount`, `chroot`, `unshare`, `setns`, `kill`, ….
+/// Plus four with argument checks ([`install_seccomp`]): `tgkill` (own
+/// pid only: `abort`), `prctl` (`PR_SET_NAME` only: thread names), `fcntl`
+/// (`F_DUPFD_CLOEXEC`, `F_GETFD`, `F_GETFL`: `File::try_clone` of
+/// channels) and `setsockopt` (`SOL_SOCKET` send/receive timeouts only).
+const ALLOWED: &[(&str, i64, i64)] = &[
+    // The socket: jobs in, outcomes out, received descriptors closed.
+    ("recvmsg", 47, 212),
+    ("sendmsg", 46, 211),
+    ("close", 3, 57),
+    // Channel I/O: positioned for files and memfds, plain for streams;
+    // `write` also for stderr; `lseek` for streams' `Seek` probes.
+    ("read", 0, 63),
+    ("write", 1, 64),
+    ("pread64", 17, 67),
+    ("pwrite64", 18, 68),
+    ("lseek", 8, 62),
+    // `File::metadata` of channels and the artifact (statx; the older two
+    // are std's and glibc's fallbacks).
+    ("statx", 332, 291),
+    ("fstat", 5, 80),
+    ("newfstatat", 262, 79),
+    // tcp channels: the parent binds or connects, the worker accepts on
+    // the listening socket it was given, reads, writes, bounds waits with
+    // socket timeouts (`setsockopt`, checked below), and shuts the
+    // writing side down at close. No `socket`, `bind`, `connect`.
+    ("accept", 43, 202),
+    ("accept4", 288, 242),
+    ("recvfrom", 45, 207),
+    ("sendto", 44, 206),
+    ("getsockopt", 55, 209),
+    ("shutdown", 48, 210),
+    // Memory: the artifact mapped and made executable, guest linear
+    // memories and tables (reserved, grown, copy-on-write images), malloc.
+    ("mmap", 9, 222),
+    ("mprotect", 10, 226),
+    ("munmap", 11, 215),
+    ("mremap", 25, 216),
+    ("madvise", 28, 233),
+    ("brk", 12, 214),
+    // Traps: wasmtime's per-thread signal stack, signal masks around
+    // guest calls, returns from handlers.
+    ("sigaltstack", 131, 132),
+    ("rt_sigprocmask", 14, 135),
+    ("rt_sigreturn", 15, 139),
+    // Threads: locks, channels and joins, the epoch ticker's sleep, WASI
+    // `sched_yield`, clocks (the vDSO's fallback), WASI `random_get`.
+    ("futex", 202, 98),
+    ("clock_nanosleep", 230, 115),
+    ("sched_yield", 24, 124),
+    ("clock_gettime", 228, 113),
+    ("getrandom", 318, 278),
+    // The epoch ticker thread may still be starting when the filter goes
+    // on (it cannot be waited for): glibc's and std's thread start-up.
+    ("set_robust_list", 273, 99),
+    ("rseq", 334, 293),
+    ("sched_getaffinity", 204, 123),
+    // Identity (abort, logging) and the end.
+    ("getpid", 39, 172),
+    ("gettid", 186, 178),
+    ("exit", 60, 93),
+    ("exit_group", 231, 94),
+];
+
+/// `(tgkill, prctl, fcntl, setsockopt)` numbers.
+const CHECKED: [(i64, i64); 4] = [(234, 131), (157, 167), (72, 25), (54, 208)];
+
+/// The syscall number for this architecture from an `(x86_64, aarch64)` pair.
+fn number(pair: (i64, i64)) -> Result<i64, String> {
+    match std::env::consts::ARCH {
+        "x86_64" => Ok(pair.0),
+        "aarch64" => Ok(pair.1),
+        other => Err(format!("seccomp: no syscall table for {other}")),
+    }
+}

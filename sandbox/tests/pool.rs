@@ -1,0 +1,610 @@
+//! The worker pool with the real `zerovm --worker` processes: WAT guests run
+//! through isolated workers, channels as passed descriptors, dead and hung
+//! workers replaced, a bounded queue, and the isolation itself.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sandbox::channel::shared;
+use sandbox::engine::{Engine, EngineConfig, Session, ValidationError};
+use sandbox::manifest::{Manifest, StdHost};
+use sandbox::pool::{Job, Pool, PoolConfig, PoolError, ProgramRef};
+use sandbox::report::Ending;
+
+const ZEROVM: &str = env!("CARGO_BIN_EXE_zerovm");
+
+const PRELUDE: &str = r#"
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
+"#;
+
+fn guest(body: &str) -> String {
+    format!("(module {PRELUDE} {body})")
+}
+
+fn hello() -> String {
+    guest(
+        r#"(data (i32.const 64) "hello, world\n")
+           (func (export "_start") (drop (call $write (i32.const 1) (i32.const 64) (i32.const 13))))"#,
+    )
+}
+
+/// Copies stdin to stdout.
+fn cat() -> String {
+    guest(
+        r#"(func (export "_start")
+            (block $done (loop $next
+              (i32.store (i32.const 16) (i32.const 1024))
+              (i32.store (i32.const 20) (i32.const 4096))
+              (br_if $done (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 24)))
+              (br_if $done (i32.eqz (i32.load (i32.const 24))))
+              (drop (call $write (i32.const 1) (i32.const 1024) (i32.load (i32.const 24))))
+              (br $next))))"#,
+    )
+}
+
+fn spin() -> String {
+    guest(r#"(func (export "_start") (loop $l (br $l)))"#)
+}
+
+fn config(workers: usize, queue: usize) -> PoolConfig {
+    PoolConfig {
+        workers,
+        queue,
+        ..PoolConfig::new(ZEROVM)
+    }
+}
+
+fn start(config: PoolConfig) -> Pool {
+    Pool::start(config).expect("pool")
+}
+
+/// A session over a manifest in `dir`: stdin from `dir/in` (or `stdin`,
+/// any path), stdout to `dir/out`, stderr to `dir/err`.
+fn session(dir: &Path, stdin: Option<&str>) -> Session {
+    let d = dir.to_str().expect("utf-8 temp dir");
+    std::fs::write(dir.join("prog.wasm"), b"").unwrap();
+    let stdin = match stdin {
+        Some(path) => path.to_string(),
+        None => {
+            std::fs::write(dir.join("in"), b"").unwrap();
+            format!("{d}/in")
+        }
+    };
+    let text = format!(
+        "Version = 20130611\nTimeout = 5\nMemory = 67108864,0\nProgram = {d}/prog.wasm\n\
+         Channel = {stdin},/dev/stdin,0,0,1000,1000000,0,0\n\
+         Channel = {d}/out,/dev/stdout,0,0,0,0,1000,1000000\n\
+         Channel = {d}/err,/dev/stderr,0,0,0,0,1000,1000000\n"
+    );
+    let m = Manifest::parse(text.as_bytes()).unwrap();
+    Session::from_manifest(&m, m.check(&StdHost).unwrap())
+}
+
+fn job(pool: &Pool, wat: &str, session: Session) -> Job {
+    Job {
+        program: pool.program_ref(wat.as_bytes()).expect("program"),
+        session,
+    }
+}
+
+fn in_process() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
+}
+
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn hello_through_a_worker_lands_in_the_shared_buffer_as_in_process() {
+    let pool = start(config(1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let out = shared(b"stale".to_vec());
+    let mut s = session(dir.path(), None);
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    let outcome = pool.run(job(&pool, &hello(), s.clone())).expect("run");
+    assert_eq!(outcome.ending, Ending::Exited, "{:?}", outcome.detail);
+    assert_eq!(outcome.exit_code(), 0);
+    assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+    assert!(!dir.path().join("out").exists(), "host source never opened");
+    // The same as an in-process run, CPU figures aside.
+    let local_out = shared(Vec::new());
+    s.buffers.insert("/dev/stdout".into(), local_out.clone());
+    let program = in_process().prepare(hello().as_bytes()).unwrap();
+    let local = in_process().run(&program, &s);
+    assert_eq!(&*local_out.lock().unwrap(), b"hello, world\n");
+    assert_eq!(outcome.ending, local.ending);
+    assert_eq!(outcome.report.user_code, local.report.user_code);
+    assert_eq!(outcome.report.etags, local.report.etags);
+    assert_eq!(
+        outcome.report.accounting.local,
+        local.report.accounting.local
+    );
+    assert_eq!(outcome.report.exit_state, local.report.exit_state);
+    assert!(pool.resident_bytes() > 0);
+}
+
+#[test]
+fn file_channels_are_read_and_written_through_passed_descriptors() {
+    let pool = start(config(1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let input = b"the quick brown fox jumps over the lazy dog\n".repeat(500);
+    let stdin = dir.path().join("input.txt");
+    std::fs::write(&stdin, &input).unwrap();
+    std::fs::write(dir.path().join("out"), b"old contents, truncated").unwrap();
+    let s = session(dir.path(), stdin.to_str());
+    let outcome = pool.run(job(&pool, &cat(), s)).expect("run");
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), input);
+    assert_eq!(
+        outcome.report.accounting.local.bytes_read,
+        input.len() as u64
+    );
+
+    // Input from a buffer, output into another.
+    let (inp, out) = (shared(b"from memory\n".to_vec()), shared(Vec::new()));
+    let mut s = session(dir.path(), None);
+    s.buffers.insert("/dev/stdin".into(), inp.clone());
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    let outcome = pool.run(job(&pool, &cat(), s)).expect("run");
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    assert_eq!(&*out.lock().unwrap(), b"from memory\n");
+    assert_eq!(&*inp.lock().unwrap(), b"from memory\n");
+}
+
+#[test]
+fn tcp_channels_opened_by_the_parent_work_in_a_worker_without_network() {
+    use std::io::{Read, Write};
+    let pool = start(config(1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join("prog.wasm"), b"").unwrap();
+    // The reader's port: free a moment ago (the parent binds it).
+    let in_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out_port = peer.local_addr().unwrap().port();
+    let text = format!(
+        "Version = 20130611\nTimeout = 10\nMemory = 67108864,0\nProgram = {d}/prog.wasm\n\
+         Channel = tcp:127.0.0.1:{in_port},/dev/stdin,0,0,1000,1000000,0,0\n\
+         Channel = tcp:127.0.0.1:{out_port},/dev/stdout,0,0,0,0,1000,1000000\n\
+         Channel = {d}/err,/dev/stderr,0,0,0,0,1000,1000000\n"
+    );
+    let m = Manifest::parse(text.as_bytes()).unwrap();
+    let s = Session::from_manifest(&m, m.check(&StdHost).unwrap());
+    let data = b"over tcp, through a worker that has no network\n".repeat(100);
+    let j = job(&pool, &cat(), s);
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| pool.run(j));
+        let received = scope.spawn(|| {
+            let (mut conn, _) = peer.accept().unwrap();
+            let mut got = Vec::new();
+            conn.read_to_end(&mut got).unwrap();
+            got
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        let mut conn = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", in_port)) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < until => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("connect: {e}"),
+            }
+        };
+        conn.write_all(&data).unwrap();
+        drop(conn);
+        let outcome = run.join().unwrap().expect("run");
+        assert_eq!(outcome.ending, Ending::Exited, "{:?}", outcome.detail);
+        assert_eq!(received.join().unwrap(), data);
+    });
+}
+
+#[test]
+fn a_channel_that_cannot_be_opened_ends_as_in_process() {
+    let pool = start(config(1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone");
+    std::fs::write(&missing, b"x").unwrap();
+    let s = session(dir.path(), missing.to_str());
+    std::fs::remove_file(&missing).unwrap();
+    let outcome = pool.run(job(&pool, &hello(), s.clone())).expect("run");
+    let program = in_process().prepare(hello().as_bytes()).unwrap();
+    let local = in_process().run(&program, &s);
+    assert_eq!(outcome.ending, local.ending);
+    assert_eq!(outcome.exit_code(), local.exit_code());
+    assert_ne!(outcome.exit_code(), 0);
+}
+
+#[test]
+fn runs_in_a_row_reuse_the_same_workers() {
+    let pool = start(config(2, 4));
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..8 {
+        let out = shared(Vec::new());
+        let mut s = session(dir.path(), None);
+        s.buffers.insert("/dev/stdout".into(), out.clone());
+        let outcome = pool.run(job(&pool, &hello(), s)).expect("run");
+        assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+        assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+    }
+    assert_eq!(pool.worker_pids(), pids, "no worker was replaced");
+}
+
+#[test]
+fn without_isolation_workers_run_too() {
+    let pool = start(PoolConfig {
+        isolate: false,
+        ..config(1, 0)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = shared(Vec::new());
+    let mut s = session(dir.path(), None);
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    let outcome = pool.run(job(&pool, &hello(), s)).expect("run");
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+}
+
+#[test]
+fn a_killed_worker_fails_only_its_own_run_and_is_replaced() {
+    let pool = start(config(1, 1));
+    let before = pool.worker_pids();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path(), None);
+    s.timeout = Duration::from_secs(60);
+    let spinning = job(&pool, &spin(), s);
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| pool.run(spinning));
+        wait_until("the spin to start", || pool.stats().idle == 0);
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = rustix::process::Pid::from_raw(before[0] as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        match run.join().unwrap() {
+            Err(e @ PoolError::WorkerDied { status, pid }) => {
+                assert_eq!(status.signal(), Some(9), "{e}");
+                assert_eq!(pid, before[0]);
+                assert!(e.to_string().contains("SIGKILL"), "{e}");
+            }
+            other => panic!("expected WorkerDied, got {other:?}"),
+        }
+    });
+    let after = pool.worker_pids();
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before, "replaced");
+    let out = shared(Vec::new());
+    let mut s = session(dir.path(), None);
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    let outcome = pool.run(job(&pool, &hello(), s)).expect("next run");
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+}
+
+#[test]
+fn a_worker_killed_while_idle_is_replaced_without_failing_a_run() {
+    let pool = start(config(1, 0));
+    let before = pool.worker_pids();
+    let pid = rustix::process::Pid::from_raw(before[0] as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    let out = shared(Vec::new());
+    let mut s = session(dir.path(), None);
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    let outcome = pool.run(job(&pool, &hello(), s)).expect("run");
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    assert_ne!(pool.worker_pids(), before);
+}
+
+#[test]
+fn a_full_queue_refuses_at_once_with_no_slot() {
+    let pool = start(config(1, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path(), None);
+    s.timeout = Duration::from_secs(1);
+    let spinning = job(&pool, &spin(), s);
+    let waiting = job(&pool, &hello(), session(dir.path(), None));
+    let refused = job(&pool, &hello(), session(dir.path(), None));
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| pool.run(spinning));
+        wait_until("the spin to start", || pool.stats().idle == 0);
+        let second = scope.spawn(|| pool.run(waiting));
+        wait_until("the second run to queue", || pool.stats().waiting == 1);
+        let t = Instant::now();
+        assert!(matches!(pool.run(refused), Err(PoolError::NoSlot)));
+        assert!(t.elapsed() < Duration::from_millis(500), "immediately");
+        let first = first.join().unwrap().expect("first run");
+        assert_eq!(first.ending, Ending::Timeout);
+        let second = second.join().unwrap().expect("queued run");
+        assert_eq!(second.exit_code(), 0, "{:?}", second.detail);
+    });
+    // queue = 0: no waiting at all.
+    let pool = start(config(1, 0));
+    let mut s = session(dir.path(), None);
+    s.timeout = Duration::from_millis(500);
+    let spinning = job(&pool, &spin(), s);
+    let refused = job(&pool, &hello(), session(dir.path(), None));
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| pool.run(spinning));
+        wait_until("the spin to start", || pool.stats().idle == 0);
+        assert!(matches!(pool.run(refused), Err(PoolError::NoSlot)));
+        assert_eq!(first.join().unwrap().expect("run").ending, Ending::Timeout);
+    });
+}
+
+#[test]
+fn an_infinite_loop_times_out_as_the_engine_reports_it() {
+    let pool = start(config(1, 0));
+    let pids = pool.worker_pids();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path(), None);
+    s.timeout = Duration::from_millis(200);
+    let t = Instant::now();
+    let outcome = pool.run(job(&pool, &spin(), s)).expect("run");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "the epoch, not the kill"
+    );
+    assert_eq!(outcome.ending, Ending::Timeout);
+    assert_eq!(outcome.ending.exit_state(), "session timeout");
+    assert_eq!(outcome.exit_code(), 4);
+    assert_eq!(
+        outcome.report.exit_state.as_deref(),
+        Some("session timeout")
+    );
+    assert_eq!(pool.worker_pids(), pids, "the worker survives");
+    // CPU figures come from the worker process (its /proc is gone).
+    let cpu = outcome.report.accounting.user_cpu + outcome.report.accounting.system_cpu;
+    assert!(cpu >= Duration::from_millis(100), "{cpu:?}");
+}
+
+#[test]
+fn a_pool_is_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Pool>();
+    let pool = start(config(2, 8));
+    let dir = tempfile::tempdir().unwrap();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..6)
+            .map(|_| {
+                let out = shared(Vec::new());
+                let mut s = session(dir.path(), None);
+                s.buffers.insert("/dev/stdout".into(), out.clone());
+                let j = job(&pool, &hello(), s);
+                let pool = &pool;
+                (out, scope.spawn(move || pool.run(j)))
+            })
+            .collect();
+        for (out, run) in runs {
+            let outcome = run.join().unwrap().expect("run");
+            assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+            assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+        }
+    });
+}
+
+#[test]
+fn a_guest_blocked_in_a_host_read_is_killed_after_the_grace() {
+    let pool = start(PoolConfig {
+        grace: Duration::from_millis(300),
+        ..config(1, 0)
+    });
+    let pids = pool.worker_pids();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    // Held open read-write: the pool's open does not block, and the
+    // guest's read waits for bytes that never come.
+    let _held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let mut s = session(dir.path(), fifo.to_str());
+    s.timeout = Duration::from_millis(500);
+    let t = Instant::now();
+    let outcome = pool.run(job(&pool, &cat(), s)).expect("run");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(800), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(outcome.ending, Ending::Timeout);
+    assert!(
+        outcome.detail.as_deref().unwrap_or("").contains("killed"),
+        "{:?}",
+        outcome.detail
+    );
+    assert_ne!(pool.worker_pids(), pids, "replaced");
+    let out = shared(Vec::new());
+    let mut s = session(dir.path(), None);
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    assert_eq!(
+        pool.run(job(&pool, &hello(), s)).expect("run").exit_code(),
+        0
+    );
+}
+
+#[test]
+fn hostile_guests_end_with_reports_and_the_worker_lives_on() {
+    let pool = start(config(1, 0));
+    let pids = pool.worker_pids();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            r#"(func (export "_start") (drop (i32.load (i32.const 0x7fffffff))))"#,
+            "out of bounds",
+        ),
+        (r#"(func (export "_start") unreachable)"#, "unreachable"),
+        (
+            r#"(func $f (export "_start") (call $f))"#,
+            "call stack exhausted",
+        ),
+        (
+            r#"(func (export "_start")
+                 (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+                 unreachable)"#,
+            "after memory exhausted",
+        ),
+    ];
+    for (body, expected) in cases {
+        let outcome = pool
+            .run(job(&pool, &guest(body), session(dir.path(), None)))
+            .expect("run");
+        let state = outcome.ending.exit_state();
+        assert!(state.contains(expected), "{state} for {body}");
+        assert_eq!(outcome.exit_code(), 4, "{state}");
+    }
+    // The WASI calls that reach the host: clock, random, yield.
+    let imports = r#"
+      (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))"#;
+    let body = r#"
+      (func (export "_start")
+        (if (call $random (i32.const 100) (i32.const 64)) (then unreachable))
+        (if (call $clock (i32.const 0) (i64.const 1) (i32.const 200)) (then unreachable))
+        (if (call $clock (i32.const 1) (i64.const 1) (i32.const 200)) (then unreachable))
+        (if (call $yield) (then unreachable))
+        (drop (call $write (i32.const 1) (i32.const 100) (i32.const 64))))"#;
+    let out = shared(Vec::new());
+    let mut s = session(dir.path(), None);
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    let wasi = format!("(module {imports} {PRELUDE} {body})");
+    let outcome = pool.run(job(&pool, &wasi, s)).expect("run");
+    assert_eq!(outcome.ending, Ending::Exited, "{:?}", outcome.detail);
+    assert_eq!(out.lock().unwrap().len(), 64);
+    assert_eq!(pool.worker_pids(), pids, "no worker died");
+}
+
+#[test]
+fn only_artifacts_of_the_pool_cache_are_run() {
+    let pool = start(config(1, 0));
+    assert!(matches!(
+        pool.program_ref(b"not wasm"),
+        Err(ValidationError::Invalid(_))
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let good = pool.program_ref(hello().as_bytes()).unwrap();
+    assert!(good.artifact.is_file());
+    let forged = ProgramRef {
+        sha256: good.sha256,
+        artifact: dir.path().join("evil.cwasm"),
+    };
+    let r = pool.run(Job {
+        program: forged,
+        session: session(dir.path(), None),
+    });
+    assert!(matches!(r, Err(PoolError::UnknownArtifact(_))), "{r:?}");
+}
+
+/// `zerovm --worker --self-test` lines: `stage check: verdict (detail)`.
+fn self_test(extra: &[&str]) -> Vec<(String, String, String)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let scratch = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(ZEROVM)
+        .args(["--worker", "--self-test"])
+        .arg(format!("--connect={port}"))
+        .arg(format!("--scratch={}", scratch.path().display()))
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(scratch.path()).unwrap().count(),
+        0,
+        "the worker's root directory is gone"
+    );
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let (head, tail) = l.split_once(": ")?;
+            let (stage, check) = head.split_once(' ')?;
+            Some((stage.into(), check.into(), tail.into()))
+        })
+        .collect()
+}
+
+fn verdict(lines: &[(String, String, String)], stage: &str, check: &str) -> String {
+    lines
+        .iter()
+        .find(|(s, c, _)| s == stage && c.starts_with(check))
+        .and_then(|(_, _, tail)| tail.split_whitespace().next())
+        .map(String::from)
+        .unwrap_or_else(|| panic!("no {stage} {check} in {lines:?}"))
+}
+
+#[test]
+fn an_isolated_worker_sees_no_files_and_no_network() {
+    let lines = self_test(&[]);
+    // The checks work: on the host all of it is possible.
+    assert_eq!(verdict(&lines, "host", "open /etc/passwd"), "allowed");
+    assert_eq!(verdict(&lines, "host", "tcp connect"), "allowed");
+    // Namespaces + empty root: no host file, nothing to create, no route.
+    for check in ["open /etc/passwd", "list /", "create /x", "tcp connect"] {
+        assert_eq!(verdict(&lines, "namespaces", check), "denied", "{check}");
+    }
+    // Then seccomp: not even a socket.
+    for check in [
+        "open /etc/passwd",
+        "list /",
+        "create /x",
+        "tcp socket",
+        "tcp connect",
+    ] {
+        assert_eq!(verdict(&lines, "seccomp", check), "denied", "{check}");
+    }
+}
+
+#[test]
+fn a_worker_closes_descriptors_it_inherits() {
+    // A directory descriptor without FD_CLOEXEC, as a careless library of
+    // the parent might leave one.
+    let dir = tempfile::tempdir().unwrap();
+    let leaked = std::fs::File::open(dir.path()).unwrap();
+    rustix::io::fcntl_setfd(&leaked, rustix::io::FdFlags::empty()).unwrap();
+    let lines = self_test(&[]);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&leaked);
+    let closed = lines
+        .iter()
+        .find(|(s, c, _)| s == "host" && c == "stray descriptors")
+        .map(|(_, _, tail)| tail.clone())
+        .unwrap_or_default();
+    assert!(closed.contains(&fd.to_string()), "fd {fd}: {closed}");
+    drop(leaked);
+}
+
+#[test]
+fn without_isolation_the_self_test_shows_the_host() {
+    let lines = self_test(&["--no-isolate"]);
+    assert_eq!(verdict(&lines, "host", "open /etc/passwd"), "allowed");
+    assert!(!lines.iter().any(|(s, _, _)| s == "seccomp"));
+}

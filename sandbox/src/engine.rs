@@ -827,10 +827,16 @@ impl Engine {
         for c in &mut ctx.channels {
             c.close();
             let io = c.io();
-            accounting.local.reads += io.reads;
-            accounting.local.bytes_read += io.bytes_read;
-            accounting.local.writes += io.writes;
-            accounting.local.bytes_written += io.bytes_written;
+            // Report fields 3–6 for local sources, 7–10 for tcp (§8).
+            let counters = if c.is_network() {
+                &mut accounting.network
+            } else {
+                &mut accounting.local
+            };
+            counters.reads += io.reads;
+            counters.bytes_read += io.bytes_read;
+            counters.writes += io.writes;
+            counters.bytes_written += io.bytes_written;
             etags.extend(c.etag());
         }
         let (user, system) = thread_cpu();

@@ -285,4 +285,11 @@ fn two_sessions_wired_writer_to_reader() {
     let tag = md5_hex(b"hello over tcp\n");
     assert_eq!(writer.outcome.report.etag_line(), format!("/dev/out {tag}"));
     assert_eq!(reader.outcome.report.etag_line(), format!("/dev/in {tag}"));
+    // tcp traffic is counted in the network fields (7–10), not the local ones.
+    let w = &writer.outcome.report.accounting;
+    assert_eq!((w.network.writes, w.network.bytes_written), (1, 15));
+    assert_eq!(w.local.bytes_written, 0);
+    let r = &reader.outcome.report.accounting;
+    assert_eq!(r.network.bytes_read, 15);
+    assert_eq!(r.local.bytes_read, 0);
 }

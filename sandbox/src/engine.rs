@@ -567,7 +567,7 @@ impl Engine {
             .iter_mut()
             .find(|c| c.alias() == NVRAM_ALIAS && c.limits().readable())
         {
-            match read_whole(c) {
+            match c.read_all() {
                 Ok(text) => {
                     let (parsed, diagnostics) = Nvram::parse_lenient(&text);
                     nvram = parsed;
@@ -1011,20 +1011,6 @@ fn channel_failure(alias: &str, e: ChannelError) -> Ending {
     Ending::Failed {
         errno,
         message: format!("{alias} cannot be read: {e}"),
-    }
-}
-
-/// Reads a channel from its start to its end, through its quotas.
-fn read_whole(c: &mut OpenChannel) -> Result<Vec<u8>, ChannelError> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; channel::CHUNK as usize];
-    loop {
-        match c.pread(&mut buf, out.len() as u64) {
-            Ok(0) => return Ok(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(ChannelError::Quota) if !out.is_empty() => return Ok(out),
-            Err(e) => return Err(e),
-        }
     }
 }
 

@@ -358,15 +358,12 @@ pub fn build_daemon(
         ..EngineConfig::default()
     })
     .map_err(|e| fail(format!("engine: {e:#}")))?;
-    if done == Some(true) {
-        if let Some((sha, path)) = &python.daemon {
-            if engine.artifact_path(sha).is_some_and(|a| a.is_file()) {
-                progress(Progress::AlreadyDone {
-                    step: "build the daemon snapshot".into(),
-                });
-                return Ok(());
-            }
-            let _ = path;
+    if let (Some(true), Some((sha, _))) = (done, &python.daemon) {
+        if engine.artifact_path(sha).is_some_and(|a| a.is_file()) {
+            progress(Progress::AlreadyDone {
+                step: "build the daemon snapshot".into(),
+            });
+            return Ok(());
         }
     }
     let wasm = std::fs::read(&python.plain.1).map_err(|source| ImageError::Io {

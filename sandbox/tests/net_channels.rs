@@ -243,7 +243,6 @@ fn multichannels_and_node_ids_are_refused_clearly() {
 
 #[test]
 fn a_reader_nobody_connects_to_gives_up_at_the_session_timeout() {
-    let started = Instant::now();
     let r = run(
         CAT,
         1,
@@ -257,7 +256,6 @@ fn a_reader_nobody_connects_to_gives_up_at_the_session_timeout() {
         "/dev/in;0 failed to read: timed out"
     );
     assert_eq!(r.outcome.exit_code(), 5);
-    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

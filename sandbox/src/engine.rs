@@ -311,29 +311,7 @@ impl Engine {
     /// the cached result for the same bytes.
     pub fn prepare(&self, wasm: &[u8]) -> Result<Arc<Program>, ValidationError> {
         let sha256: [u8; 32] = Sha256::digest(wasm).into();
-        if let Some(p) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&sha256)
-        {
-            return Ok(p.clone());
-        }
-        let module = match self.cached(&sha256) {
-            Some(module) => module,
-            None => {
-                let module = Module::new(&self.engine, wasm)
-                    .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
-                self.store_artifact(&sha256, &module);
-                module
-            }
-        };
-        let program = self.program(module, sha256)?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sha256, program.clone());
-        Ok(program)
+        self.compiled(sha256, || Ok(std::borrow::Cow::Borrowed(wasm)))
     }
 
     /// [`Engine::prepare`] for a module whose sha256 is known already (an
@@ -344,6 +322,26 @@ impl Engine {
         &self,
         sha256: [u8; 32],
         wasm_path: &Path,
+    ) -> Result<Arc<Program>, ValidationError> {
+        self.compiled(sha256, || {
+            let wasm = std::fs::read(wasm_path)
+                .map_err(|e| ValidationError::Invalid(format!("{}: {e}", wasm_path.display())))?;
+            if <[u8; 32]>::from(Sha256::digest(&wasm)) != sha256 {
+                return Err(ValidationError::Invalid(format!(
+                    "{} does not have the sha256 recorded for it",
+                    wasm_path.display()
+                )));
+            }
+            Ok(std::borrow::Cow::Owned(wasm))
+        })
+    }
+
+    /// The program for `sha256`: from the memory cache, else the disk
+    /// cache, else compiled from the bytes `wasm` gives (and stored).
+    fn compiled<'w>(
+        &self,
+        sha256: [u8; 32],
+        wasm: impl FnOnce() -> Result<std::borrow::Cow<'w, [u8]>, ValidationError>,
     ) -> Result<Arc<Program>, ValidationError> {
         if let Some(p) = self
             .cache
@@ -356,16 +354,10 @@ impl Engine {
         let module = match self.cached(&sha256) {
             Some(module) => module,
             None => {
-                let wasm = std::fs::read(wasm_path).map_err(|e| {
-                    ValidationError::Invalid(format!("{}: {e}", wasm_path.display()))
-                })?;
-                if <[u8; 32]>::from(Sha256::digest(&wasm)) != sha256 {
-                    return Err(ValidationError::Invalid(format!(
-                        "{} does not have the sha256 recorded for it",
-                        wasm_path.display()
-                    )));
-                }
-                return self.prepare(&wasm);
+                let module = Module::new(&self.engine, &*wasm()?)
+                    .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
+                self.store_artifact(&sha256, &module);
+                module
             }
         };
         let program = self.program(module, sha256)?;
@@ -1054,8 +1046,6 @@ pub struct PythonRun {
     pub image: crate::python::PythonImage,
     /// Daemon (snapshot) or plain start.
     pub start: crate::python::Start,
-    /// The image store's compile cache.
-    pub cache_dir: PathBuf,
 }
 
 /// A whole session from a manifest file, as the `zerovm` command runs it: load
@@ -1072,7 +1062,7 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
         Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
     };
     let cache_dir = match &options.python {
-        Some(py) => Some(py.cache_dir.clone()),
+        Some(py) => Some(py.image.cache_dir.clone()),
         None => std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
     };
     let config = EngineConfig {

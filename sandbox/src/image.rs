@@ -793,8 +793,16 @@ fn compile_plain(
         step: STEP_COMPILED_PLAIN.to_string(),
         detail,
     };
-    let wasm = fs::read(&image.plain_wasm).map_err(io_at(&image.plain_wasm))?;
-    let sha256: [u8; 32] = Sha256::digest(&wasm).into();
+    let sha256 = image
+        .record
+        .files
+        .iter()
+        .find(|f| f.name == image.record.plain_wasm)
+        .and_then(|f| unhex32(&f.sha256))
+        .ok_or_else(|| ImageError::BadRecord {
+            path: image.dir.join(IMAGE_JSON),
+            detail: format!("no sha256 recorded for {}", image.record.plain_wasm),
+        })?;
     let config = EngineConfig {
         cache_dir: Some(image.cache_dir.clone()),
         ..EngineConfig::default()
@@ -813,40 +821,13 @@ fn compile_plain(
         return Ok(());
     }
     let started = Instant::now();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let result = std::thread::scope(|scope| {
-        let engine = &engine;
-        let wasm = &wasm;
-        let spawned = std::thread::Builder::new()
-            .name("image-compile".into())
-            .stack_size(64 << 20)
-            .spawn_scoped(scope, move || {
-                let result = engine.prepare(wasm).map(|_| ());
-                let _ = tx.send(());
-                result
-            });
-        let handle = match spawned {
-            Ok(h) => h,
-            Err(e) => return Err(fail(format!("cannot start a thread: {e}"))),
-        };
-        progress(Progress::Working {
-            step: step.clone(),
-            elapsed: Duration::ZERO,
-        });
-        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-            rx.recv_timeout(Duration::from_secs(1))
-        {
-            progress(Progress::Working {
-                step: step.clone(),
-                elapsed: started.elapsed(),
-            });
-        }
-        match handle.join() {
-            Ok(r) => r.map_err(|e| fail(e.to_string())),
-            Err(_) => Err(fail("the compiler thread panicked".into())),
-        }
-    });
-    result?;
+    // Reads and checks python.wasm against its recorded sha256 only when
+    // the cache does not hold it compiled already.
+    ticking(progress, &step, || {
+        engine.prepare_known(sha256, &image.plain_wasm)
+    })
+    .map_err(|e| fail(format!("cannot start a thread: {e}")))?
+    .map_err(|e| fail(e.to_string()))?;
     let elapsed = started.elapsed();
     let size = fs::metadata(&artifact)
         .map_err(|e| {
@@ -866,10 +847,56 @@ fn compile_plain(
             "at": rfc3339(SystemTime::now()),
         }),
     )?;
-    progress(Progress::Done { step, elapsed });
     Ok(())
 }
 
+/// A sha256 written as 64 hex digits, as bytes.
+pub(crate) fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let digit = |b: u8| (b as char).to_digit(16);
+        out[i] = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(out)
+}
+
+/// Runs `work` on a thread with room for the compiler's deep recursion on
+/// large modules, reporting the elapsed time every half second meanwhile
+/// and once done (long install steps with no measurable end). Fails only
+/// when no thread can be started.
+pub(crate) fn ticking<T: Send>(
+    progress: &mut dyn FnMut(Progress),
+    step: &str,
+    work: impl FnOnce() -> T + Send,
+) -> io::Result<T> {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("image-step".into())
+            .stack_size(64 << 20)
+            .spawn_scoped(scope, work)?;
+        while !handle.is_finished() {
+            progress(Progress::Working {
+                step: step.to_string(),
+                elapsed: start.elapsed(),
+            });
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let out = match handle.join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        progress(Progress::Done {
+            step: step.to_string(),
+            elapsed: start.elapsed(),
+        });
+        Ok(out)
+    })
+}
 fn check_spec(spec: &ImageSpec) -> Result<(), ImageError> {
     let bad = |detail: String| ImageError::BadSpec {
         name: spec.name.clone(),
@@ -895,11 +922,7 @@ fn check_spec(spec: &ImageSpec) -> Result<(), ImageError> {
         &spec.snapshot.sha256,
         &spec.stdlib.sha256,
     ] {
-        if digest.len() != 64
-            || !digest
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if unhex32(digest).is_none() || digest.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad(format!("{digest:?} is not a lowercase hex sha256")));
         }
     }
@@ -1278,7 +1301,7 @@ fn parse_sums(text: &str) -> Result<BTreeMap<String, String>, String> {
             .strip_prefix(' ')
             .or_else(|| rest.strip_prefix('*'))
             .unwrap_or(rest);
-        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if unhex32(digest).is_none() {
             return Err(format!("line {}: bad digest", i + 1));
         }
         out.insert(path.to_string(), digest.to_ascii_lowercase());

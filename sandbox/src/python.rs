@@ -39,7 +39,7 @@ use std::path::PathBuf;
 
 use crate::channel::{self, SharedBuffer};
 use crate::engine::{Engine, EngineConfig, Program, Session, ValidationError};
-use crate::image::{ImageError, InstalledImage, Progress};
+use crate::image::{ticking, unhex32, ImageError, InstalledImage, Progress};
 use crate::manifest::{self, ChannelType, CheckedSource, Direction, Limits, LocalKind};
 use crate::report::{Ending, Validation};
 use crate::wasi::Ctx;
@@ -271,6 +271,8 @@ pub struct PythonImage {
     pub plain: ([u8; 32], PathBuf),
     /// sha256 and path of the daemon snapshot, once built.
     pub daemon: Option<([u8; 32], PathBuf)>,
+    /// The image store's compile cache, where install compiled both.
+    pub cache_dir: PathBuf,
 }
 
 impl PythonImage {
@@ -303,6 +305,7 @@ impl PythonImage {
             stdlib: Arc::new(stdlib),
             plain,
             daemon,
+            cache_dir: image.cache_dir.clone(),
         })
     }
 
@@ -373,6 +376,7 @@ pub fn build_daemon(
     let bytes = ticking(progress, "snapshot: import the preloaded modules", || {
         build_snapshot(&wasm, &image.stdlib_tar, PRELOAD)
     })
+    .map_err(|e| fail(format!("cannot start a thread: {e}")))?
     .map_err(|e| fail(e.to_string()))?;
     let sha: [u8; 32] = sha2::Digest::finalize({
         let mut h = sha2::Sha256::default();
@@ -390,6 +394,7 @@ pub fn build_daemon(
     ticking(progress, "compile the daemon snapshot", || {
         engine.prepare(&bytes)
     })
+    .map_err(|e| fail(format!("cannot start a thread: {e}")))?
     .map_err(|e| fail(e.to_string()))?;
     image.mark_step(
         STEP_DAEMON,
@@ -401,48 +406,6 @@ pub fn build_daemon(
             "preload": PRELOAD,
         }),
     )
-}
-
-/// Runs `work`, reporting the elapsed seconds every second meanwhile.
-fn ticking<T: Send>(
-    progress: &mut dyn FnMut(Progress),
-    step: &str,
-    work: impl FnOnce() -> T + Send,
-) -> T {
-    let start = std::time::Instant::now();
-    std::thread::scope(|scope| {
-        let handle = scope.spawn(work);
-        while !handle.is_finished() {
-            progress(Progress::Working {
-                step: step.to_string(),
-                elapsed: start.elapsed(),
-            });
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        let out = match handle.join() {
-            Ok(out) => out,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        progress(Progress::Done {
-            step: step.to_string(),
-            elapsed: start.elapsed(),
-        });
-        out
-    })
-}
-
-/// 64 hex digits to bytes.
-fn unhex32(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        let digit = |b: u8| (b as char).to_digit(16);
-        out[i] = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
-    }
-    Some(out)
 }
 
 /// wizer's view of the live instance.

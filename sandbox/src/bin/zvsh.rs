@@ -138,7 +138,6 @@ fn system_image(inv: &zvsh::Invocation) -> Result<Option<PythonImageRun>, ZvshEr
         run: PythonRun {
             image,
             start: Start::Daemon,
-            cache_dir: installed.cache_dir,
         },
     }))
 }

@@ -150,14 +150,18 @@ impl std::fmt::Debug for Program {
 
 /// What a session runs with: the manifest's channels and limits, plus
 /// in-memory buffers standing in for some channel sources.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     /// Channels in handle order (from [`Manifest::check`]).
     pub channels: Vec<manifest::Channel>,
     /// Aliases served from these buffers instead of their host sources.
+    /// (This, `files` and `system_images` stay in the process: the worker
+    /// pool sends the rest of a session and passes these as descriptors.)
+    #[serde(skip)]
     pub buffers: HashMap<String, SharedBuffer>,
     /// Aliases served from these open host files instead of opening their
     /// sources (a worker gets its channels this way and opens no path).
+    #[serde(skip)]
     pub files: HashMap<String, Arc<std::fs::File>>,
     /// Wall-clock limit.
     pub timeout: Duration,
@@ -182,6 +186,7 @@ pub struct Session {
     /// Read-only tar images the sandbox itself provides (the Python
     /// image's stdlib), mounted at their mount points before the NVRAM's
     /// `[fstab]` images; not channels, so not in the accounting.
+    #[serde(skip)]
     pub system_images: Vec<(String, Arc<std::fs::File>)>,
     /// The program is the Python image: argv[0] becomes the interpreter's
     /// path, the image's base environment goes under the job's, and in
@@ -343,6 +348,27 @@ impl Engine {
         sha256: [u8; 32],
         wasm: impl FnOnce() -> Result<std::borrow::Cow<'w, [u8]>, ValidationError>,
     ) -> Result<Arc<Program>, ValidationError> {
+        self.program_for(sha256, || match self.cached(&sha256) {
+            Some(module) => Ok(module),
+            None => {
+                let module = Module::new(&self.engine, &*wasm()?)
+                    .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
+                // Best effort: a cache that cannot be written only costs a compile.
+                let _ = self.store_artifact(&sha256, &module);
+                Ok(module)
+            }
+        })
+    }
+
+    /// The program for `sha256` from the in-memory cache, else linked from
+    /// the module `module` gives and cached: the one cache every way a
+    /// module arrives goes through (compiled, loaded from disk, received
+    /// by a worker).
+    pub(crate) fn program_for<E: From<ValidationError>>(
+        &self,
+        sha256: [u8; 32],
+        module: impl FnOnce() -> Result<Module, E>,
+    ) -> Result<Arc<Program>, E> {
         if let Some(p) = self
             .cache
             .lock()
@@ -351,16 +377,7 @@ impl Engine {
         {
             return Ok(p.clone());
         }
-        let module = match self.cached(&sha256) {
-            Some(module) => module,
-            None => {
-                let module = Module::new(&self.engine, &*wasm()?)
-                    .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
-                self.store_artifact(&sha256, &module);
-                module
-            }
-        };
-        let program = self.program(module, sha256)?;
+        let program = self.program(module()?, sha256)?;
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -458,17 +475,17 @@ impl Engine {
         module.ok()
     }
 
-    fn store_artifact(&self, sha256: &[u8; 32], module: &Module) {
+    /// Writes a compiled module into the disk cache (nothing to do
+    /// without one). Compiling treats a failure as best effort (it only
+    /// costs a later compile); the worker pool needs the file.
+    pub(crate) fn store_artifact(&self, sha256: &[u8; 32], module: &Module) -> std::io::Result<()> {
         let (Some(path), Some(dir)) =
             (self.artifact_path(sha256), self.config.cache_dir.as_deref())
         else {
-            return;
+            return Ok(());
         };
-        let Ok(bytes) = module.serialize() else {
-            return;
-        };
-        // Best effort: a cache that cannot be written only costs a compile.
-        let _ = write_private(dir, &path, &bytes);
+        let bytes = module.serialize().map_err(std::io::Error::other)?;
+        write_private(dir, &path, &bytes)
     }
 
     /// The host stack a thread running guests needs.
@@ -1008,22 +1025,21 @@ fn channel_failure(alias: &str, e: ChannelError) -> Ending {
 
 /// (user, system) CPU time of the calling thread; zero where unknown.
 fn thread_cpu() -> (Duration, Duration) {
-    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
-        return (Duration::ZERO, Duration::ZERO);
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // Fields 14 and 15 (utime, stime); the slice starts at field 3.
+    std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|text| stat_cpu(&text))
+        .unwrap_or((Duration::ZERO, Duration::ZERO))
+}
+
+/// (user, system) CPU time from the text of a `/proc/…/stat` file (fields
+/// 14 and 15, in clock ticks of 10 ms).
+pub(crate) fn stat_cpu(stat: &str) -> Option<(Duration, Duration)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // The slice starts at field 3.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u32>().ok());
     let clk = Duration::from_millis(10);
-    (clk * ticks(11) as u32, clk * ticks(12) as u32)
+    Some((clk * ticks(11)?, clk * ticks(12)?))
 }
 
 /// What `zerovm` and `zvsh` were asked for beyond the manifest.

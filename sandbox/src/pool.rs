@@ -41,7 +41,7 @@ use std::fs::File;
 use std::io::{IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -56,10 +56,10 @@ use rustix::net::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::channel::{self, OpenChannel, SharedBuffer};
+use crate::channel::{OpenChannel, SharedBuffer};
 use crate::engine::{Engine, EngineConfig, Outcome, Session, ValidationError};
-use crate::manifest::{self, Direction};
-use crate::report::{Ending, Report, Validation};
+use crate::manifest::Direction;
+use crate::report::{Ending, Report};
 
 /// Most message bytes in one SEQPACKET record (well under the default
 /// socket buffer, so a record never fails with EMSGSIZE).
@@ -72,6 +72,10 @@ const MORE: u8 = b'+';
 const LAST: u8 = b'.';
 /// Largest reply the parent accepts from a worker.
 const MAX_REPLY: usize = 16 << 20;
+
+/// Largest request a worker accepts; the parent refuses a bigger job
+/// before sending it.
+pub(crate) const MAX_REQUEST: usize = 256 << 20;
 /// How long a new worker may take to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a send to a worker (which is waiting for it) may block.
@@ -169,6 +173,10 @@ pub enum PoolError {
     /// The worker answered something unreadable; it has been replaced.
     #[error("worker protocol error: {0}")]
     Protocol(String),
+    /// The job's description (session, turn source, in-memory inputs
+    /// excluded) is larger than a worker accepts ([`MAX_REQUEST`]).
+    #[error("job description of {0} bytes is larger than a worker accepts (256 MiB)")]
+    TooLarge(usize),
     /// Local I/O (memfds, the socket).
     #[error("pool I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -185,71 +193,14 @@ pub struct PoolStats {
     pub waiting: usize,
 }
 
-/// `Session` minus what cannot cross a process boundary (buffers, files).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct WireSession {
-    pub channels: Vec<manifest::Channel>,
-    pub timeout: Duration,
-    pub memory: u64,
-    pub memory_etag: bool,
-    pub args: Option<Vec<String>>,
-    pub env: Option<Vec<(String, String)>>,
-    pub prevalidate: bool,
-    pub validation: Validation,
-    pub program_name: String,
-    pub turn: Option<String>,
-    pub python: Option<crate::python::Start>,
-}
-
-impl WireSession {
-    pub(crate) fn from_session(s: &Session) -> WireSession {
-        WireSession {
-            channels: s.channels.clone(),
-            timeout: s.timeout,
-            memory: s.memory,
-            memory_etag: s.memory_etag,
-            args: s.args.clone(),
-            env: s.env.clone(),
-            prevalidate: s.prevalidate,
-            validation: s.validation,
-            program_name: s.program_name.clone(),
-            turn: s.turn.clone(),
-            python: s.python,
-        }
-    }
-
-    /// The session, with every channel served from `files`.
-    pub(crate) fn into_session(
-        self,
-        files: HashMap<String, Arc<File>>,
-        system_images: Vec<(String, Arc<File>)>,
-    ) -> Session {
-        Session {
-            channels: self.channels,
-            buffers: HashMap::new(),
-            files,
-            timeout: self.timeout,
-            memory: self.memory,
-            memory_etag: self.memory_etag,
-            args: self.args,
-            env: self.env,
-            prevalidate: self.prevalidate,
-            validation: self.validation,
-            program_name: self.program_name,
-            turn: self.turn,
-            system_images,
-            python: self.python,
-        }
-    }
-}
-
 /// Parent → worker: one job.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Request {
-    /// Hex sha256 of the module.
-    pub sha256: String,
-    /// The session.
-    pub session: WireSession,
+    /// sha256 of the module.
+    pub sha256: [u8; 32],
+    /// The session; its buffers, files and system images arrive as the
+    /// descriptors named below.
+    pub session: Session,
     /// Index of the artifact among the received descriptors.
     pub artifact: usize,
     /// `(alias, descriptor index)` of every channel.
@@ -323,11 +274,13 @@ pub(crate) fn send_message(
 
 /// Receives one message; `Ok(None)` when the peer has closed its end
 /// before a message began. With a `deadline`, `ErrorKind::TimedOut` when
-/// it passes first.
+/// it passes first. More than `limit` bytes or `max_fds` descriptors is
+/// `InvalidData` (the descriptors received so far are closed).
 pub(crate) fn recv_message(
     socket: BorrowedFd<'_>,
     deadline: Option<Instant>,
     limit: usize,
+    max_fds: usize,
 ) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     use std::io::{Error, ErrorKind};
     let mut message = Vec::new();
@@ -363,6 +316,9 @@ pub(crate) fn recv_message(
             if let RecvAncillaryMessage::ScmRights(received) = m {
                 fds.extend(received);
             }
+        }
+        if fds.len() > max_fds {
+            return Err(Error::new(ErrorKind::InvalidData, "unexpected descriptors"));
         }
         if msg.bytes == 0 {
             return if message.is_empty() && fds.is_empty() {
@@ -455,7 +411,7 @@ impl Worker {
     /// Waits for the worker's `ready`.
     fn ready(&mut self) -> Result<(), PoolError> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let reply = recv_message(self.socket.as_fd(), Some(deadline), MAX_REPLY);
+        let reply = recv_message(self.socket.as_fd(), Some(deadline), MAX_REPLY, 0);
         let fail = |worker: &mut Worker, why: String| {
             let status = reap(&mut worker.child, true);
             PoolError::Spawn(format!("worker {}: {why} ({status})", worker.pid))
@@ -566,6 +522,15 @@ impl Pool {
             .recursive(true)
             .mode(0o700)
             .create(&scratch)?;
+        // Workers map artifacts from here as trusted code: refuse a cache
+        // another user could write into.
+        let meta = std::fs::metadata(&scratch)?;
+        if meta.mode() & 0o022 != 0 || meta.uid() != rustix::process::getuid().as_raw() {
+            return Err(PoolError::Spawn(format!(
+                "the cache dir {} must be owned by this user and writable by nobody else",
+                scratch.display()
+            )));
+        }
         let engine = Engine::new(config.engine.clone())
             .map_err(|e| PoolError::Spawn(format!("engine: {e:#}")))?;
         let n = config.workers;
@@ -605,17 +570,14 @@ impl Pool {
         };
         if !artifact.is_file() {
             // `prepare` answered from memory, or could not write the file.
-            let bytes = program
-                .pre
-                .module()
-                .serialize()
-                .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
-            write_artifact(&artifact, &bytes).map_err(|e| {
-                ValidationError::Invalid(format!(
-                    "cannot cache the compiled module as {}: {e}",
-                    artifact.display()
-                ))
-            })?;
+            self.engine
+                .store_artifact(&sha256, program.pre.module())
+                .map_err(|e| {
+                    ValidationError::Invalid(format!(
+                        "cannot cache the compiled module as {}: {e}",
+                        artifact.display()
+                    ))
+                })?;
         }
         Ok(ProgramRef { sha256, artifact })
     }
@@ -695,14 +657,17 @@ impl Pool {
             fds.push(file.as_fd().try_clone_to_owned()?);
         }
         let request = Request {
-            sha256: channel::hex(&program.sha256),
-            session: WireSession::from_session(session),
+            sha256: program.sha256,
+            session: session.clone(),
             artifact: 0,
             channels,
             system_images,
         };
         let bytes = serde_json::to_vec(&request)
             .map_err(|e| PoolError::Protocol(format!("request: {e}")))?;
+        if bytes.len() > MAX_REQUEST {
+            return Err(PoolError::TooLarge(bytes.len()));
+        }
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
         let result = self.exchange(index, &bytes, &borrowed, session);
         drop(borrowed);
@@ -755,7 +720,7 @@ impl Pool {
             .saturating_add(self.config.grace)
             .min(Duration::from_secs(365 * 24 * 3600));
         let deadline = Some(Instant::now() + limit);
-        match recv_message(worker.socket.as_fd(), deadline, MAX_REPLY) {
+        match recv_message(worker.socket.as_fd(), deadline, MAX_REPLY, 0) {
             Ok(Some((bytes, _))) => match serde_json::from_slice::<Reply>(&bytes) {
                 Ok(Reply::Outcome {
                     report,
@@ -914,6 +879,9 @@ struct Mem {
     buffer: SharedBuffer,
     file: File,
     writable: bool,
+    /// The most bytes the run can leave in it: its input plus the write
+    /// quotas of the channels on it. More means a misbehaving worker.
+    max_len: u64,
 }
 
 impl MemFds {
@@ -936,12 +904,14 @@ impl MemFds {
                         buffer: buffer.clone(),
                         file: File::from(fd),
                         writable: false,
+                        max_len: 0,
                     });
                     clear.push(false);
                     mems.len() - 1
                 }
             };
             mems[i].writable |= spec.direction != Direction::ReadOnly;
+            mems[i].max_len = mems[i].max_len.saturating_add(spec.limits.put_size);
             clear[i] |= spec.direction == Direction::WriteOnly;
             by_alias.insert(spec.alias.clone(), i);
         }
@@ -949,6 +919,7 @@ impl MemFds {
             if !clear {
                 let bytes = lock(&m.buffer).clone();
                 m.file.write_all(&bytes)?;
+                m.max_len = m.max_len.saturating_add(bytes.len() as u64);
             }
         }
         Ok(MemFds { mems, by_alias })
@@ -961,6 +932,16 @@ impl MemFds {
     /// Copies what the run left in each writable memfd into its buffer.
     fn read_back(mut self) -> std::io::Result<()> {
         for m in self.mems.iter_mut().filter(|m| m.writable) {
+            let len = m.file.metadata()?.len();
+            if len > m.max_len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "an in-memory channel holds {len} bytes after the run, more than its input and write quotas allow ({})",
+                        m.max_len
+                    ),
+                ));
+            }
             m.file.seek(SeekFrom::Start(0))?;
             let mut bytes = Vec::new();
             m.file.read_to_end(&mut bytes)?;
@@ -991,17 +972,72 @@ fn private_temp_dir() -> std::io::Result<PathBuf> {
     Err(last.unwrap_or_else(|| std::io::Error::other("no temp dir")))
 }
 
-/// Writes an artifact the way the engine does: a private temporary file
-/// renamed into place.
-fn write_artifact(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{ChannelType, CheckedSource, Limits, LocalKind};
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn a_reply_carrying_descriptors_is_refused() {
+        let (a, b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let extra = rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        send_message(a.as_fd(), b"{}", &[extra.as_fd()]).unwrap();
+        let e = recv_message(b.as_fd(), None, MAX_REPLY, 0).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        send_message(a.as_fd(), b"{}", &[]).unwrap();
+        let (bytes, fds) = recv_message(b.as_fd(), None, MAX_REPLY, 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!((bytes.as_slice(), fds.len()), (&b"{}"[..], 0));
+        // And a message over the byte limit.
+        send_message(a.as_fd(), &[b'x'; 100], &[]).unwrap();
+        let e = recv_message(b.as_fd(), None, 99, 0).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn an_output_memfd_grown_past_its_quota_is_refused() {
+        let out = crate::channel::shared(b"old".to_vec());
+        let mut session = crate::python::session_with_stdio(b"", out.clone(), out.clone());
+        session.channels.retain(|c| c.alias == "/dev/stdout");
+        session.channels[0] = manifest_channel(10);
+        session.buffers.retain(|k, _| k == "/dev/stdout");
+        // Within the quota: read back.
+        let memfds = MemFds::new(&session).unwrap();
+        memfds.mems[0].file.write_all_at(b"0123456789", 0).unwrap();
+        memfds.read_back().unwrap();
+        assert_eq!(&*lock(&out), b"0123456789");
+        // A worker writing far past it: refused, the buffer untouched.
+        let memfds = MemFds::new(&session).unwrap();
+        memfds.mems[0].file.write_all_at(b"x", 1 << 20).unwrap();
+        let e = memfds.read_back().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(&*lock(&out), b"0123456789");
+    }
+
+    fn manifest_channel(put_size: u64) -> crate::manifest::Channel {
+        crate::manifest::Channel {
+            alias: "/dev/stdout".into(),
+            channel_type: ChannelType::SGetSPut,
+            direction: Direction::WriteOnly,
+            etag: false,
+            limits: Limits {
+                gets: 0,
+                get_size: 0,
+                puts: 100,
+                put_size,
+            },
+            sources: vec![CheckedSource::Local {
+                path: "/dev/null".into(),
+                kind: LocalKind::CharDevice,
+            }],
+        }
+    }
 }

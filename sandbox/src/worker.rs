@@ -48,11 +48,8 @@ use wasmtime::Module;
 
 use crate::engine::{Engine, EngineConfig, Outcome, Program};
 use crate::errno;
-use crate::pool::{recv_message, send_message, Reply, Request};
+use crate::pool::{recv_message, send_message, Reply, Request, MAX_REQUEST};
 use crate::report::{Ending, Validation};
-
-/// Largest request a worker accepts.
-const MAX_REQUEST: usize = 256 << 20;
 
 /// Command-line options of `zerovm --worker`.
 #[derive(Debug)]
@@ -235,7 +232,7 @@ fn serve_jobs(engine: &Engine, socket: BorrowedFd<'_>, cpu: Option<&File>) {
         return;
     }
     loop {
-        let (bytes, fds) = match recv_message(socket, None, MAX_REQUEST) {
+        let (bytes, fds) = match recv_message(socket, None, MAX_REQUEST, usize::MAX) {
             Ok(Some(message)) => message,
             Ok(None) => return,
             Err(e) => {
@@ -270,7 +267,6 @@ fn serve_job(
 ) -> Result<Outcome, String> {
     let request: Request =
         serde_json::from_slice(bytes).map_err(|e| format!("bad request: {e}"))?;
-    let sha256 = parse_sha256(&request.sha256).ok_or("bad sha256")?;
     let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
     let mut take = |i: usize| -> Result<File, String> {
         fds.get_mut(i)
@@ -287,10 +283,14 @@ fn serve_job(
     for (point, i) in &request.system_images {
         images.push((point.clone(), Arc::new(take(*i)?)));
     }
-    let session = request.session.into_session(files, images);
-    let program = match engine.load(sha256, artifact)? {
+    let sha256 = request.sha256;
+    let mut session = request.session;
+    session.files = files;
+    session.system_images = images;
+    let program = match load(engine, sha256, artifact) {
         Ok(p) => p,
-        Err(e) => {
+        Err(LoadError::Artifact(e)) => return Err(e),
+        Err(LoadError::Invalid(e)) => {
             return Ok(Outcome::failed(
                 Validation::Failed,
                 Ending::ValidationFailed,
@@ -307,69 +307,43 @@ fn serve_job(
     Ok(outcome)
 }
 
-impl Engine {
-    /// The program for `sha256`: from the in-memory cache, else mapped from
-    /// the received artifact. The outer error is a load failure (the job
-    /// is refused), the inner one a module the import check refuses.
-    fn load(
-        &self,
-        sha256: [u8; 32],
-        artifact: File,
-    ) -> Result<Result<Arc<Program>, crate::engine::ValidationError>, String> {
-        if let Some(p) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&sha256)
-        {
-            return Ok(Ok(p.clone()));
-        }
-        // SAFETY: `deserialize_open_file` trusts the file to be a wasmtime
-        // artifact compiled by an engine with this configuration. The only
-        // sender is the pool's parent process, which sends only the file
-        // its own engine wrote for this sha256 into its private (0700)
-        // cache directory (`Pool::run` refuses any other path), and starts
-        // this worker with the same engine settings; wasmtime still checks
-        // the artifact's header and compatibility hash.
-        #[allow(unsafe_code)]
-        let module = unsafe { Module::deserialize_open_file(&self.engine, artifact) }
-            .map_err(|e| format!("cannot load the artifact: {e:#}"))?;
-        let program = match self.program(module, sha256) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sha256, program.clone());
-        Ok(Ok(program))
-    }
-}
-
-fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// (user, system) CPU time of this process, from an open `/proc/self/stat`.
+/// (user, system) CPU time of this process, from an open `/proc/self/stat`
+/// (the worker's root is empty, so it was opened before isolation).
 fn process_cpu(stat: Option<&File>) -> Option<(Duration, Duration)> {
     let mut buf = [0u8; 1024];
     let n = stat?.read_at(&mut buf, 0).ok()?;
-    let text = std::str::from_utf8(buf.get(..n)?).ok()?;
-    let (_, rest) = text.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 (utime, stime); the slice starts at field 3.
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u32>().ok());
-    let clk = Duration::from_millis(10);
-    Some((clk * ticks(11)?, clk * ticks(12)?))
+    crate::engine::stat_cpu(std::str::from_utf8(buf.get(..n)?).ok()?)
+}
+
+/// Why a received program cannot run: the artifact does not load (the
+/// job is refused) or the import check refuses the module (a report).
+enum LoadError {
+    Artifact(String),
+    Invalid(crate::engine::ValidationError),
+}
+
+impl From<crate::engine::ValidationError> for LoadError {
+    fn from(e: crate::engine::ValidationError) -> Self {
+        LoadError::Invalid(e)
+    }
+}
+
+/// The program for `sha256`: from the engine's cache, else mapped from the
+/// received artifact.
+fn load(engine: &Engine, sha256: [u8; 32], artifact: File) -> Result<Arc<Program>, LoadError> {
+    engine.program_for(sha256, || {
+        // SAFETY: `deserialize_open_file` trusts the file to be a wasmtime
+        // artifact compiled by an engine with this configuration. The only
+        // sender is the pool's parent process, which sends only the file
+        // its own engine wrote for this sha256 into its cache directory,
+        // which `Pool::start` checked is writable by nobody else (`Pool::run`
+        // refuses any other path), and starts this worker with the same
+        // engine settings; wasmtime still checks the artifact's header and
+        // compatibility hash.
+        #[allow(unsafe_code)]
+        let module = unsafe { Module::deserialize_open_file(&engine.engine, artifact) };
+        module.map_err(|e| LoadError::Artifact(format!("cannot load the artifact: {e:#}")))
+    })
 }
 
 /// Steps 1 and 2 of the start-up: namespaces, empty root, no capabilities.

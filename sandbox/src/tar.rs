@@ -902,42 +902,65 @@ pub fn pack<'a, W: Write + ?Sized>(
             PackMember::Dir(p) => (format!("{p}/"), flag::DIRECTORY, &[][..]),
             PackMember::File(p, d) => (p.to_string(), flag::FILE, d),
         };
-        let size = data.len() as u64;
-        let split = ustar_split(&path);
-        let mut pax = String::new();
-        if split.is_none() {
-            pax.push_str(&pax_record("path", &path));
-        }
-        if size > USTAR_SIZE_MAX {
-            pax.push_str(&pax_record("size", &size.to_string()));
-        }
-        if !pax.is_empty() {
-            let header = ustar_header(
-                "",
-                "././@PaxHeader",
-                0o644,
-                pax.len() as u64,
-                flag::PAX_LOCAL,
-            );
-            out.write_all(&header)?;
-            write_padded(out, pax.as_bytes())?;
-        }
-        let (prefix, name) = split.unwrap_or(("", fallback_name(&path)));
-        let mode = if flag == flag::DIRECTORY {
-            0o755
-        } else {
-            0o644
-        };
-        out.write_all(&ustar_header(
-            prefix,
-            name,
-            mode,
-            size.min(USTAR_SIZE_MAX),
-            flag,
-        ))?;
+        write_header(out, &path, data.len() as u64, flag)?;
         write_padded(out, data)?;
     }
+    write_end(out)
+}
+
+/// Streams one regular file into a ustar archive: its header(s) as
+/// [`pack`] writes them; then the caller writes exactly `size` bytes and
+/// calls [`write_file_padding`], and [`write_end`] after the last member.
+pub fn write_file_header<W: Write + ?Sized>(out: &mut W, path: &str, size: u64) -> io::Result<()> {
+    write_header(out, path, size, flag::FILE)
+}
+
+/// Zeros after a member's `size` bytes up to the next block boundary.
+pub fn write_file_padding<W: Write + ?Sized>(out: &mut W, size: u64) -> io::Result<()> {
+    let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+    out.write_all(&[0u8; BLOCK][..pad as usize])
+}
+
+/// The end of an archive: two zero blocks.
+pub fn write_end<W: Write + ?Sized>(out: &mut W) -> io::Result<()> {
     out.write_all(&[0u8; 2 * BLOCK])
+}
+
+/// A member's header, preceded by a pax `x` header when the path does not
+/// fit ustar's fields or the size is past ustar's 8 GiB.
+fn write_header<W: Write + ?Sized>(out: &mut W, path: &str, size: u64, flag: u8) -> io::Result<()> {
+    let split = ustar_split(path);
+    let mut pax = String::new();
+    if split.is_none() {
+        pax.push_str(&pax_record("path", path));
+    }
+    if size > USTAR_SIZE_MAX {
+        pax.push_str(&pax_record("size", &size.to_string()));
+    }
+    if !pax.is_empty() {
+        let header = ustar_header(
+            "",
+            "././@PaxHeader",
+            0o644,
+            pax.len() as u64,
+            flag::PAX_LOCAL,
+        );
+        out.write_all(&header)?;
+        write_padded(out, pax.as_bytes())?;
+    }
+    let (prefix, name) = split.unwrap_or(("", fallback_name(path)));
+    let mode = if flag == flag::DIRECTORY {
+        0o755
+    } else {
+        0o644
+    };
+    out.write_all(&ustar_header(
+        prefix,
+        name,
+        mode,
+        size.min(USTAR_SIZE_MAX),
+        flag,
+    ))
 }
 
 /// `(prefix, name)` when `path` fits ustar's fields (name ≤ 100 bytes,
@@ -997,13 +1020,41 @@ fn ustar_header(prefix: &str, name: &str, mode: u32, size: u64, flag: u8) -> [u8
 /// `data` then zeros up to the next block boundary.
 fn write_padded<W: Write + ?Sized>(out: &mut W, data: &[u8]) -> io::Result<()> {
     out.write_all(data)?;
-    let pad = (BLOCK - data.len() % BLOCK) % BLOCK;
-    out.write_all(&[0u8; BLOCK][..pad])
+    write_file_padding(out, data.len() as u64)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_member_reads_back_long_paths_included() {
+        let long = format!("{}/{}", "d".repeat(120), "f".repeat(90));
+        let longer = "x".repeat(300);
+        let mut tar = Vec::new();
+        for (path, data) in [("a/b", &[7u8; 1234][..]), (&long, b"l"), (&longer, b"")] {
+            write_file_header(&mut tar, path, data.len() as u64).unwrap();
+            tar.extend_from_slice(data);
+            write_file_padding(&mut tar, data.len() as u64).unwrap();
+        }
+        write_end(&mut tar).unwrap();
+        let image = TarImage::new(tar).unwrap();
+        let entry = image.stat("a/b").unwrap();
+        assert_eq!(image.contents(entry), &[7u8; 1234][..]);
+        assert_eq!(image.contents(image.stat(&long).unwrap()), b"l");
+        assert!(image.stat(&longer).is_ok(), "a pax path record");
+    }
+
+    #[test]
+    fn a_size_past_ustar_gets_a_pax_size_record() {
+        let mut out = Vec::new();
+        write_file_header(&mut out, "big", USTAR_SIZE_MAX + 1).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains(&format!(" size={}\n", USTAR_SIZE_MAX + 1)));
+        // The ustar header itself holds the largest size it can.
+        assert_eq!(out.len(), 3 * BLOCK);
+        assert_eq!(&out[2 * BLOCK + 124..2 * BLOCK + 135], b"77777777777");
+    }
 
     /// Builds tar archives byte by byte, hostile ones included.
     #[derive(Default)]

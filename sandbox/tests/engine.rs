@@ -1,47 +1,17 @@
 //! Whole-engine tests: WAT guests run through a manifest, channels on real
 //! files, our WASI layer and wasmtime; hostile guests end with a clear report.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use sandbox::engine::{Engine, EngineConfig, Outcome, Session, ValidationError};
 use sandbox::manifest::{Manifest, StdHost};
 use sandbox::report::{Ending, Validation};
 
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
-}
-
-/// Imports and memory every guest shares.
-const PRELUDE: &str = r#"
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (import "wasi_snapshot_preview1" "path_open"
-    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_pread" (func $fd_pread (param i32 i32 i32 i64 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_seek" (func $fd_seek (param i32 i64 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  ;; write(fd, ptr, len) through an iovec at 0; nwritten at 8; returns errno
-  (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
-    (i32.store (i32.const 0) (local.get $ptr))
-    (i32.store (i32.const 4) (local.get $len))
-    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
-  ;; open(path at ptr, len, oflags, rights) -> errno; fd at 12
-  (func $open (param $ptr i32) (param $len i32) (param $oflags i32) (param $rights i64) (result i32)
-    (call $path_open (i32.const 3) (i32.const 0) (local.get $ptr) (local.get $len)
-      (local.get $oflags) (local.get $rights) (i64.const 0) (i32.const 0) (i32.const 12)))
-"#;
+mod wat;
+use wat::engine;
 
 fn guest(body: &str) -> String {
-    format!("(module {PRELUDE} {body})")
+    wat::module(1, body)
 }
 
 struct Run {
@@ -66,22 +36,10 @@ fn run_full(
     tweak: impl FnOnce(&mut Session),
 ) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().to_str().expect("utf-8 temp dir").to_string();
-    std::fs::write(dir.path().join("prog.wasm"), wasm).expect("program");
-    std::fs::write(dir.path().join("stdin"), stdin).expect("stdin");
     for (name, bytes) in files {
         std::fs::write(dir.path().join(name), bytes).expect("file");
     }
-    let text = format!(
-        "Version = 20130611\nTimeout = 5\nMemory = 67108864,0\nProgram = {d}/prog.wasm\n\
-         Channel = {d}/stdin,/dev/stdin,0,0,1000,1000000,0,0\n\
-         Channel = {d}/stdout,/dev/stdout,0,0,0,0,1000,1000000\n\
-         Channel = {d}/stderr,/dev/stderr,0,0,0,0,1000,1000000\n{}",
-        extra.replace("{dir}", &d)
-    );
-    let manifest = Manifest::parse(text.as_bytes()).expect("manifest");
-    let channels = manifest.check(&StdHost).expect("checked manifest");
-    let mut session = Session::from_manifest(&manifest, channels);
+    let mut session = wat::session(dir.path(), wasm, stdin, 5, extra);
     tweak(&mut session);
     let outcome = match engine().prepare(wasm) {
         Ok(program) => engine().run(&program, &session),

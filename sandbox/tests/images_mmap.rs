@@ -2,36 +2,11 @@
 //! memory map of its channel's file, and `wo` images packed at exit through
 //! the channel's quotas. WAT guests, as in `tests/engine.rs`.
 
-use std::sync::OnceLock;
-
-use sandbox::engine::{Engine, EngineConfig, Outcome};
-use sandbox::manifest::{Manifest, StdHost};
+use sandbox::engine::Outcome;
 use sandbox::tar::{pack, PackMember, TarImage};
 
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
-}
-
-const PRELUDE: &str = r#"
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_pread" (func $fd_pread (param i32 i32 i32 i64 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (import "wasi_snapshot_preview1" "path_create_directory"
-    (func $mkdir (param i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "path_open"
-    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  ;; write(fd, ptr, len) through an iovec at 0; nwritten at 8; returns errno
-  (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
-    (i32.store (i32.const 0) (local.get $ptr))
-    (i32.store (i32.const 4) (local.get $len))
-    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
-  ;; open(path at ptr, len, oflags, rights) -> errno; fd at 12
-  (func $open (param $ptr i32) (param $len i32) (param $oflags i32) (param $rights i64) (result i32)
-    (call $path_open (i32.const 3) (i32.const 0) (local.get $ptr) (local.get $len)
-      (local.get $oflags) (local.get $rights) (i64.const 0) (i32.const 0) (i32.const 12)))
-"#;
+mod wat;
+use wat::engine;
 
 struct Run {
     outcome: Outcome,
@@ -43,21 +18,9 @@ struct Run {
 /// channel lines (`{dir}` = the temp dir); `prepare` fills the dir first.
 fn run(wat: &str, extra: &str, prepare: impl FnOnce(&std::path::Path)) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().to_str().expect("utf-8 temp dir").to_string();
-    let wasm = format!("(module {PRELUDE} {wat})");
-    std::fs::write(dir.path().join("prog.wasm"), &wasm).expect("program");
-    std::fs::write(dir.path().join("stdin"), b"").expect("stdin");
+    let wasm = wat::module(2, wat);
     prepare(dir.path());
-    let text = format!(
-        "Version = 20130611\nTimeout = 20\nMemory = 67108864,0\nProgram = {d}/prog.wasm\n\
-         Channel = {d}/stdin,/dev/stdin,0,0,1000,1000000,0,0\n\
-         Channel = {d}/stdout,/dev/stdout,0,0,0,0,1000,1000000\n\
-         Channel = {d}/stderr,/dev/stderr,0,0,0,0,1000,1000000\n{}",
-        extra.replace("{dir}", &d)
-    );
-    let manifest = Manifest::parse(text.as_bytes()).expect("manifest");
-    let channels = manifest.check(&StdHost).expect("checked manifest");
-    let session = sandbox::engine::Session::from_manifest(&manifest, channels);
+    let session = wat::session(dir.path(), wasm.as_bytes(), b"", 20, extra);
     let program = engine().prepare(wasm.as_bytes()).expect("valid guest");
     let outcome = engine().run(&program, &session);
     let stdout = std::fs::read(dir.path().join("stdout")).unwrap_or_default();

@@ -5,34 +5,12 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use sandbox::engine::{Engine, EngineConfig, Outcome, Session};
-use sandbox::manifest::{Manifest, StdHost};
+use sandbox::engine::{Outcome, Session};
 
-fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
-}
-
-const PRELUDE: &str = r#"
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (import "wasi_snapshot_preview1" "path_open"
-    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  ;; write(fd, ptr, len) through an iovec at 0; nwritten at 8; returns errno
-  (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
-    (i32.store (i32.const 0) (local.get $ptr))
-    (i32.store (i32.const 4) (local.get $len))
-    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
-  ;; open(path at ptr, len, oflags, rights) -> errno; fd at 12
-  (func $open (param $ptr i32) (param $len i32) (param $oflags i32) (param $rights i64) (result i32)
-    (call $path_open (i32.const 3) (i32.const 0) (local.get $ptr) (local.get $len)
-      (local.get $oflags) (local.get $rights) (i64.const 0) (i32.const 0) (i32.const 12)))
-"#;
+mod wat;
+use wat::engine;
 
 /// Writes "hello over tcp\n" (15 bytes) to /dev/out; exit code = bytes taken.
 const WRITER: &str = r#"
@@ -69,19 +47,9 @@ struct Run {
 /// A session for `wat` with the std channels on files in `dir` plus the
 /// channel line `extra`.
 fn session(dir: &std::path::Path, wat: &str, timeout: u32, extra: &str) -> (Vec<u8>, Session) {
-    let d = dir.to_str().expect("utf-8 temp dir");
-    let wasm = format!("(module {PRELUDE} {wat})").into_bytes();
-    std::fs::write(dir.join("prog.wasm"), &wasm).expect("program");
-    std::fs::write(dir.join("stdin"), b"").expect("stdin");
-    let text = format!(
-        "Version = 20130611\nTimeout = {timeout}\nMemory = 67108864,0\nProgram = {d}/prog.wasm\n\
-         Channel = {d}/stdin,/dev/stdin,0,0,1000,1000000,0,0\n\
-         Channel = {d}/stdout,/dev/stdout,0,0,0,0,1000,1000000\n\
-         Channel = {d}/stderr,/dev/stderr,0,0,0,0,1000,1000000\n{extra}"
-    );
-    let manifest = Manifest::parse(text.as_bytes()).expect("manifest");
-    let channels = manifest.check(&StdHost).expect("checked manifest");
-    (wasm, Session::from_manifest(&manifest, channels))
+    let wasm = wat::module(1, wat).into_bytes();
+    let session = wat::session(dir, &wasm, b"", timeout, extra);
+    (wasm, session)
 }
 
 fn run(wat: &str, timeout: u32, extra: &str) -> Run {
@@ -138,10 +106,7 @@ fn wait_until_listening(port: u16) {
 
 fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;
-    md5::Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sandbox::channel::hex(&md5::Md5::digest(bytes))
 }
 
 #[test]

@@ -4,29 +4,20 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sandbox::channel::shared;
-use sandbox::engine::{Engine, EngineConfig, Session, ValidationError};
+use sandbox::engine::{Session, ValidationError};
 use sandbox::manifest::{Manifest, StdHost};
 use sandbox::pool::{Job, Pool, PoolConfig, PoolError, ProgramRef};
 use sandbox::report::Ending;
 
 const ZEROVM: &str = env!("CARGO_BIN_EXE_zerovm");
 
-const PRELUDE: &str = r#"
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
-    (i32.store (i32.const 0) (local.get $ptr))
-    (i32.store (i32.const 4) (local.get $len))
-    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
-"#;
+mod wat;
 
 fn guest(body: &str) -> String {
-    format!("(module {PRELUDE} {body})")
+    wat::module(1, body)
 }
 
 fn hello() -> String {
@@ -95,11 +86,6 @@ fn job(pool: &Pool, wat: &str, session: Session) -> Job {
     }
 }
 
-fn in_process() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(EngineConfig::default()).expect("engine"))
-}
-
 fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let until = Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -123,8 +109,8 @@ fn hello_through_a_worker_lands_in_the_shared_buffer_as_in_process() {
     // The same as an in-process run, CPU figures aside.
     let local_out = shared(Vec::new());
     s.buffers.insert("/dev/stdout".into(), local_out.clone());
-    let program = in_process().prepare(hello().as_bytes()).unwrap();
-    let local = in_process().run(&program, &s);
+    let program = wat::engine().prepare(hello().as_bytes()).unwrap();
+    let local = wat::engine().run(&program, &s);
     assert_eq!(&*local_out.lock().unwrap(), b"hello, world\n");
     assert_eq!(outcome.ending, local.ending);
     assert_eq!(outcome.report.user_code, local.report.user_code);
@@ -226,8 +212,8 @@ fn a_channel_that_cannot_be_opened_ends_as_in_process() {
     let s = session(dir.path(), missing.to_str());
     std::fs::remove_file(&missing).unwrap();
     let outcome = pool.run(job(&pool, &hello(), s.clone())).expect("run");
-    let program = in_process().prepare(hello().as_bytes()).unwrap();
-    let local = in_process().run(&program, &s);
+    let program = wat::engine().prepare(hello().as_bytes()).unwrap();
+    let local = wat::engine().run(&program, &s);
     assert_eq!(outcome.ending, local.ending);
     assert_eq!(outcome.exit_code(), local.exit_code());
     assert_ne!(outcome.exit_code(), 0);
@@ -491,7 +477,7 @@ fn hostile_guests_end_with_reports_and_the_worker_lives_on() {
     let out = shared(Vec::new());
     let mut s = session(dir.path(), None);
     s.buffers.insert("/dev/stdout".into(), out.clone());
-    let wasi = format!("(module {imports} {PRELUDE} {body})");
+    let wasi = wat::module_importing(imports, 1, body);
     let outcome = pool.run(job(&pool, &wasi, s)).expect("run");
     assert_eq!(outcome.ending, Ending::Exited, "{:?}", outcome.detail);
     assert_eq!(out.lock().unwrap().len(), 64);

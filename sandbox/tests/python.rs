@@ -214,7 +214,15 @@ fn stdin_as_the_program_like_python_with_no_args() {
 
 #[test]
 fn job_tar_image_and_channels_are_visible() {
-    let tar = ustar(&[("data/words.txt", b"alpha beta\ngamma\n")]);
+    let mut tar = Vec::new();
+    sandbox::tar::pack(
+        &mut tar,
+        [sandbox::tar::PackMember::File(
+            "data/words.txt",
+            b"alpha beta\ngamma\n",
+        )],
+    )
+    .expect("tar");
     let script = "import os\n\
         print(sorted(os.listdir('/dev/in')) if os.path.isdir('/dev/in') else None)\n\
         print(open('/app/data/words.txt').read().split())\n\
@@ -327,31 +335,6 @@ fn output_quota_gives_oserror_edquot() {
     assert_eq!(r.code(), 0, "{}", r.stderr);
     assert_eq!(r.stdout.len(), 95);
     assert_eq!(r.stderr, "True Quota exceeded");
-}
-
-/// A ustar archive of regular files (what a job's image is).
-fn ustar(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, data) in files {
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..107].copy_from_slice(b"0000644");
-        h[108..115].copy_from_slice(b"0000000");
-        h[116..123].copy_from_slice(b"0000000");
-        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-        h[136..147].copy_from_slice(b"00000000000");
-        h[156] = b'0';
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.resize(out.len() + 1024, 0);
-    out
 }
 
 /// The same image through the worker pool (separate, isolated processes):

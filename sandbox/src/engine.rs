@@ -1053,6 +1053,9 @@ pub struct RunOptions {
     /// program comes from the image (compiled at install, in the image
     /// store's cache) and the session becomes a Python run.
     pub python: Option<PythonRun>,
+    /// The `zerovm` binary the session's worker runs as (`zerovm
+    /// --worker`); default: `zerovm` beside the running executable.
+    pub worker_program: Option<PathBuf>,
 }
 
 /// An installed Python image to run, and how.
@@ -1065,10 +1068,13 @@ pub struct PythonRun {
 }
 
 /// A whole session from a manifest file, as the `zerovm` command runs it: load
-/// and check the manifest, read and validate the program, run it. Every failure
-/// becomes an [`Outcome`] with ZeroVM's exit state. `ZEROVM_CACHE_DIR` names
-/// the on-disk cache of compiled modules.
+/// and check the manifest, read and validate the program (in this process),
+/// then run it in a worker process of a one-worker [`crate::pool::Pool`],
+/// the same isolated path every run takes. Every failure becomes an
+/// [`Outcome`] with ZeroVM's exit state. `ZEROVM_CACHE_DIR` names the
+/// on-disk cache of compiled modules (a private temporary one otherwise).
 pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
+    use crate::pool::{Job, Pool, PoolConfig, ProgramRef};
     let manifest = match Manifest::load(path) {
         Ok(m) => m,
         Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
@@ -1077,31 +1083,53 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
     };
-    let cache_dir = match &options.python {
+    let internal = |detail: String| {
+        Outcome::failed(
+            Validation::NotValidated,
+            Ending::Failed {
+                errno: errno::EFAULT,
+                message: String::new(),
+            },
+            Some(detail),
+        )
+    };
+    let worker_program = match options.worker_program.clone().or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .map(|exe| exe.with_file_name("zerovm"))
+    }) {
+        Some(p) => p,
+        None => return internal("cannot find the zerovm binary for the worker".into()),
+    };
+    let mut config = PoolConfig::new(worker_program);
+    config.workers = 1;
+    config.queue = 0;
+    config.engine.cache_dir = match &options.python {
         Some(py) => Some(py.image.cache_dir.clone()),
         None => std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
     };
-    let config = EngineConfig {
-        cache_dir,
-        ..EngineConfig::default()
+    let pool = match Pool::start(config) {
+        Ok(p) => p,
+        Err(e) => return internal(format!("worker pool: {e}")),
     };
-    let engine = match Engine::new(config) {
-        Ok(e) => e,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::NotValidated,
-                Ending::Failed {
-                    errno: errno::EFAULT,
-                    message: String::new(),
-                },
-                Some(format!("engine: {e:#}")),
-            )
+    let program = match &options.python {
+        // Compiled at install: only the artifact's name is needed here
+        // (compiled again only when the cache lost it).
+        Some(py) => {
+            let (sha256, _) = py.image.module(py.start);
+            let artifact = pool.engine().artifact_path(sha256).unwrap_or_default();
+            let compiled = if artifact.is_file() {
+                Ok(())
+            } else {
+                py.image.program(pool.engine(), py.start).map(|_| ())
+            };
+            compiled.map(|()| ProgramRef {
+                sha256: *sha256,
+                artifact,
+            })
         }
-    };
-    let prepared = match &options.python {
-        Some(py) => py.image.program(&engine, py.start),
         None => match std::fs::read(&manifest.program) {
-            Ok(wasm) => engine.prepare(&wasm),
+            Ok(wasm) => pool.program_ref(&wasm),
             Err(e) => {
                 return Outcome::failed(
                     Validation::NotValidated,
@@ -1114,7 +1142,7 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
             }
         },
     };
-    let program = match prepared {
+    let program = match program {
         Ok(p) => p,
         Err(e) => {
             return Outcome::failed(
@@ -1132,5 +1160,16 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
     if let Some(py) = &options.python {
         py.image.apply(&mut session, py.start);
     }
-    engine.run(&program, &session)
+    let validation = session.validation;
+    match pool.run(Job { program, session }) {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::failed(
+            validation,
+            Ending::Failed {
+                errno: errno::EFAULT,
+                message: String::new(),
+            },
+            Some(e.to_string()),
+        ),
+    }
 }

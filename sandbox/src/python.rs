@@ -321,11 +321,16 @@ impl PythonImage {
     /// The compiled program for a start (from the engine's caches when
     /// it was compiled before, as install does).
     pub fn program(&self, engine: &Engine, start: Start) -> Result<Arc<Program>, ValidationError> {
-        let (sha, path) = match (self.start(start), &self.daemon) {
+        let (sha, path) = self.module(start);
+        engine.prepare_known(*sha, path)
+    }
+
+    /// sha256 and path of the module a start runs.
+    pub fn module(&self, start: Start) -> &([u8; 32], PathBuf) {
+        match (self.start(start), &self.daemon) {
             (Start::Daemon, Some(daemon)) => daemon,
             _ => &self.plain,
-        };
-        engine.prepare_known(*sha, path)
+        }
     }
 
     /// Makes `session` a Python run: the stdlib mounted at `/`, the

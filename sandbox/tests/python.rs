@@ -402,3 +402,50 @@ fn python_through_the_worker_pool() {
     assert_eq!(outcome.report.user_code, 0);
     assert_eq!(&*out.lock().unwrap(), b"after\n");
 }
+
+/// `zvsh python3 @script.py args` as a user types it: the image found in
+/// `$ZEROCLOUD_IMAGES`, the run in a pool worker, stdin and stdout the
+/// terminal's, the script's exit code zvsh's.
+#[test]
+fn zvsh_runs_a_python_script_like_a_local_command() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.py");
+    std::fs::write(
+        &script,
+        "import sys, numpy\nprint(sys.argv[1:], int(numpy.arange(4).sum()))\n\
+         print(sys.stdin.read().upper(), end='')\nsys.exit(3)\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zvsh"))
+        .arg("python3")
+        .arg(format!("@{}", script.display()))
+        .args(["a", "b c"])
+        .env(
+            "ZEROCLOUD_IMAGES",
+            std::env::var_os("ZEROCLOUD_IMAGES").expect("ZEROCLOUD_IMAGES"),
+        )
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("zvsh");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"from stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "['a', 'b c'] 6\nFROM STDIN\n"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

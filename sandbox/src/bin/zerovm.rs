@@ -11,8 +11,9 @@
 //! `ZEROVM_CACHE_DIR`, if set, keeps compiled modules there (a private
 //! directory; see engine.rs). ZeroVM's refusal to run as root is not kept:
 //! the wasm sandbox, not the uid, is the boundary (workers drop
-//! privileges). `zerovm --worker` (not in the help) is a worker process of
-//! the pool (`sandbox::pool`, `sandbox::worker`).
+//! privileges). The session runs in a `zerovm --worker` process (not in
+//! the help) that this command starts, as every pool run does
+//! (`sandbox::pool`, `sandbox::worker`).
 
 use std::process::ExitCode;
 

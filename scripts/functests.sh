@@ -14,7 +14,8 @@ tools="${SHARED_TOOLS:-$(dirname "$repo")/shared/tools}"
 cargo build --release --bin zerocloud
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-./target/release/zerocloud up --bind "127.0.0.1:$port" --data-dir "$work/data" >"$work/server.log" 2>&1 &
+# Swift's tests run no jobs: no background image install competing for the cores.
+./target/release/zerocloud up --bind "127.0.0.1:$port" --data-dir "$work/data" --no-image-install >"$work/server.log" 2>&1 &
 pid=$!
 cleanup() {
   local rc=$?

@@ -22,6 +22,12 @@ pub struct ProxyConfig {
     /// TempAuth users; the default list is Swift's sample users.
     pub users: Vec<UserConfig>,
     pub ring: RingConfig,
+    /// Where system images (the Python interpreter) live; see
+    /// [`ProxyConfig::images_dir`] for the default.
+    pub images_dir: Option<PathBuf>,
+    /// `zerocloud up` installs missing system images in the background at
+    /// start (download, verify, compile; a few minutes the first time).
+    pub install_images: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +87,58 @@ impl Default for ProxyConfig {
                 user("test5:tester5", "testing5", &["service"]),
             ],
             ring: RingConfig::default(),
+            images_dir: None,
+            install_images: true,
         }
+    }
+}
+
+impl ProxyConfig {
+    /// The images directory: `$ZEROCLOUD_IMAGES` when set (one shared
+    /// install per machine or test run), else the `images_dir` key, else
+    /// `<data_dir>/images`.
+    pub fn images_dir(&self) -> PathBuf {
+        self.images_dir_with(std::env::var_os(sandbox::image::IMAGES_ENV))
+    }
+
+    fn images_dir_with(&self, env: Option<std::ffi::OsString>) -> PathBuf {
+        match env {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => self
+                .images_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("images")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_dir_env_then_key_then_data_dir() {
+        let mut cfg = ProxyConfig {
+            data_dir: "/d".into(),
+            ..ProxyConfig::default()
+        };
+        assert_eq!(cfg.images_dir_with(None), PathBuf::from("/d/images"));
+        assert_eq!(
+            cfg.images_dir_with(Some("".into())),
+            PathBuf::from("/d/images")
+        );
+        cfg.images_dir = Some("/k".into());
+        assert_eq!(cfg.images_dir_with(None), PathBuf::from("/k"));
+        assert_eq!(cfg.images_dir_with(Some("/e".into())), PathBuf::from("/e"));
+    }
+
+    #[test]
+    fn the_documented_config_parses() {
+        let doc = include_str!("../../docs/config.md");
+        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("its end");
+        let cfg: ProxyConfig = toml::from_str(&doc[start..end]).expect("docs/config.md parses");
+        assert!(cfg.install_images);
+        assert_eq!(cfg.bind, "127.0.0.1:8080");
     }
 }

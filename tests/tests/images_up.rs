@@ -1,0 +1,94 @@
+//! `zerocloud up` installs missing system images in the background while the
+//! Swift API serves (issue 5): an installed image is found ready and nothing
+//! is redone; an install that cannot happen is reported with the command
+//! that fixes it, and Swift requests are unaffected.
+
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use tests::{Server, Session};
+
+/// stderr lines until one contains `needle` (that one included); panics
+/// with what was seen if none does within `limit`.
+fn lines_until(rx: &Receiver<String>, needle: &str, limit: Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(needle);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no stderr line with {needle:?}; saw:\n{}", seen.join("\n"));
+}
+
+#[tokio::test]
+async fn an_installed_image_is_found_ready_and_nothing_is_redone() {
+    let images = std::env::var_os("ZEROCLOUD_IMAGES").expect(
+        "ZEROCLOUD_IMAGES must name an images dir with python installed (scripts/test.sh does it)",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, rx) =
+        Server::start_installing(&tmp.path().join("data"), &[("ZEROCLOUD_IMAGES", &images)]);
+    let seen = lines_until(&rx, "zerocloud: image python", Duration::from_secs(60));
+    let last = seen.last().map(String::as_str).unwrap_or("");
+    assert!(
+        last.starts_with("zerocloud: image python 0.1.0 ready in "),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("installing")),
+        "an installed image was installed again: {seen:?}"
+    );
+    // Nothing was written under the data dir's own images/.
+    assert!(!tmp.path().join("data").join("images").exists());
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_failed_install_is_reported_and_swift_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    // No python3 on PATH: pip cannot run, so the install fails at once (and
+    // downloads nothing).
+    let empty = tmp.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let (server, rx) = Server::start_installing(
+        &tmp.path().join("data"),
+        &[
+            ("ZEROCLOUD_IMAGES", images.as_os_str()),
+            ("PATH", empty.as_os_str()),
+        ],
+    );
+    let seen = lines_until(&rx, "not installed", Duration::from_secs(60));
+    let report = seen.last().map(String::as_str).unwrap_or("");
+    assert!(
+        report.starts_with("zerocloud: image python not installed:") && report.contains("pip"),
+        "{report}"
+    );
+    let hint = lines_until(&rx, "zerocloud image install", Duration::from_secs(5));
+    assert!(
+        hint.iter()
+            .any(|l| l.contains(&format!("--images-dir {}", images.display()))),
+        "{hint:?}"
+    );
+    // Nothing half-installed is left.
+    let left: Vec<_> = std::fs::read_dir(&images)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the images dir: {left:?}");
+    // Swift is unaffected.
+    let s = Session::new(&server, "test:tester", "testing").await;
+    let r = s.req("PUT", "/c", &[], "").await;
+    assert_eq!(r.status, 201);
+    let r = s.req("PUT", "/c/o", &[], "hello").await;
+    assert_eq!(r.status, 201);
+    let r = s.req("GET", "/c/o", &[], "").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+}

@@ -11,8 +11,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 TOOLS="${ZC_TOOLS:-$HOME/.cache/zerocloud}"
 export ZEROCLOUD_IMAGES="${ZEROCLOUD_IMAGES:-$TOOLS/images}"
-cargo build --release --workspace --bins -q
-cargo build --release -q -p bench --bin python
+cargo build --release --workspace --bins -q   # zerovm, zerocloud and this bench
 target/release/zerocloud image install python --images-dir "$ZEROCLOUD_IMAGES"
 if [[ ! -x $TOOLS/bench-venv/bin/python ]] || ! "$TOOLS/bench-venv/bin/python" -c 'import numpy' 2>/dev/null; then
   echo "python.sh: creating $TOOLS/bench-venv with numpy (native comparison)" >&2

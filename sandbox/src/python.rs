@@ -77,6 +77,11 @@ pub const PRELOAD: &[&str] = &[
     "pkgutil",
 ];
 
+/// Version of how [`build_snapshot`] prepares the instance besides its
+/// turn (environment, mounts, wizer settings): bump it when those change,
+/// and installs rebuild their snapshot.
+pub const SNAPSHOT_RECIPE: u64 = 2;
+
 /// The turn the snapshot is taken after: import `preload`, then collect
 /// and freeze every object so far into the GC's permanent generation.
 /// Runs' collections then never traverse the snapshot's objects: faster,
@@ -359,10 +364,24 @@ impl PythonImage {
     }
 }
 
+/// Whether the image's daemon snapshot was built from its plain module
+/// with this release's recipe ([`SNAPSHOT_RECIPE`], [`snapshot_turn`] of
+/// [`PRELOAD`]). An older one still runs (daemon mode uses it), slower or
+/// without what a newer recipe adds; the next install rebuilds it.
+pub fn daemon_is_current(image: &InstalledImage, python: &PythonImage) -> Result<bool, ImageError> {
+    let turn = snapshot_turn(PRELOAD);
+    Ok(image.steps()?.get(STEP_DAEMON).is_some_and(|v| {
+        v.get("from").and_then(|s| s.as_str()) == Some(&crate::channel::hex(&python.plain.0))
+            && v.get("turn").and_then(|s| s.as_str()) == Some(&turn)
+            && v.get("recipe").and_then(|r| r.as_u64()) == Some(SNAPSHOT_RECIPE)
+    }))
+}
+
 /// Builds the daemon snapshot of an installed image into its directory
 /// and compiles it into the image store's cache; recorded as
-/// [`STEP_DAEMON`]. Skipped when done for the same plain module.
-pub fn build_daemon(
+/// [`STEP_DAEMON`]. Skipped when [`daemon_is_current`] and compiled. The
+/// caller holds the store's install lock ([`crate::image::ImageStore::exclusive`]).
+pub(crate) fn build_daemon(
     image: &InstalledImage,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(), ImageError> {
@@ -372,19 +391,13 @@ pub fn build_daemon(
     };
     let python = PythonImage::open(image)?;
     let out = image.dir.join(DAEMON_WASM);
-    // Done for this plain module and this recipe (a new preload list or
-    // turn in a later release rebuilds it).
-    let turn = snapshot_turn(PRELOAD);
-    let done = image.steps()?.get(STEP_DAEMON).map(|v| {
-        v.get("from").and_then(|s| s.as_str()) == Some(&crate::channel::hex(&python.plain.0))
-            && v.get("turn").and_then(|s| s.as_str()) == Some(&turn)
-    });
+    let done = daemon_is_current(image, &python)?;
     let engine = Engine::new(EngineConfig {
         cache_dir: Some(image.cache_dir.clone()),
         ..EngineConfig::default()
     })
     .map_err(|e| fail(format!("engine: {e:#}")))?;
-    if let (Some(true), Some((sha, _))) = (done, &python.daemon) {
+    if let (true, Some((sha, _))) = (done, &python.daemon) {
         if engine.artifact_path(sha).is_some_and(|a| a.is_file()) {
             progress(Progress::AlreadyDone {
                 step: "build the daemon snapshot".into(),
@@ -407,7 +420,19 @@ pub fn build_daemon(
         h
     })
     .into();
-    let tmp = image.dir.join(format!(".{DAEMON_WASM}.tmp"));
+    // Left by an install that was stopped (the caller holds the install
+    // lock: no other installer is writing one now).
+    let tmp_prefix = format!(".{DAEMON_WASM}.tmp");
+    if let Ok(entries) = std::fs::read_dir(&image.dir) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().starts_with(&tmp_prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let tmp = image
+        .dir
+        .join(format!("{tmp_prefix}-{}", std::process::id()));
     std::fs::write(&tmp, &bytes)
         .and_then(|()| std::fs::rename(&tmp, &out))
         .map_err(|source| ImageError::Io {
@@ -427,7 +452,8 @@ pub fn build_daemon(
             "size": bytes.len(),
             "from": crate::channel::hex(&python.plain.0),
             "preload": PRELOAD,
-            "turn": turn,
+            "turn": snapshot_turn(PRELOAD),
+            "recipe": SNAPSHOT_RECIPE,
         }),
     )
 }

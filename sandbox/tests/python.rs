@@ -32,6 +32,12 @@ fn py() -> &'static Py {
         let installed = store.resolve("python3").expect("python image installed");
         let image = PythonImage::open(&installed).expect("python image readable");
         assert!(image.daemon.is_some(), "the daemon snapshot was not built");
+        assert!(
+            python::daemon_is_current(&installed, &image).expect("steps.json readable"),
+            "the daemon snapshot in {} was built by an older release: run \
+             `zerocloud image install python --images-dir DIR` (scripts/test.sh does)",
+            installed.dir.display()
+        );
         let engine = Engine::new(EngineConfig {
             cache_dir: Some(installed.cache_dir.clone()),
             ..EngineConfig::default()

@@ -28,8 +28,8 @@ fn lines_until(rx: &Receiver<String>, needle: &str, limit: Duration) -> Vec<Stri
     panic!("no stderr line with {needle:?}; saw:\n{}", seen.join("\n"));
 }
 
-#[tokio::test]
-async fn an_installed_image_is_found_ready_and_nothing_is_redone() {
+#[test]
+fn an_installed_image_is_found_ready_and_nothing_is_redone() {
     let images = std::env::var_os("ZEROCLOUD_IMAGES").expect(
         "ZEROCLOUD_IMAGES must name an images dir with python installed (scripts/test.sh does it)",
     );
@@ -38,12 +38,18 @@ async fn an_installed_image_is_found_ready_and_nothing_is_redone() {
         Server::start_installing(&tmp.path().join("data"), &[("ZEROCLOUD_IMAGES", &images)]);
     let seen = lines_until(&rx, "zerocloud: image python", Duration::from_secs(60));
     let last = seen.last().map(String::as_str).unwrap_or("");
+    let dir = last
+        .strip_prefix("zerocloud: image python ")
+        .and_then(|rest| rest.split_once(" ready in "))
+        .map(|(_version, dir)| std::path::PathBuf::from(dir));
+    let images = std::path::PathBuf::from(&images);
     assert!(
-        last.starts_with("zerocloud: image python 0.1.0 ready in "),
+        dir.as_ref().is_some_and(|d| d.starts_with(images.join("python"))
+            && d.join("image.json").is_file()),
         "{seen:?}"
     );
     assert!(
-        !seen.iter().any(|l| l.contains("installing")),
+        !seen.iter().any(|l| l.contains("preparing")),
         "an installed image was installed again: {seen:?}"
     );
     // Nothing was written under the data dir's own images/.
@@ -66,10 +72,10 @@ async fn a_failed_install_is_reported_and_swift_keeps_serving() {
             ("PATH", empty.as_os_str()),
         ],
     );
-    let seen = lines_until(&rx, "not installed", Duration::from_secs(60));
+    let seen = lines_until(&rx, "not ready", Duration::from_secs(60));
     let report = seen.last().map(String::as_str).unwrap_or("");
     assert!(
-        report.starts_with("zerocloud: image python not installed:") && report.contains("pip"),
+        report.starts_with("zerocloud: image python not ready:") && report.contains("pip"),
         "{report}"
     );
     let hint = lines_until(&rx, "zerocloud image install", Duration::from_secs(5));
@@ -78,11 +84,13 @@ async fn a_failed_install_is_reported_and_swift_keeps_serving() {
             .any(|l| l.contains(&format!("--images-dir {}", images.display()))),
         "{hint:?}"
     );
-    // Nothing half-installed is left.
-    let left: Vec<_> = std::fs::read_dir(&images)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left in the images dir: {left:?}");
+    // The install got as far as its lock, and left nothing half-installed.
+    let left: Vec<String> = std::fs::read_dir(&images)
+        .expect("the images dir was made")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [".install.lock"], "left in the images dir");
     // Swift is unaffected.
     let s = Session::new(&server, "test:tester", "testing").await;
     let r = s.req("PUT", "/c", &[], "").await;

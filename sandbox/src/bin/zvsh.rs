@@ -115,7 +115,8 @@ fn system_image(inv: &zvsh::Invocation) -> Result<Option<PythonImageRun>, ZvshEr
     if Path::new(&inv.command).exists() || image::find_spec(&inv.command).is_err() {
         return Ok(None);
     }
-    let dir = std::env::var_os("ZEROCLOUD_IMAGES")
+    let dir = std::env::var_os(image::IMAGES_ENV)
+        .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("./zerocloud-data/images"));
     let installed = ImageStore::at(dir.clone())

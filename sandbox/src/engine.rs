@@ -125,6 +125,46 @@ pub enum Entry {
 /// exports either, wizer removes them).
 pub const INIT_EXPORTS: [&str; 2] = ["_initialize", "wizer.initialize"];
 
+/// Most programs an engine keeps linked in memory (a long-lived worker sees
+/// every program its jobs bring): past this, the least recently used is
+/// dropped (its module is unmapped once no run holds it; the disk cache
+/// still has it, so using it again costs a load, not a compile).
+pub const MAX_CACHED_PROGRAMS: usize = 64;
+
+/// The engine's in-memory programs, least recently used evicted first.
+#[derive(Default)]
+struct ProgramCache {
+    programs: HashMap<[u8; 32], (Arc<Program>, u64)>,
+    clock: u64,
+}
+
+impl ProgramCache {
+    fn get(&mut self, sha256: &[u8; 32]) -> Option<Arc<Program>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.programs.get_mut(sha256).map(|(p, used)| {
+            *used = clock;
+            p.clone()
+        })
+    }
+
+    fn insert(&mut self, sha256: [u8; 32], program: Arc<Program>) {
+        self.clock += 1;
+        self.programs.insert(sha256, (program, self.clock));
+        while self.programs.len() > MAX_CACHED_PROGRAMS {
+            let oldest = self
+                .programs
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(sha, _)| *sha);
+            match oldest {
+                Some(sha) => self.programs.remove(&sha),
+                None => break,
+            };
+        }
+    }
+}
+
 /// A validated, compiled module ready to instantiate.
 pub struct Program {
     pub(crate) pre: InstancePre<Ctx>,
@@ -262,7 +302,7 @@ pub struct Engine {
     pub(crate) engine: wasmtime::Engine,
     pub(crate) linker: Linker<Ctx>,
     pub(crate) config: EngineConfig,
-    pub(crate) cache: Mutex<HashMap<[u8; 32], Arc<Program>>>,
+    cache: Mutex<ProgramCache>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -308,7 +348,7 @@ impl Engine {
             engine,
             linker,
             config,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(ProgramCache::default()),
         })
     }
 
@@ -375,7 +415,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .get(&sha256)
         {
-            return Ok(p.clone());
+            return Ok(p);
         }
         let program = self.program(module()?, sha256)?;
         self.cache
@@ -1171,5 +1211,36 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
             },
             Some(e.to_string()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distinct modules, in the text format `prepare` also takes.
+    fn tiny(n: usize) -> Vec<u8> {
+        format!("(module (global i32 (i32.const {n})) (func (export \"_start\")))").into_bytes()
+    }
+
+    #[test]
+    fn the_program_cache_keeps_the_most_recently_used() {
+        let engine = Engine::new(EngineConfig::default()).expect("engine");
+        let first = engine.prepare(&tiny(0)).expect("program");
+        for n in 1..MAX_CACHED_PROGRAMS + 8 {
+            engine.prepare(&tiny(n)).expect("program");
+            // Kept in use: never the least recently used.
+            let again = engine.prepare(&tiny(0)).expect("program");
+            assert!(Arc::ptr_eq(&first, &again));
+        }
+        let cache = engine.cache.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(cache.programs.len(), MAX_CACHED_PROGRAMS);
+        assert!(cache.programs.contains_key(&first.sha256));
+        let sha = |n: usize| -> [u8; 32] { Sha256::digest(tiny(n)).into() };
+        assert!(
+            !cache.programs.contains_key(&sha(1)),
+            "the oldest unused one went first"
+        );
+        assert!(cache.programs.contains_key(&sha(MAX_CACHED_PROGRAMS + 7)));
     }
 }

@@ -393,8 +393,8 @@ fn install_seccomp() -> Result<(), String> {
     let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e}"))?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for &(_, x86_64, aarch64) in ALLOWED {
-        rules.insert(number((x86_64, aarch64))?, Vec::new());
+    for &call in ALLOWED {
+        rules.insert(call, Vec::new());
     }
     // A rule per allowed value of argument `arg` (the rules are OR'ed).
     let one_of = |arg: u8, values: &[u64]| -> Result<Vec<SeccompRule>, String> {
@@ -409,15 +409,9 @@ fn install_seccomp() -> Result<(), String> {
     };
     let [tgkill, prctl, fcntl, setsockopt] = CHECKED;
     // Signals only to this process (abort() raises SIGABRT with tgkill).
-    rules.insert(
-        number(tgkill)?,
-        one_of(0, &[u64::from(std::process::id())])?,
-    );
-    rules.insert(number(prctl)?, one_of(0, &[PR_SET_NAME])?);
-    rules.insert(
-        number(fcntl)?,
-        one_of(1, &[F_DUPFD_CLOEXEC, F_GETFD, F_GETFL])?,
-    );
+    rules.insert(tgkill, one_of(0, &[u64::from(std::process::id())])?);
+    rules.insert(prctl, one_of(0, &[PR_SET_NAME])?);
+    rules.insert(fcntl, one_of(1, &[F_DUPFD_CLOEXEC, F_GETFD, F_GETFL])?);
     // Only SOL_SOCKET's send and receive timeouts (old and 64-bit-time).
     let timeouts = [
         SO_RCVTIMEO_OLD,
@@ -434,7 +428,7 @@ fn install_seccomp() -> Result<(), String> {
             .map_err(err)
     })
     .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(number(setsockopt)?, timeouts);
+    rules.insert(setsockopt, timeouts);
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Errno(errno::EPERM as u32),
@@ -542,8 +536,9 @@ fn self_test(options: &Options) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Syscalls a worker may make once the filter is on: `(name, x86_64
-/// number, aarch64 number)`. Found by running the pool tests with the
+/// Syscalls a worker may make once the filter is on (numbers from the libc
+/// crate, so right on every architecture it and seccompiler support).
+/// Found by running the pool tests with the
 /// workers under `strace -f` (isolated, filter off) and keeping what the
 /// threads did after `ready`; the reason for each is beside it. Anything
 /// else fails with EPERM: `open`/`openat`, `socket`, `connect`, `clone`,
@@ -552,73 +547,69 @@ fn self_test(options: &Options) -> ExitCode {
 /// pid only: `abort`), `prctl` (`PR_SET_NAME` only: thread names), `fcntl`
 /// (`F_DUPFD_CLOEXEC`, `F_GETFD`, `F_GETFL`: `File::try_clone` of
 /// channels) and `setsockopt` (`SOL_SOCKET` send/receive timeouts only).
-const ALLOWED: &[(&str, i64, i64)] = &[
+const ALLOWED: &[libc::c_long] = &[
     // The socket: jobs in, outcomes out, received descriptors closed.
-    ("recvmsg", 47, 212),
-    ("sendmsg", 46, 211),
-    ("close", 3, 57),
+    libc::SYS_recvmsg,
+    libc::SYS_sendmsg,
+    libc::SYS_close,
     // Channel I/O: positioned for files and memfds, plain for streams;
     // `write` also for stderr; `lseek` for streams' `Seek` probes.
-    ("read", 0, 63),
-    ("write", 1, 64),
-    ("pread64", 17, 67),
-    ("pwrite64", 18, 68),
-    ("lseek", 8, 62),
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_lseek,
     // `File::metadata` of channels and the artifact (statx; the older two
     // are std's and glibc's fallbacks).
-    ("statx", 332, 291),
-    ("fstat", 5, 80),
-    ("newfstatat", 262, 79),
+    libc::SYS_statx,
+    libc::SYS_fstat,
+    libc::SYS_newfstatat,
     // tcp channels: the parent binds or connects, the worker accepts on
     // the listening socket it was given, reads, writes, bounds waits with
     // socket timeouts (`setsockopt`, checked below), and shuts the
     // writing side down at close. No `socket`, `bind`, `connect`.
-    ("accept", 43, 202),
-    ("accept4", 288, 242),
-    ("recvfrom", 45, 207),
-    ("sendto", 44, 206),
-    ("getsockopt", 55, 209),
-    ("shutdown", 48, 210),
+    libc::SYS_accept,
+    libc::SYS_accept4,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_getsockopt,
+    libc::SYS_shutdown,
     // Memory: the artifact mapped and made executable, guest linear
     // memories and tables (reserved, grown, copy-on-write images), malloc.
-    ("mmap", 9, 222),
-    ("mprotect", 10, 226),
-    ("munmap", 11, 215),
-    ("mremap", 25, 216),
-    ("madvise", 28, 233),
-    ("brk", 12, 214),
+    libc::SYS_mmap,
+    libc::SYS_mprotect,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_madvise,
+    libc::SYS_brk,
     // Traps: wasmtime's per-thread signal stack, signal masks around
     // guest calls, returns from handlers.
-    ("sigaltstack", 131, 132),
-    ("rt_sigprocmask", 14, 135),
-    ("rt_sigreturn", 15, 139),
+    libc::SYS_sigaltstack,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
     // Threads: locks, channels and joins, the epoch ticker's sleep, WASI
     // `sched_yield`, clocks (the vDSO's fallback), WASI `random_get`.
-    ("futex", 202, 98),
-    ("clock_nanosleep", 230, 115),
-    ("sched_yield", 24, 124),
-    ("clock_gettime", 228, 113),
-    ("getrandom", 318, 278),
+    libc::SYS_futex,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_sched_yield,
+    libc::SYS_clock_gettime,
+    libc::SYS_getrandom,
     // The epoch ticker thread may still be starting when the filter goes
     // on (it cannot be waited for): glibc's and std's thread start-up.
-    ("set_robust_list", 273, 99),
-    ("rseq", 334, 293),
-    ("sched_getaffinity", 204, 123),
+    libc::SYS_set_robust_list,
+    libc::SYS_rseq,
+    libc::SYS_sched_getaffinity,
     // Identity (abort, logging) and the end.
-    ("getpid", 39, 172),
-    ("gettid", 186, 178),
-    ("exit", 60, 93),
-    ("exit_group", 231, 94),
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
 ];
 
-/// `(tgkill, prctl, fcntl, setsockopt)` numbers.
-const CHECKED: [(i64, i64); 4] = [(234, 131), (157, 167), (72, 25), (54, 208)];
-
-/// The syscall number for this architecture from an `(x86_64, aarch64)` pair.
-fn number(pair: (i64, i64)) -> Result<i64, String> {
-    match std::env::consts::ARCH {
-        "x86_64" => Ok(pair.0),
-        "aarch64" => Ok(pair.1),
-        other => Err(format!("seccomp: no syscall table for {other}")),
-    }
-}
+/// `(tgkill, prctl, fcntl, setsockopt)`, allowed with argument checks.
+const CHECKED: [libc::c_long; 4] = [
+    libc::SYS_tgkill,
+    libc::SYS_prctl,
+    libc::SYS_fcntl,
+    libc::SYS_setsockopt,
+];

@@ -83,10 +83,7 @@ fn main() -> Result<()> {
         };
         let artifact = pool.engine().artifact_path(sha).context("pool cache dir")?;
         ensure!(artifact.is_file(), "{} not compiled", artifact.display());
-        Ok(ProgramRef {
-            sha256: *sha,
-            artifact,
-        })
+        Ok(ProgramRef { sha256: *sha })
     };
     let daemon = program(Start::Daemon)?;
     let plain = program(Start::Plain)?;

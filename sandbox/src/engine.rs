@@ -1157,16 +1157,11 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
         // (compiled again only when the cache lost it).
         Some(py) => {
             let (sha256, _) = py.image.module(py.start);
-            let artifact = pool.engine().artifact_path(sha256).unwrap_or_default();
-            let compiled = if artifact.is_file() {
-                Ok(())
-            } else {
-                py.image.program(pool.engine(), py.start).map(|_| ())
+            let compiled = match pool.engine().artifact_path(sha256) {
+                Some(artifact) if artifact.is_file() => Ok(()),
+                _ => py.image.program(pool.engine(), py.start).map(|_| ()),
             };
-            compiled.map(|()| ProgramRef {
-                sha256: *sha256,
-                artifact,
-            })
+            compiled.map(|()| ProgramRef { sha256: *sha256 })
         }
         None => match std::fs::read(&manifest.program) {
             Ok(wasm) => pool.program_ref(&wasm),

@@ -9,10 +9,11 @@
 //!   an in-process [`Engine::run`] would have left there) and passes the
 //!   descriptors, with the compiled artifact, over a `socketpair(AF_UNIX,
 //!   SOCK_SEQPACKET)` with `SCM_RIGHTS`. A worker never opens a host path.
-//! - **Only our own artifacts.** A [`ProgramRef`] is accepted only if it
-//!   names the artifact this pool's engine keeps for that sha256 in its
-//!   private (0700) cache directory: the worker maps what it receives as
-//!   trusted machine code.
+//! - **Only our own artifacts.** A [`ProgramRef`] is a module's sha256;
+//!   the worker receives the artifact this pool's engine keeps for it in
+//!   its private (0700) cache directory ([`Engine::artifact_path`]), never
+//!   a file a caller names: the worker maps what it receives as trusted
+//!   machine code.
 //! - **Timeouts, twice.** The worker's engine traps the guest at the
 //!   session timeout with epoch interruption (the report says `session
 //!   timeout`, the worker lives on). A worker that has not answered by
@@ -120,13 +121,13 @@ impl PoolConfig {
     }
 }
 
-/// A compiled artifact in the pool engine's disk cache ([`Pool::program_ref`]).
+/// A module compiled into the pool engine's disk cache, by its sha256
+/// ([`Pool::program_ref`], or an install that compiled it with the same
+/// engine settings and cache dir, as the Python image's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramRef {
     /// sha256 of the module bytes.
     pub sha256: [u8; 32],
-    /// The `.cwasm` file ([`Engine::artifact_path`]).
-    pub artifact: PathBuf,
 }
 
 /// One run for the pool.
@@ -156,10 +157,8 @@ pub enum PoolError {
     /// A worker could not be started (or did not report ready).
     #[error("cannot start a worker: {0}")]
     Spawn(String),
-    /// The [`ProgramRef`] does not name this pool's artifact for its sha256.
-    #[error("{0} is not an artifact of this pool's cache")]
-    UnknownArtifact(PathBuf),
-    /// The artifact could not be opened.
+    /// The artifact could not be opened (not compiled into this pool's
+    /// cache: `NotFound`).
     #[error("artifact {path}: {error}")]
     Artifact {
         /// The artifact.
@@ -579,7 +578,7 @@ impl Pool {
                     ))
                 })?;
         }
-        Ok(ProgramRef { sha256, artifact })
+        Ok(ProgramRef { sha256 })
     }
 
     /// Runs a job on a worker and waits for its end (callers in async code
@@ -589,10 +588,6 @@ impl Pool {
     /// with the same [`Outcome`] as [`Engine::run`].
     pub fn run(&self, job: Job) -> Result<Outcome, PoolError> {
         let Job { program, session } = job;
-        if self.engine.artifact_path(&program.sha256).as_deref() != Some(program.artifact.as_path())
-        {
-            return Err(PoolError::UnknownArtifact(program.artifact));
-        }
         let slot = self.acquire()?;
         self.run_in(slot.index, &program, &session)
     }
@@ -621,10 +616,12 @@ impl Pool {
         program: &ProgramRef,
         session: &Session,
     ) -> Result<Outcome, PoolError> {
-        let artifact = File::open(&program.artifact).map_err(|error| PoolError::Artifact {
-            path: program.artifact.clone(),
-            error,
-        })?;
+        // `Pool::start` gave the engine a cache dir: always `Some`.
+        let path = self
+            .engine
+            .artifact_path(&program.sha256)
+            .unwrap_or_default();
+        let artifact = File::open(&path).map_err(|error| PoolError::Artifact { path, error })?;
         let memfds = MemFds::new(session)?;
         let mut fds: Vec<OwnedFd> = vec![artifact.into()];
         let mut channels = Vec::with_capacity(session.channels.len());

@@ -493,16 +493,18 @@ fn only_artifacts_of_the_pool_cache_are_run() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let good = pool.program_ref(hello().as_bytes()).unwrap();
-    assert!(good.artifact.is_file());
-    let forged = ProgramRef {
-        sha256: good.sha256,
-        artifact: dir.path().join("evil.cwasm"),
-    };
+    let artifact = pool.engine().artifact_path(&good.sha256).unwrap();
+    assert!(artifact.is_file());
+    // A program the pool never compiled has no artifact to send.
+    let unknown = ProgramRef { sha256: [7; 32] };
     let r = pool.run(Job {
-        program: forged,
+        program: unknown,
         session: session(dir.path(), None),
     });
-    assert!(matches!(r, Err(PoolError::UnknownArtifact(_))), "{r:?}");
+    assert!(
+        matches!(&r, Err(PoolError::Artifact { error, .. }) if error.kind() == std::io::ErrorKind::NotFound),
+        "{r:?}"
+    );
 }
 
 /// `zerovm --worker --self-test` lines: `stage check: verdict (detail)`.

@@ -408,10 +408,12 @@ fn python_through_the_worker_pool() {
     };
     let pool = Pool::start(config).expect("pool");
     let (sha, _) = py.image.daemon.clone().expect("daemon");
-    let program = ProgramRef {
-        sha256: sha,
-        artifact: pool.engine().artifact_path(&sha).expect("artifact"),
-    };
+    assert!(pool
+        .engine()
+        .artifact_path(&sha)
+        .expect("cache dir")
+        .is_file());
+    let program = ProgramRef { sha256: sha };
     let job = |code: &str| {
         let (mut s, out, err) = session(&["python3", "-c", code], b"");
         py.image.apply(&mut s, Start::Daemon);

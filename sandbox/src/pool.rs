@@ -616,11 +616,11 @@ impl Pool {
         program: &ProgramRef,
         session: &Session,
     ) -> Result<Outcome, PoolError> {
-        // `Pool::start` gave the engine a cache dir: always `Some`.
+        // `Pool::start` gave the engine a cache dir, so this is `Some`.
         let path = self
             .engine
             .artifact_path(&program.sha256)
-            .unwrap_or_default();
+            .ok_or_else(|| PoolError::Spawn("the pool's engine has no cache directory".into()))?;
         let artifact = File::open(&path).map_err(|error| PoolError::Artifact { path, error })?;
         let memfds = MemFds::new(session)?;
         let mut fds: Vec<OwnedFd> = vec![artifact.into()];

@@ -277,7 +277,7 @@ pub fn session_with_stdio(stdin: &[u8], stdout: SharedBuffer, stderr: SharedBuff
     session
 }
 
-/// The step [`build_daemon`] records in the image's `steps.json`.
+/// The step `build_daemon` records in the image's `steps.json`.
 pub const STEP_DAEMON: &str = "daemon-snapshot";
 
 /// File name of the daemon snapshot in the image directory.

@@ -335,8 +335,9 @@ fn load(engine: &Engine, sha256: [u8; 32], artifact: File) -> Result<Arc<Program
         // artifact compiled by an engine with this configuration. The only
         // sender is the pool's parent process, which sends only the file
         // its own engine wrote for this sha256 into its cache directory,
-        // which `Pool::start` checked is writable by nobody else (`Pool::run`
-        // refuses any other path), and starts this worker with the same
+        // which `Pool::start` checked is writable by nobody else (a job
+        // names a sha256, never a path: `Pool::run` opens
+        // `artifact_path(sha256)` itself), and starts this worker with the same
         // engine settings; wasmtime still checks the artifact's header and
         // compatibility hash.
         #[allow(unsafe_code)]
@@ -388,7 +389,18 @@ fn enter_namespaces(scratch: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Step 4 elsewhere: no allowlist was made for this architecture, so the
+/// worker refuses to start isolated rather than run unfiltered.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn install_seccomp() -> Result<(), String> {
+    Err(format!(
+        "seccomp: no syscall allowlist for {}",
+        std::env::consts::ARCH
+    ))
+}
+
 /// Step 4: the seccomp allowlist, on every thread of the process.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn install_seccomp() -> Result<(), String> {
     let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e}"))?;
@@ -547,6 +559,7 @@ fn self_test(options: &Options) -> ExitCode {
 /// pid only: `abort`), `prctl` (`PR_SET_NAME` only: thread names), `fcntl`
 /// (`F_DUPFD_CLOEXEC`, `F_GETFD`, `F_GETFL`: `File::try_clone` of
 /// channels) and `setsockopt` (`SOL_SOCKET` send/receive timeouts only).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const ALLOWED: &[libc::c_long] = &[
     // The socket: jobs in, outcomes out, received descriptors closed.
     libc::SYS_recvmsg,
@@ -607,6 +620,7 @@ const ALLOWED: &[libc::c_long] = &[
 ];
 
 /// `(tgkill, prctl, fcntl, setsockopt)`, allowed with argument checks.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const CHECKED: [libc::c_long; 4] = [
     libc::SYS_tgkill,
     libc::SYS_prctl,

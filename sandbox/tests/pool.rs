@@ -507,6 +507,36 @@ fn only_artifacts_of_the_pool_cache_are_run() {
     );
 }
 
+#[test]
+fn a_worker_runs_more_programs_than_it_caches_and_the_first_again() {
+    // One isolated worker under seccomp: past MAX_CACHED_PROGRAMS it drops
+    // (unmaps) the least recently used module, and loads it again from the
+    // artifact the pool sends when it comes back.
+    let pool = start(config(1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let program = |n: usize| {
+        guest(&format!(
+            r#"(data (i32.const 64) "{n:03}\n")
+               (func (export "_start") (drop (call $write (i32.const 1) (i32.const 64) (i32.const 4))))"#
+        ))
+    };
+    let run = |n: usize| {
+        let out = shared(Vec::new());
+        let mut s = session(dir.path(), None);
+        s.buffers.insert("/dev/stdout".into(), out.clone());
+        let outcome = pool.run(job(&pool, &program(n), s)).expect("run");
+        assert_eq!(outcome.ending, Ending::Exited, "{n}: {:?}", outcome.detail);
+        let text = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+        assert_eq!(text, format!("{n:03}\n"));
+    };
+    let pids = pool.worker_pids();
+    for n in 0..=sandbox::engine::MAX_CACHED_PROGRAMS + 1 {
+        run(n);
+    }
+    run(0);
+    assert_eq!(pool.worker_pids(), pids, "the same worker throughout");
+}
+
 /// `zerovm --worker --self-test` lines: `stage check: verdict (detail)`.
 fn self_test(extra: &[&str]) -> Vec<(String, String, String)> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

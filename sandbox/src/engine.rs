@@ -525,7 +525,12 @@ impl Engine {
             return Ok(());
         };
         let bytes = module.serialize().map_err(std::io::Error::other)?;
-        write_private(dir, &path, &bytes)
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        write_atomically(&path, &bytes, 0o600)
     }
 
     /// The host stack a thread running guests needs.
@@ -993,24 +998,24 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-/// Writes `bytes` to `path` inside `dir` (created 0700) via a temporary
-/// file and a rename, so a reader never sees half an artifact.
-fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+/// Writes `bytes` to `path` with permissions `mode`: into a temporary file
+/// of its own (a unique name: two writers of the same path, threads or
+/// processes, never share one) in the same directory, synced, renamed over
+/// `path`, then the directory synced. A reader sees the old file or the
+/// whole new one, never half of it; a crash leaves at most the temporary.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other(format!("{} has no directory", path.display())))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".write-")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// How a guest call ended, and the user code.
@@ -1216,6 +1221,29 @@ mod tests {
     /// Distinct modules, in the text format `prepare` also takes.
     fn tiny(n: usize) -> Vec<u8> {
         format!("(module (global i32 (i32.const {n})) (func (export \"_start\")))").into_bytes()
+    }
+
+    #[test]
+    fn concurrent_atomic_writes_of_one_path_leave_one_whole_file() {
+        // Threads of one process writing the same artifact (two runs
+        // compiling the same module) once shared a temporary name.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.cwasm");
+        let contents: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 1 << 20]).collect();
+        std::thread::scope(|scope| {
+            for c in &contents {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..10 {
+                        write_atomically(path, c, 0o600).unwrap();
+                    }
+                });
+            }
+        });
+        let written = std::fs::read(&path).unwrap();
+        assert!(contents.contains(&written), "a mixed or short file");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "temporaries left behind");
     }
 
     #[test]

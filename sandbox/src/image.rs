@@ -1505,21 +1505,10 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     file.sync_all().map_err(io_at(path))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        ImageError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }
-    })?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+/// [`crate::engine::write_atomically`], readable by all (0644) like the
+/// rest of an image.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    crate::engine::write_atomically(path, bytes, 0o644).map_err(io_at(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ImageError> {

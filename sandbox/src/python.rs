@@ -414,36 +414,14 @@ pub(crate) fn build_daemon(
     })
     .map_err(|e| fail(format!("cannot start a thread: {e}")))?
     .map_err(|e| fail(e.to_string()))?;
-    let sha: [u8; 32] = sha2::Digest::finalize({
-        let mut h = sha2::Sha256::default();
-        sha2::Digest::update(&mut h, &bytes);
-        h
-    })
-    .into();
-    // Left by an install that was stopped (the caller holds the install
-    // lock: no other installer is writing one now).
-    let tmp_prefix = format!(".{DAEMON_WASM}.tmp");
-    if let Ok(entries) = std::fs::read_dir(&image.dir) {
-        for e in entries.filter_map(Result::ok) {
-            if e.file_name().to_string_lossy().starts_with(&tmp_prefix) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    let tmp = image
-        .dir
-        .join(format!("{tmp_prefix}-{}", std::process::id()));
-    std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, &out))
-        .map_err(|source| ImageError::Io {
-            path: out.clone(),
-            source,
-        })?;
-    ticking(progress, "compile the daemon snapshot", || {
+    crate::image::write_atomic(&out, &bytes)?;
+    // `prepare` hashes the bytes (the program's sha256) as it compiles.
+    let sha = ticking(progress, "compile the daemon snapshot", || {
         engine.prepare(&bytes)
     })
     .map_err(|e| fail(format!("cannot start a thread: {e}")))?
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| fail(e.to_string()))?
+    .sha256;
     image.mark_step(
         STEP_DAEMON,
         serde_json::json!({

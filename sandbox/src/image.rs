@@ -91,10 +91,10 @@ pub struct ImageSpec {
     pub wheel: String,
     /// sha256 (hex) of that wheel.
     pub wheel_sha256: String,
-    /// The plain interpreter module.
+    /// The plain interpreter module. (The wheel's own pre-initialised
+    /// `python-snapshot.wasm` is not installed: runs use the daemon
+    /// snapshot we build, `python::build_daemon`.)
     pub plain: Artifact,
-    /// The pre-initialised interpreter module.
-    pub snapshot: Artifact,
     /// The standard library; installed as the single member
     /// [`ImageSpec::stdlib_member`] of the tar named by its `file`, its
     /// `sha256` being the member's.
@@ -126,11 +126,6 @@ pub fn known_images() -> Vec<ImageSpec> {
             wheel_path: format!("{dir}python.wasm"),
             file: s("python.wasm"),
             sha256: s("d41926055c3f869715202092a1b8d070ff9ffcd2c82d0dd368786e79f2200f9a"),
-        },
-        snapshot: Artifact {
-            wheel_path: format!("{dir}python-snapshot.wasm"),
-            file: s("python-snapshot.wasm"),
-            sha256: s("879bdb628a1a799dc3a6d1a645fee0f88944bf4cdf5e1628e0e1d2b4b33d28d3"),
         },
         stdlib: Artifact {
             wheel_path: format!("{dir}python-stdlib.zip"),
@@ -385,8 +380,6 @@ pub struct ImageRecord {
     pub wheel_sha256: String,
     /// File name of the plain module.
     pub plain_wasm: String,
-    /// File name of the snapshot module.
-    pub snapshot_wasm: String,
     /// File name of the stdlib tar.
     pub stdlib_tar: String,
     /// Every installed file but this record.
@@ -402,8 +395,6 @@ pub struct InstalledImage {
     pub dir: PathBuf,
     /// The plain interpreter module.
     pub plain_wasm: PathBuf,
-    /// The pre-initialised interpreter module.
-    pub snapshot_wasm: PathBuf,
     /// The tar to mount at `/`.
     pub stdlib_tar: PathBuf,
     /// The compiled-module cache shared by the store's images
@@ -422,11 +413,7 @@ impl InstalledImage {
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
-        for file in [
-            &record.plain_wasm,
-            &record.snapshot_wasm,
-            &record.stdlib_tar,
-        ] {
+        for file in [&record.plain_wasm, &record.stdlib_tar] {
             if !plain_name(file) {
                 return Err(ImageError::BadRecord {
                     path,
@@ -437,7 +424,6 @@ impl InstalledImage {
         Ok(InstalledImage {
             dir: dir.to_path_buf(),
             plain_wasm: dir.join(&record.plain_wasm),
-            snapshot_wasm: dir.join(&record.snapshot_wasm),
             stdlib_tar: dir.join(&record.stdlib_tar),
             cache_dir: cache_dir.to_path_buf(),
             record,
@@ -690,9 +676,7 @@ impl ImageStore {
                 source,
             })?;
         let mut files = Vec::new();
-        for artifact in [&spec.plain, &spec.snapshot] {
-            files.push(unpack_file(&mut zip, wheel, artifact, &stage, progress)?);
-        }
+        files.push(unpack_file(&mut zip, wheel, &spec.plain, &stage, progress)?);
         files.push(unpack_tar(
             &mut zip,
             wheel,
@@ -710,7 +694,6 @@ impl ImageStore {
             wheel: spec.wheel.clone(),
             wheel_sha256: spec.wheel_sha256.clone(),
             plain_wasm: spec.plain.file.clone(),
-            snapshot_wasm: spec.snapshot.file.clone(),
             stdlib_tar: spec.stdlib.file.clone(),
             files,
             installed_at: rfc3339(SystemTime::now()),
@@ -996,21 +979,16 @@ fn check_spec(spec: &ImageSpec) -> Result<(), ImageError> {
             return Err(bad(format!("{part:?} is not a plain name")));
         }
     }
-    let files = [&spec.plain.file, &spec.snapshot.file, &spec.stdlib.file];
+    let files = [&spec.plain.file, &spec.stdlib.file];
     for file in files {
         if !plain_name(file) || file == IMAGE_JSON || file == STEPS_JSON {
             return Err(bad(format!("installed name {file:?} is not allowed")));
         }
     }
-    if files[0] == files[1] || files[0] == files[2] || files[1] == files[2] {
+    if files[0] == files[1] {
         return Err(bad("installed names must differ".into()));
     }
-    for digest in [
-        &spec.wheel_sha256,
-        &spec.plain.sha256,
-        &spec.snapshot.sha256,
-        &spec.stdlib.sha256,
-    ] {
+    for digest in [&spec.wheel_sha256, &spec.plain.sha256, &spec.stdlib.sha256] {
         if unhex32(digest).is_none() || digest.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad(format!("{digest:?} is not a lowercase hex sha256")));
         }
@@ -1728,6 +1706,7 @@ mod tests {
     /// [`fake`] with `tail` appended to its SHA256SUMS.
     fn fake_with_sums_tail(dir: &Path, tail: &str) -> Fake {
         let plain = b"\0asm\x01\0\0\0".to_vec();
+        // The real wheel has one too; it is not installed.
         let snapshot = b"\0asm\x01\0\0\0snapshot".to_vec();
         // Not a multiple of 512, so the tar needs padding.
         let stdlib: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -1766,11 +1745,6 @@ mod tests {
                 wheel_path: s("fake/artifacts/python.wasm"),
                 file: s("python.wasm"),
                 sha256: sha(&plain),
-            },
-            snapshot: Artifact {
-                wheel_path: s("fake/artifacts/python-snapshot.wasm"),
-                file: s("python-snapshot.wasm"),
-                sha256: sha(&snapshot),
             },
             stdlib: Artifact {
                 wheel_path: s("fake/artifacts/python-stdlib.zip"),
@@ -1839,7 +1813,8 @@ mod tests {
         let by_alias = store.resolve("fp3").unwrap();
         assert_eq!(by_alias, done.image);
         assert_eq!(by_alias.plain_wasm, dir.join("python.wasm"));
-        assert_eq!(by_alias.snapshot_wasm, dir.join("python-snapshot.wasm"));
+        // In the wheel, not pinned: not installed.
+        assert!(!dir.join("python-snapshot.wasm").exists());
         assert_eq!(by_alias.stdlib_tar, dir.join("stdlib.tar"));
         assert_eq!(by_alias.cache_dir, store.cache_dir());
 
@@ -2158,10 +2133,6 @@ mod tests {
             .image;
         assert_eq!(store.resolve("python3").unwrap(), image);
         assert_eq!(sha256_file(&image.plain_wasm).unwrap().0, spec.plain.sha256);
-        assert_eq!(
-            sha256_file(&image.snapshot_wasm).unwrap().0,
-            spec.snapshot.sha256
-        );
         let tar = TarImage::new(fs::read(&image.stdlib_tar).unwrap()).unwrap();
         let entry = tar.stat(&spec.stdlib_member).unwrap();
         assert_eq!(entry.size, 53_915_154);

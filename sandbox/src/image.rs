@@ -38,7 +38,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -384,7 +384,7 @@ pub struct ImageRecord {
     pub stdlib_tar: String,
     /// Every installed file but this record.
     pub files: Vec<FileRecord>,
-    /// UTC, RFC 3339.
+    /// When, as an HTTP date (`Thu, 26 Nov 2026 01:55:15 GMT`).
     pub installed_at: String,
 }
 
@@ -696,7 +696,7 @@ impl ImageStore {
             plain_wasm: spec.plain.file.clone(),
             stdlib_tar: spec.stdlib.file.clone(),
             files,
-            installed_at: rfc3339(SystemTime::now()),
+            installed_at: httpdate::fmt_http_date(SystemTime::now()),
         };
         let record_path = stage.join(IMAGE_JSON);
         let text = serde_json::to_vec_pretty(&record).map_err(|e| ImageError::BadRecord {
@@ -802,30 +802,19 @@ impl ImageStore {
     pub fn resolve(&self, name_or_alias: &str) -> Result<InstalledImage, ImageError> {
         // The pinned version is where install puts it: read only that record
         // (another image's broken record does not get in the way).
-        if let Ok(spec) = find_spec(name_or_alias) {
+        let pinned = find_spec(name_or_alias).ok();
+        if let Some(spec) = &pinned {
             let dir = self.dir.join(&spec.name).join(&spec.version);
             if dir.join(IMAGE_JSON).is_file() {
                 return InstalledImage::load(&dir, &self.cache_dir());
             }
         }
-        let matching: Vec<InstalledImage> = self
-            .installed()?
-            .into_iter()
-            .filter(|i| {
-                i.record.name == name_or_alias
-                    || i.record.aliases.iter().any(|a| a == name_or_alias)
-            })
-            .collect();
-        let pinned = find_spec(name_or_alias).ok();
-        if let Some(spec) = &pinned {
-            if let Some(image) = matching
-                .iter()
-                .find(|i| i.record.name == spec.name && i.record.version == spec.version)
-            {
-                return Ok(image.clone());
-            }
-        }
-        if let Some(image) = matching.into_iter().last() {
+        // Else the highest version answering to the name (`installed` is
+        // sorted by name, then version).
+        let highest = self.installed()?.into_iter().rfind(|i| {
+            i.record.name == name_or_alias || i.record.aliases.iter().any(|a| a == name_or_alias)
+        });
+        if let Some(image) = highest {
             return Ok(image);
         }
         match pinned {
@@ -916,7 +905,7 @@ fn compile_plain(
             "artifact": artifact.to_string_lossy(),
             "size": size,
             "seconds": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
-            "at": rfc3339(SystemTime::now()),
+            "at": httpdate::fmt_http_date(SystemTime::now()),
         }),
     )?;
     Ok(())
@@ -1495,32 +1484,6 @@ fn sync_dir(dir: &Path) -> Result<(), ImageError> {
         .map_err(io_at(dir))
 }
 
-/// `2025-11-25T22:00:00Z`.
-fn rfc3339(at: SystemTime) -> String {
-    let secs = at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// Human-readable bytes (`54.0 MB`, decimal units).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
@@ -1992,6 +1955,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unpinned_name_resolves_to_its_highest_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = fake(tmp.path());
+        let store = ImageStore::at(tmp.path().join("images"));
+        // Numeric order, not text order: 1.10.0 is above 1.9.0.
+        for version in ["1.9.0", "1.10.0", "0.0.1"] {
+            let mut spec = f.spec.clone();
+            spec.version = version.into();
+            store
+                .install_from_wheel(&spec, &f.wheel, &mut |_| {})
+                .unwrap();
+        }
+        for name in ["fakepy", "fp3"] {
+            assert_eq!(store.resolve(name).unwrap().version(), "1.10.0");
+        }
+        // The installed record's time is an HTTP date.
+        let at = &store.resolve("fakepy").unwrap().record.installed_at;
+        assert!(httpdate::parse_http_date(at).is_ok(), "{at}");
+    }
+
+    #[test]
     fn unknown_and_uninstalled_names() {
         let tmp = tempfile::tempdir().unwrap();
         let store = ImageStore::at(tmp.path().join("images"));
@@ -2103,15 +2087,6 @@ mod tests {
              compile python.wasm: 20 s\n\
              compile python.wasm: done in 41.2 s\n"
         );
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_764_108_000);
-        assert_eq!(rfc3339(t), "2025-11-25T22:00:00Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
     }
 
     /// Installs from the real wheel (98 MB): every pin must match.

@@ -201,17 +201,12 @@ async fn phase(ctx: &Arc<Ctx>, op: Op, conc: usize) -> Result<PhaseResult> {
         }
     }
     res.secs = start.elapsed().as_secs_f64();
-    res.latencies.sort_unstable();
     Ok(res)
 }
 
-/// Nearest-rank percentile in milliseconds of sorted latencies.
-fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1e3
+/// Nearest-rank percentile (`p` in percent) of the latencies, in milliseconds.
+fn pct_ms(latencies: &[Duration], p: f64) -> f64 {
+    bench::percentile(latencies, p / 100.0).as_secs_f64() * 1e3
 }
 
 fn round3(x: f64) -> f64 {

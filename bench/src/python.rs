@@ -183,10 +183,7 @@ struct Row {
 
 impl Row {
     fn percentile(&self, p: f64) -> Duration {
-        let mut t = self.times.clone();
-        t.sort();
-        let i = ((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1;
-        t[i]
+        bench::percentile(&self.times, p)
     }
 }
 

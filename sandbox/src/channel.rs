@@ -1119,13 +1119,17 @@ mod tests {
             assert_eq!(mapped.io(), copied.io(), "{t:?} {limits:?}");
             assert_eq!(mapped.etag(), copied.etag());
         }
+        // Readable and writable: read, never mapped (its own writes would
+        // change the mapped bytes).
+        let spec = file_chan(&path, ChannelType::RGetRPut, lim(100, 1 << 30, 1, 1));
+        let mut c = OpenChannel::open(&spec).unwrap();
+        assert!(c.map_readonly().is_none());
+        let image = c.read_image(true).unwrap();
+        assert!(!image.is_mapped(), "a writable channel is never mapped");
+        assert_eq!(image.as_ref(), &bytes[..]);
         // Nothing readable: refused either way.
         let spec = file_chan(&path, ChannelType::RGetRPut, lim(0, 0, 1, 1));
         let mut c = OpenChannel::open(&spec).unwrap();
-        assert!(
-            c.map_readonly().is_none(),
-            "a writable channel is never mapped"
-        );
         assert_eq!(c.read_image(true).unwrap_err(), ChannelError::Invalid);
     }
 

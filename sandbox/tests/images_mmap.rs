@@ -40,7 +40,7 @@ fn member_bytes(i: u32) -> Vec<u8> {
 }
 
 #[test]
-fn a_64_mib_image_is_mapped_and_a_guest_reads_a_member() {
+fn a_64_mib_image_file_serves_a_member_through_its_quotas() {
     let members: Vec<(String, Vec<u8>)> = (0..16)
         .map(|i| (format!("data/m{i:02}"), member_bytes(i)))
         .collect();
@@ -92,6 +92,70 @@ fn a_64_mib_image_is_mapped_and_a_guest_reads_a_member() {
     // + the NVRAM (one read) and stdin (none): reads count 64 KiB chunks.
     assert_eq!(accounting.local.reads, image_reads + 1);
     assert_eq!(accounting.local.bytes_read, image_len + nvram.len() as u64);
+}
+
+#[test]
+fn an_image_file_the_session_also_writes_is_read_not_mapped() {
+    // The same file is the `ro` image and a read-write channel: the guest
+    // overwrites the member's bytes through the channel, then reads the
+    // member. A map would show it its own write; the image must be the
+    // bytes as they were when the session started.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tar = Vec::new();
+    pack(&mut tar, [PackMember::File("f", &[b'A'; 4096])]).expect("pack");
+    std::fs::write(dir.path().join("image.tar"), &tar).expect("image");
+    std::fs::write(
+        dir.path().join("nvram"),
+        b"[fstab]\nchannel=/dev/image,mountpoint=/opt,access=ro,removable=no\n",
+    )
+    .expect("nvram");
+    let wasm = wat::module_importing(
+        r#"(import "wasi_snapshot_preview1" "fd_pwrite"
+             (func $fd_pwrite (param i32 i32 i32 i64 i32) (result i32)))"#,
+        2,
+        r#"
+      (data (i32.const 64) "/dev/rw")
+      (data (i32.const 80) "/opt/f")
+      (data (i32.const 1024) "BBBB")
+      (func (export "_start") (local $e i32)
+        (local.set $e (call $open (i32.const 64) (i32.const 7) (i32.const 0) (i64.const 0x1fffffff)))
+        (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 100) (local.get $e)))))
+        (i32.store (i32.const 16) (i32.const 1024))
+        (i32.store (i32.const 20) (i32.const 4))
+        ;; The member's data starts after its 512-byte header.
+        (local.set $e (call $fd_pwrite (i32.load (i32.const 12)) (i32.const 16) (i32.const 1)
+          (i64.const 512) (i32.const 24)))
+        (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 200) (local.get $e)))))
+        (local.set $e (call $open (i32.const 80) (i32.const 6) (i32.const 0) (i64.const 6)))
+        (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 300) (local.get $e)))))
+        (i32.store (i32.const 16) (i32.const 2048))
+        (local.set $e (call $fd_pread (i32.load (i32.const 12)) (i32.const 16) (i32.const 1)
+          (i64.const 0) (i32.const 24)))
+        (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 400) (local.get $e)))))
+        (drop (call $write (i32.const 1) (i32.const 2048) (i32.load (i32.const 24)))))"#,
+    );
+    let session = wat::session(
+        dir.path(),
+        wasm.as_bytes(),
+        b"",
+        20,
+        "Channel = {dir}/image.tar,/dev/image,3,0,100000,1000000000,0,0\n\
+         Channel = {dir}/image.tar,/dev/rw,3,0,100,100000,100,100000\n\
+         Channel = {dir}/nvram,/dev/nvram,3,0,100,100000,0,0\n",
+    );
+    let program = engine().prepare(wasm.as_bytes()).expect("valid guest");
+    let outcome = engine().run(&program, &session);
+    assert_eq!(
+        (outcome.report.user_code, outcome.ending.exit_state()),
+        (0, "ok".to_string()),
+        "{:?}",
+        outcome.detail
+    );
+    // The write reached the file; the image the guest read did not change.
+    let file = std::fs::read(dir.path().join("image.tar")).expect("image");
+    assert_eq!(&file[512..516], b"BBBB");
+    let stdout = std::fs::read(dir.path().join("stdout")).expect("stdout");
+    assert_eq!(stdout, b"AAAA");
 }
 
 #[test]

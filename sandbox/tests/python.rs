@@ -230,7 +230,7 @@ fn job_tar_image_and_channels_are_visible() {
     )
     .expect("tar");
     let script = "import os\n\
-        print(sorted(os.listdir('/dev/in')) if os.path.isdir('/dev/in') else None)\n\
+        print([os.path.exists(p) for p in ('/dev/script.py', '/dev/image', '/dev/stdout', '/dev/nope')])\n\
         print(open('/app/data/words.txt').read().split())\n\
         print(os.path.exists('/usr/local/lib/python315.zip'))\n";
     let (mut s, out, err) = session(&["python3", "/dev/script.py"], b"");
@@ -244,6 +244,8 @@ fn job_tar_image_and_channels_are_visible() {
     let r = run_session(s, out, err, Start::Daemon);
     assert_eq!(r.code(), 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
+    // The channels are files at their aliases, and only they.
+    assert_eq!(lines[0], "[True, True, True, False]");
     assert_eq!(lines[1], "['alpha', 'beta', 'gamma']");
     assert_eq!(lines[2], "True");
 }
@@ -287,6 +289,7 @@ fn nothing_leaks_from_one_run_to_the_next() {
     let lines: Vec<&str> = b.stdout.lines().collect();
     assert_eq!(lines[0], "False False False");
     let c = run_script(second, &[], b"");
+    assert_eq!(c.code(), 0, "{}", c.stderr);
     let randoms = [
         a.stdout.trim(),
         lines[1],
@@ -398,12 +401,10 @@ fn output_quota_gives_oserror_edquot() {
 fn python_through_the_worker_pool() {
     use sandbox::pool::{Job, Pool, PoolConfig, PoolError, ProgramRef};
     let py = py();
-    let dir = std::env::var_os("ZEROCLOUD_IMAGES").expect("ZEROCLOUD_IMAGES");
-    let installed = ImageStore::at(dir.into()).resolve("python").expect("image");
     let mut config = PoolConfig::new(env!("CARGO_BIN_EXE_zerovm"));
     config.workers = 1;
     config.engine = EngineConfig {
-        cache_dir: Some(installed.cache_dir.clone()),
+        cache_dir: Some(py.image.cache_dir.clone()),
         ..EngineConfig::default()
     };
     let pool = Pool::start(config).expect("pool");
@@ -436,19 +437,20 @@ fn python_through_the_worker_pool() {
     assert_eq!(&*out.lock().unwrap(), b"10\n");
     // Kill the worker while a run loops.
     let (j, _, _) = job("while True: pass");
-    let killer = std::thread::spawn({
-        let pids = pool.worker_pids();
-        move || {
-            std::thread::sleep(Duration::from_millis(500));
-            for pid in pids {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
+    let result = std::thread::scope(|scope| {
+        let run = scope.spawn(|| pool.run(j));
+        // Once the run holds the only worker, kill that worker.
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while pool.stats().idle != 0 {
+            assert!(std::time::Instant::now() < until, "the run never started");
+            std::thread::sleep(Duration::from_millis(10));
         }
+        for pid in pool.worker_pids() {
+            let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+            rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+        }
+        run.join().expect("run thread")
     });
-    let result = pool.run(j);
-    killer.join().expect("killer");
     assert!(
         matches!(result, Err(PoolError::WorkerDied { .. })),
         "{result:?}"

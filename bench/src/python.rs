@@ -77,13 +77,11 @@ fn main() -> Result<()> {
         t.elapsed().as_secs_f64() * 1e3
     );
     let program = |start: Start| -> Result<ProgramRef> {
-        let (sha, _) = match (start, &image.daemon) {
-            (Start::Daemon, Some(d)) => d,
-            _ => &image.plain,
-        };
-        let artifact = pool.engine().artifact_path(sha).context("pool cache dir")?;
-        ensure!(artifact.is_file(), "{} not compiled", artifact.display());
-        Ok(ProgramRef { sha256: *sha })
+        let sha256 = image.module(start).0;
+        pool.engine()
+            .ensure_artifact(sha256, || image.program(pool.engine(), start))
+            .context("compiled module")?;
+        Ok(ProgramRef { sha256 })
     };
     let daemon = program(Start::Daemon)?;
     let plain = program(Start::Plain)?;

@@ -381,6 +381,35 @@ impl Engine {
         })
     }
 
+    /// The disk-cache artifact for `sha256`, compiled with `compile` and
+    /// written when the cache does not hold it yet: what must exist before
+    /// a pool worker is sent the program, or an install calls a module
+    /// compiled. Unlike [`Engine::prepare`]'s best-effort store, a file
+    /// that cannot be written is an error here.
+    pub fn ensure_artifact(
+        &self,
+        sha256: [u8; 32],
+        compile: impl FnOnce() -> Result<Arc<Program>, ValidationError>,
+    ) -> Result<PathBuf, ValidationError> {
+        let path = self
+            .artifact_path(&sha256)
+            .ok_or_else(|| ValidationError::Invalid("the engine has no cache directory".into()))?;
+        if !path.is_file() {
+            let program = compile()?;
+            // `compile` may have stored it already (`prepare` tries to).
+            if !path.is_file() {
+                self.store_artifact(&sha256, program.pre.module())
+                    .map_err(|e| {
+                        ValidationError::Invalid(format!(
+                            "cannot cache the compiled module as {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+            }
+        }
+        Ok(path)
+    }
+
     /// The program for `sha256`: from the memory cache, else the disk
     /// cache, else compiled from the bytes `wasm` gives (and stored).
     fn compiled<'w>(
@@ -1158,15 +1187,12 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
         Err(e) => return internal(format!("worker pool: {e}")),
     };
     let program = match &options.python {
-        // Compiled at install: only the artifact's name is needed here
-        // (compiled again only when the cache lost it).
+        // Compiled at install: nothing to load here unless the cache lost it.
         Some(py) => {
-            let (sha256, _) = py.image.module(py.start);
-            let compiled = match pool.engine().artifact_path(sha256) {
-                Some(artifact) if artifact.is_file() => Ok(()),
-                _ => py.image.program(pool.engine(), py.start).map(|_| ()),
-            };
-            compiled.map(|()| ProgramRef { sha256: *sha256 })
+            let sha256 = py.image.module(py.start).0;
+            pool.engine()
+                .ensure_artifact(sha256, || py.image.program(pool.engine(), py.start))
+                .map(|_| ProgramRef { sha256 })
         }
         None => match std::fs::read(&manifest.program) {
             Ok(wasm) => pool.program_ref(&wasm),
@@ -1244,6 +1270,40 @@ mod tests {
         assert!(contents.contains(&written), "a mixed or short file");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "temporaries left behind");
+    }
+
+    #[test]
+    fn ensure_artifact_writes_once_and_fails_where_prepare_only_tries() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = tiny(1);
+        // A cache dir that cannot exist (under a regular file).
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        let engine = Engine::new(EngineConfig {
+            cache_dir: Some(dir.path().join("file").join("cache")),
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let program = engine.prepare(&wasm).expect("compiled all the same");
+        let err = engine
+            .ensure_artifact(program.sha256, || Ok(program.clone()))
+            .unwrap_err();
+        assert!(
+            matches!(&err, ValidationError::Invalid(m) if m.contains("cannot cache")),
+            "{err}"
+        );
+        // Writable: the file appears; asked again, nothing is compiled.
+        let engine = Engine::new(EngineConfig {
+            cache_dir: Some(dir.path().join("cache")),
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let sha = program.sha256;
+        let path = engine
+            .ensure_artifact(sha, || engine.prepare(&wasm))
+            .unwrap();
+        assert!(path.is_file());
+        let again = engine.ensure_artifact(sha, || panic!("compiled again"));
+        assert_eq!(again.unwrap(), path);
     }
 
     #[test]

@@ -469,6 +469,20 @@ impl InstalledImage {
         write_atomic(&path, &text)
     }
 
+    /// sha256 of the plain module, as `image.json` records it.
+    pub fn plain_sha256(&self) -> Result<[u8; 32], ImageError> {
+        let name = &self.record.plain_wasm;
+        self.record
+            .files
+            .iter()
+            .find(|f| &f.name == name)
+            .and_then(|f| unhex32(&f.sha256))
+            .ok_or_else(|| ImageError::BadRecord {
+                path: self.dir.join(IMAGE_JSON),
+                detail: format!("no sha256 recorded for {name}"),
+            })
+    }
+
     /// Bytes of every file in the image directory.
     pub fn size_on_disk(&self) -> Result<u64, ImageError> {
         dir_size(&self.dir)
@@ -854,30 +868,18 @@ fn compile_plain(
         step: STEP_COMPILED_PLAIN.to_string(),
         detail,
     };
-    let sha256 = image
-        .record
-        .files
-        .iter()
-        .find(|f| f.name == image.record.plain_wasm)
-        .and_then(|f| unhex32(&f.sha256))
-        .ok_or_else(|| ImageError::BadRecord {
-            path: image.dir.join(IMAGE_JSON),
-            detail: format!("no sha256 recorded for {}", image.record.plain_wasm),
-        })?;
+    let sha256 = image.plain_sha256()?;
     let config = EngineConfig {
         cache_dir: Some(image.cache_dir.clone()),
         ..EngineConfig::default()
     };
     let engine = Engine::new(config).map_err(|e| fail(format!("engine: {e:#}")))?;
+    // The artifact's name derives from the module's sha256 and the
+    // engine's versions: if it is there, this compile is done.
     let artifact = engine
         .artifact_path(&sha256)
         .ok_or_else(|| fail("the engine has no cache directory".into()))?;
-    let recorded = image.steps()?.get(STEP_COMPILED_PLAIN).cloned();
-    let same = recorded.as_ref().is_some_and(|v| {
-        v.get("sha256").and_then(|x| x.as_str()) == Some(hex(&sha256).as_str())
-            && v.get("artifact").and_then(|x| x.as_str()) == artifact.to_str()
-    });
-    if same && artifact.is_file() {
+    if artifact.is_file() && image.steps()?.contains_key(STEP_COMPILED_PLAIN) {
         progress(Progress::AlreadyDone { step });
         return Ok(());
     }
@@ -885,19 +887,12 @@ fn compile_plain(
     // Reads and checks python.wasm against its recorded sha256 only when
     // the cache does not hold it compiled already.
     ticking(progress, &step, || {
-        engine.prepare_known(sha256, &image.plain_wasm)
+        engine.ensure_artifact(sha256, || engine.prepare_known(sha256, &image.plain_wasm))
     })
     .map_err(|e| fail(format!("cannot start a thread: {e}")))?
     .map_err(|e| fail(e.to_string()))?;
     let elapsed = started.elapsed();
-    let size = fs::metadata(&artifact)
-        .map_err(|e| {
-            fail(format!(
-                "compiled, but the cache file {} was not written ({e})",
-                artifact.display()
-            ))
-        })?
-        .len();
+    let size = fs::metadata(&artifact).map_err(io_at(&artifact))?.len();
     image.mark_step(
         STEP_COMPILED_PLAIN,
         serde_json::json!({

@@ -564,20 +564,7 @@ impl Pool {
     pub fn program_ref(&self, wasm: &[u8]) -> Result<ProgramRef, ValidationError> {
         let program = self.engine.prepare(wasm)?;
         let sha256 = program.sha256;
-        let Some(artifact) = self.engine.artifact_path(&sha256) else {
-            return Err(ValidationError::Invalid("the pool has no cache dir".into()));
-        };
-        if !artifact.is_file() {
-            // `prepare` answered from memory, or could not write the file.
-            self.engine
-                .store_artifact(&sha256, program.pre.module())
-                .map_err(|e| {
-                    ValidationError::Invalid(format!(
-                        "cannot cache the compiled module as {}: {e}",
-                        artifact.display()
-                    ))
-                })?;
-        }
+        self.engine.ensure_artifact(sha256, || Ok(program))?;
         Ok(ProgramRef { sha256 })
     }
 

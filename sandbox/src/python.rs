@@ -299,19 +299,7 @@ pub struct PythonImage {
 impl PythonImage {
     /// The run-time view of an installed image.
     pub fn open(image: &InstalledImage) -> Result<PythonImage, ImageError> {
-        let sha_of = |name: &str| {
-            image
-                .record
-                .files
-                .iter()
-                .find(|f| f.name == name)
-                .and_then(|f| unhex32(&f.sha256))
-                .ok_or_else(|| ImageError::BadRecord {
-                    path: image.dir.join("image.json"),
-                    detail: format!("no sha256 recorded for {name}"),
-                })
-        };
-        let plain = (sha_of(&image.record.plain_wasm)?, image.plain_wasm.clone());
+        let plain = (image.plain_sha256()?, image.plain_wasm.clone());
         let daemon = image
             .steps()?
             .get(STEP_DAEMON)
@@ -417,11 +405,12 @@ pub(crate) fn build_daemon(
     crate::image::write_atomic(&out, &bytes)?;
     // `prepare` hashes the bytes (the program's sha256) as it compiles.
     let sha = ticking(progress, "compile the daemon snapshot", || {
-        engine.prepare(&bytes)
+        let program = engine.prepare(&bytes)?;
+        let sha = program.sha256;
+        engine.ensure_artifact(sha, || Ok(program)).map(|_| sha)
     })
     .map_err(|e| fail(format!("cannot start a thread: {e}")))?
-    .map_err(|e| fail(e.to_string()))?
-    .sha256;
+    .map_err(|e| fail(e.to_string()))?;
     image.mark_step(
         STEP_DAEMON,
         serde_json::json!({

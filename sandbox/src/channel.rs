@@ -153,8 +153,6 @@ impl OpenError {
     }
 }
 
-/// The host's words for an I/O error, like `strerror` (without Rust's
-/// ` (os error N)` suffix).
 /// What is left until `deadline` (`None`: no deadline); past it, the
 /// channel's "timed out" failure.
 fn time_left(
@@ -173,6 +171,8 @@ fn time_left(
     }
 }
 
+/// The host's words for an I/O error, like `strerror` (without Rust's
+/// ` (os error N)` suffix).
 fn reason(e: &std::io::Error) -> String {
     if matches!(
         e.kind(),

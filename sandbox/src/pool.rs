@@ -473,7 +473,9 @@ pub struct Pool {
     slots: Vec<Mutex<Option<Worker>>>,
     state: Mutex<State>,
     freed: Condvar,
-    own_cache: Option<PathBuf>,
+    /// The cache dir the pool made itself (none was configured); removed
+    /// with the pool, after its workers.
+    _own_cache: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -511,8 +513,9 @@ impl Pool {
         let own_cache = match &config.engine.cache_dir {
             Some(_) => None,
             None => {
-                let dir = private_temp_dir()?;
-                config.engine.cache_dir = Some(dir.clone());
+                // Private (0700) like any tempfile directory.
+                let dir = tempfile::Builder::new().prefix("zerovm-pool-").tempdir()?;
+                config.engine.cache_dir = Some(dir.path().to_path_buf());
                 Some(dir)
             }
         };
@@ -543,7 +546,7 @@ impl Pool {
                 pids: vec![None; n],
             }),
             freed: Condvar::new(),
-            own_cache,
+            _own_cache: own_cache,
             config,
         };
         // Launch them all, then wait for each: start-ups overlap.
@@ -833,9 +836,6 @@ impl Drop for Pool {
         for slot in &self.slots {
             drop(lock(slot).take());
         }
-        if let Some(dir) = &self.own_cache {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
@@ -933,27 +933,6 @@ impl MemFds {
         }
         Ok(())
     }
-}
-
-/// A fresh private (0700) directory under the system temp dir.
-fn private_temp_dir() -> std::io::Result<PathBuf> {
-    let base = std::env::temp_dir();
-    let mut last = None;
-    for attempt in 0..16u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = base.join(format!(
-            "zerovm-pool-{}-{nanos:x}-{attempt}",
-            std::process::id()
-        ));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no temp dir")))
 }
 
 #[cfg(test)]

@@ -208,18 +208,6 @@ pub struct TarImage<B> {
     children: HashMap<String, BTreeSet<String>>,
 }
 
-impl<B> TarImage<B> {
-    /// The same index over the storage converted by `From` (which keeps
-    /// the bytes: `Vec<u8>` into [`ImageBytes`]).
-    pub fn convert<C: From<B>>(self) -> TarImage<C> {
-        TarImage {
-            data: C::from(self.data),
-            entries: self.entries,
-            children: self.children,
-        }
-    }
-}
-
 impl<B> fmt::Debug for TarImage<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TarImage")

@@ -72,25 +72,6 @@ fn image_member(image: &str, member: &str) -> Option<Vec<u8>> {
     Some(tar.contents(entry).to_vec())
 }
 
-/// A fresh private directory under the system temp dir.
-fn temp_dir() -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let base = std::env::temp_dir();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mut last = None;
-    for attempt in 0..100u32 {
-        let dir = base.join(format!("zvsh.{}.{nanos}.{attempt}", std::process::id()));
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary directory")))
-}
-
 fn load_config() -> Result<Config, ZvshError> {
     let mut config = Config::default();
     for name in zvsh::CONFIG_FILES {
@@ -212,21 +193,22 @@ fn real_main(args: &[String]) -> Result<i32, ZvshError> {
                 .map_err(|e| refused(format!("cannot create {path}: {e}")))?;
         }
     }
-    let (dir, keep) = match &inv.save_dir {
+    // `--zvm-save-dir` keeps the manifest and NVRAM; else a private (0700)
+    // temporary directory, removed when the session is over.
+    let (dir, _temporary) = match &inv.save_dir {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(|e| refused(format!("cannot create {d}: {e}")))?;
-            (PathBuf::from(zvsh::absolute(&cwd, d)), true)
+            (PathBuf::from(zvsh::absolute(&cwd, d)), None)
         }
-        None => (
-            temp_dir().map_err(|e| refused(format!("no temporary directory: {e}")))?,
-            false,
-        ),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("zvsh.")
+                .tempdir()
+                .map_err(|e| refused(format!("no temporary directory: {e}")))?;
+            (t.path().to_path_buf(), Some(t))
+        }
     };
-    let result = session(&inv, &config, &dir, &cwd);
-    if !keep {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    result
+    session(&inv, &config, &dir, &cwd)
 }
 
 fn session(

@@ -82,7 +82,7 @@ pub fn parse_delete_at(s: &str) -> Option<u64> {
 }
 
 fn is_expired(m: &ObjectMeta) -> bool {
-    m.delete_at.is_some_and(|at| at <= Timestamp::now().secs())
+    m.is_expired(Timestamp::now().secs())
 }
 
 fn nodes(h: &HeaderMap) -> (String, String) {

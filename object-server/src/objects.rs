@@ -34,6 +34,13 @@ pub struct ObjectMeta {
     pub delete_at: Option<u64>,
 }
 
+impl ObjectMeta {
+    /// Past its `X-Delete-At` at `now` (Unix seconds): gone for clients.
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.delete_at.is_some_and(|at| at <= now)
+    }
+}
+
 /// What a POST replaces.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct MetaUpdate {
@@ -41,6 +48,18 @@ struct MetaUpdate {
     content_type: Option<String>,
     headers: Vec<(String, String)>,
     delete_at: Option<u64>,
+}
+
+impl MetaUpdate {
+    /// The metadata as this POST leaves it.
+    fn apply(self, meta: &mut ObjectMeta) {
+        meta.meta_ts = self.ts;
+        if let Some(ct) = self.content_type {
+            meta.content_type = ct;
+        }
+        meta.headers = self.headers;
+        meta.delete_at = self.delete_at;
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,12 +173,7 @@ impl ObjectStore {
         };
         if let Some(upd) = read_meta(&meta_path)? {
             if upd.ts > meta.data_ts {
-                meta.meta_ts = upd.ts;
-                if let Some(ct) = upd.content_type {
-                    meta.content_type = ct;
-                }
-                meta.headers = upd.headers;
-                meta.delete_at = upd.delete_at;
+                upd.apply(&mut meta);
             }
         }
         Ok(Some(OpenObject {
@@ -241,10 +255,7 @@ impl ObjectStore {
         now: u64,
     ) -> Result<Option<ObjectMeta>, StorageError> {
         let _guard = self.lock(name);
-        let Some(mut cur) = self
-            .head(name)?
-            .filter(|m| m.delete_at.is_none_or(|at| at > now))
-        else {
+        let Some(mut cur) = self.head(name)?.filter(|m| !m.is_expired(now)) else {
             return Ok(None);
         };
         if cur.meta_ts >= ts {
@@ -253,8 +264,8 @@ impl ObjectStore {
         let (_, meta_path, dir) = self.paths(name);
         let upd = MetaUpdate {
             ts,
-            content_type: content_type.clone(),
-            headers: headers.clone(),
+            content_type,
+            headers,
             delete_at,
         };
         let tmp_path = self
@@ -270,12 +281,7 @@ impl ObjectStore {
             File::open(&dir)?.sync_all()?;
         }
         // What `open_object` would now read back, without reading it again.
-        cur.meta_ts = ts;
-        if let Some(ct) = content_type {
-            cur.content_type = ct;
-        }
-        cur.headers = headers;
-        cur.delete_at = delete_at;
+        upd.apply(&mut cur);
         Ok(Some(cur))
     }
 

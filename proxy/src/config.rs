@@ -98,7 +98,7 @@ impl ProxyConfig {
     /// install per machine or test run), else the `images_dir` key, else
     /// `<data_dir>/images`.
     pub fn images_dir(&self) -> PathBuf {
-        self.images_dir_with(std::env::var_os(sandbox::image::IMAGES_ENV))
+        self.images_dir_with(sandbox::image::images_dir_from_env())
     }
 
     /// The images directory this configuration names, before
@@ -109,11 +109,8 @@ impl ProxyConfig {
             .unwrap_or_else(|| self.data_dir.join("images"))
     }
 
-    fn images_dir_with(&self, env: Option<std::ffi::OsString>) -> PathBuf {
-        match env {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => self.configured_images_dir(),
-        }
+    fn images_dir_with(&self, env: Option<PathBuf>) -> PathBuf {
+        env.unwrap_or_else(|| self.configured_images_dir())
     }
 }
 
@@ -128,10 +125,6 @@ mod tests {
             ..ProxyConfig::default()
         };
         assert_eq!(cfg.images_dir_with(None), PathBuf::from("/d/images"));
-        assert_eq!(
-            cfg.images_dir_with(Some("".into())),
-            PathBuf::from("/d/images")
-        );
         cfg.images_dir = Some("/k".into());
         assert_eq!(cfg.images_dir_with(None), PathBuf::from("/k"));
         assert_eq!(cfg.images_dir_with(Some("/e".into())), PathBuf::from("/e"));

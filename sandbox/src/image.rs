@@ -48,6 +48,14 @@ use crate::engine::{Engine, EngineConfig};
 
 /// Environment variable naming the images directory (a default for the CLI).
 pub const IMAGES_ENV: &str = "ZEROCLOUD_IMAGES";
+
+/// The images directory `$ZEROCLOUD_IMAGES` names, if it is set and not
+/// empty (it then overrides any other default).
+pub fn images_dir_from_env() -> Option<PathBuf> {
+    std::env::var_os(IMAGES_ENV)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
 /// The step [`post_install`] records once the plain module is compiled into
 /// the engine cache.
 pub const STEP_COMPILED_PLAIN: &str = "compiled-plain";

@@ -98,6 +98,19 @@ pub fn snapshot_turn(preload: &[&str]) -> String {
 /// (`ZEROCLOUD_PYTHON_START=plain`); anything else means daemon mode.
 pub const START_VAR: &str = "ZEROCLOUD_PYTHON_START";
 
+/// The start a job's environment (NVRAM `[env]`) asks for: plain when it
+/// sets [`START_VAR`] to `plain`, else daemon mode.
+pub fn start_from_env<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Start {
+    if env
+        .into_iter()
+        .any(|(name, value)| name == START_VAR && value == "plain")
+    {
+        Start::Plain
+    } else {
+        Start::Daemon
+    }
+}
+
 /// How a Python run starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Start {
@@ -494,6 +507,18 @@ mod tests {
             .collect();
         assert_eq!(guest_argv(&args), [ARGV0, "script.py", "a b"]);
         assert_eq!(guest_argv(&[]), [ARGV0]);
+    }
+
+    #[test]
+    fn only_an_explicit_plain_asks_for_the_plain_start() {
+        assert_eq!(start_from_env([(START_VAR, "plain")]), Start::Plain);
+        assert_eq!(
+            start_from_env([("X", "1"), (START_VAR, "plain")]),
+            Start::Plain
+        );
+        assert_eq!(start_from_env([(START_VAR, "daemon")]), Start::Daemon);
+        assert_eq!(start_from_env([("OTHER", "plain")]), Start::Daemon);
+        assert_eq!(start_from_env([]), Start::Daemon);
     }
 
     #[test]

@@ -96,10 +96,8 @@ fn system_image(inv: &zvsh::Invocation) -> Result<Option<PythonImageRun>, ZvshEr
     if Path::new(&inv.command).exists() || image::find_spec(&inv.command).is_err() {
         return Ok(None);
     }
-    let dir = std::env::var_os(image::IMAGES_ENV)
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("./zerocloud-data/images"));
+    let dir =
+        image::images_dir_from_env().unwrap_or_else(|| PathBuf::from("./zerocloud-data/images"));
     let installed = ImageStore::at(dir.clone())
         .resolve(&inv.command)
         .map_err(|e| {
@@ -230,14 +228,8 @@ fn session(
     prepare(&plan).map_err(ZvshError::Refused)?;
     let options = RunOptions {
         python: python.map(|mut py| {
-            if plan
-                .nvram
-                .env
-                .iter()
-                .any(|v| v.name == python::START_VAR && v.value == "plain")
-            {
-                py.run.start = Start::Plain;
-            }
+            let env = plan.nvram.env.iter();
+            py.run.start = python::start_from_env(env.map(|v| (&*v.name, &*v.value)));
             py.run
         }),
         ..RunOptions::default()

@@ -966,6 +966,46 @@ mod tests {
     }
 
     #[test]
+    fn a_message_past_one_record_arrives_whole_with_every_descriptor() {
+        // More bytes than PACKET and more descriptors than FDS_PER_PACKET:
+        // several records, put back together in order.
+        let (a, b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let bytes: Vec<u8> = (0..3 * PACKET + 123).map(|i| (i % 251) as u8).collect();
+        let files: Vec<File> = (0..2 * FDS_PER_PACKET as u32 + 7)
+            .map(|i| {
+                let fd = rustix::fs::memfd_create("m", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+                let file = File::from(fd);
+                file.write_all_at(&i.to_le_bytes(), 0).unwrap();
+                file
+            })
+            .collect();
+        let (bytes_in, fds_in) = std::thread::scope(|scope| {
+            let sender = scope.spawn(|| {
+                let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+                send_message(a.as_fd(), &bytes, &fds)
+            });
+            let got = recv_message(b.as_fd(), None, bytes.len(), files.len())
+                .unwrap()
+                .unwrap();
+            sender.join().unwrap().unwrap();
+            got
+        });
+        assert_eq!(bytes_in, bytes);
+        assert_eq!(fds_in.len(), files.len());
+        for (i, fd) in fds_in.into_iter().enumerate() {
+            let mut n = [0u8; 4];
+            File::from(fd).read_exact_at(&mut n, 0).unwrap();
+            assert_eq!(u32::from_le_bytes(n) as usize, i, "descriptor order");
+        }
+    }
+
+    #[test]
     fn an_output_memfd_grown_past_its_quota_is_refused() {
         let out = crate::channel::shared(b"old".to_vec());
         let mut session = crate::python::session_with_stdio(b"", out.clone(), out.clone());

@@ -14,7 +14,6 @@ use clap::Parser;
 use sandbox::channel;
 use sandbox::engine::{EngineConfig, Session};
 use sandbox::image::ImageStore;
-use sandbox::manifest::{self, ChannelType, CheckedSource, Direction, Limits, LocalKind};
 use sandbox::pool::{Job, Pool, PoolConfig, ProgramRef};
 use sandbox::python::{self, PythonImage, Start};
 
@@ -242,26 +241,7 @@ fn session() -> (Session, channel::SharedBuffer, channel::SharedBuffer) {
     let out = channel::shared(Vec::new());
     let err = channel::shared(Vec::new());
     let mut s = python::session_with_stdio(b"", out.clone(), err.clone());
-    s.channels.push(manifest::Channel {
-        alias: "/dev/script.py".into(),
-        channel_type: ChannelType::RGetSPut,
-        direction: Direction::ReadOnly,
-        etag: false,
-        limits: Limits {
-            gets: 1 << 20,
-            get_size: 1 << 30,
-            puts: 0,
-            put_size: 0,
-        },
-        sources: vec![CheckedSource::Local {
-            path: "/dev/null".into(),
-            kind: LocalKind::Regular { size: None },
-        }],
-    });
-    s.buffers.insert(
-        "/dev/script.py".into(),
-        channel::shared(SCRIPT.as_bytes().to_vec()),
-    );
+    python::add_input(&mut s, "/dev/script.py", SCRIPT);
     s.args = Some(vec!["python3".into(), "/dev/script.py".into()]);
     s.timeout = Duration::from_secs(60);
     (s, out, err)

@@ -231,6 +231,29 @@ pub fn build_snapshot(
     }
 }
 
+/// Adds a read-only in-memory file channel at `alias` holding `bytes` (a
+/// script, a tar image, the NVRAM), read at any offset without limits.
+pub fn add_input(session: &mut Session, alias: &str, bytes: impl Into<Vec<u8>>) {
+    let big = i64::MAX as u64;
+    session.channels.push(manifest::Channel {
+        alias: alias.into(),
+        channel_type: ChannelType::RGetSPut,
+        direction: Direction::ReadOnly,
+        etag: false,
+        limits: Limits {
+            gets: big,
+            get_size: big,
+            puts: 0,
+            put_size: 0,
+        },
+        sources: vec![CheckedSource::Local {
+            path: "/dev/null".into(),
+            kind: LocalKind::Regular { size: None },
+        }],
+    });
+    session.buffers.insert(alias.into(), channel::shared(bytes));
+}
+
 /// A session with stdin, stdout and stderr as in-memory channels (the
 /// usual limits: unlimited calls and bytes) and nothing else.
 pub fn session_with_stdio(stdin: &[u8], stdout: SharedBuffer, stderr: SharedBuffer) -> Session {

@@ -6,7 +6,7 @@ use sandbox::engine::Outcome;
 use sandbox::tar::{pack, PackMember, TarImage};
 
 mod wat;
-use wat::engine;
+use wat::{assert_exited, engine};
 
 struct Run {
     outcome: Outcome,
@@ -75,12 +75,7 @@ fn a_64_mib_image_file_serves_a_member_through_its_quotas() {
             std::fs::write(dir.join("nvram"), nvram).expect("nvram");
         },
     );
-    assert_eq!(
-        (r.outcome.report.user_code, r.outcome.ending.exit_state()),
-        (0, "ok".to_string()),
-        "{:?}",
-        r.outcome.detail
-    );
+    assert_exited(&r.outcome, 0);
     assert_eq!(r.stdout, &members[15].1[3_000_000..3_000_100]);
     // The whole image went through the channel's accounting: 64 KiB reads.
     let image_len = std::fs::metadata(r.dir.path().join("image.tar"))
@@ -145,12 +140,7 @@ fn an_image_file_the_session_also_writes_is_read_not_mapped() {
     );
     let program = engine().prepare(wasm.as_bytes()).expect("valid guest");
     let outcome = engine().run(&program, &session);
-    assert_eq!(
-        (outcome.report.user_code, outcome.ending.exit_state()),
-        (0, "ok".to_string()),
-        "{:?}",
-        outcome.detail
-    );
+    assert_exited(&outcome, 0);
     // The write reached the file; the image the guest read did not change.
     let file = std::fs::read(dir.path().join("image.tar")).expect("image");
     assert_eq!(&file[512..516], b"BBBB");
@@ -204,12 +194,7 @@ fn a_wo_image_receives_the_files_under_its_mount_point_at_exit() {
          Channel = {dir}/nvram,/dev/nvram,3,0,100,100000,0,0\n",
         |dir| std::fs::write(dir.join("nvram"), WO_NVRAM).expect("nvram"),
     );
-    assert_eq!(
-        (r.outcome.report.user_code, r.outcome.ending.exit_state()),
-        (0, "ok".to_string()),
-        "{:?}",
-        r.outcome.detail
-    );
+    assert_exited(&r.outcome, 0);
     assert_eq!(r.outcome.detail, None);
     let bytes = std::fs::read(r.dir.path().join("out.tar")).expect("out.tar");
     // sub/ (512), sub/result.txt (512 + 3072), end (1024).

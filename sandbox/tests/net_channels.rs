@@ -4,13 +4,13 @@
 //! sessions wired to each other the way ZeroCloud's `connect` does.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use sandbox::engine::{Outcome, Session};
 
 mod wat;
-use wat::engine;
+use wat::{assert_exited, connect_when_bound, engine, free_port};
 
 /// Writes "hello over tcp\n" (15 bytes) to /dev/out; exit code = bytes taken.
 const WRITER: &str = r#"
@@ -61,29 +61,6 @@ fn run(wat: &str, timeout: u32, extra: &str) -> Run {
     Run { outcome, stdout }
 }
 
-/// A port nobody listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Connects to 127.0.0.1:`port`, retrying while nobody listens yet.
-fn connect_when_bound(port: u16) -> TcpStream {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < until => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("nobody listened on {port}: {e}"),
-        }
-    }
-}
-
 /// Waits until a socket listens on `port` (Linux `/proc/net/tcp`, state
 /// 0A), without connecting (which would use up a channel's one connection)
 /// or binding (which could take the port from under the session).
@@ -126,13 +103,7 @@ fn a_write_only_channel_connects_and_its_quota_cuts_the_stream() {
         &format!("Channel = tcp:127.0.0.1:{port},/dev/out,0,1,0,0,10,10\n"),
     );
     let got = peer.join().expect("peer");
-    assert_eq!(
-        r.outcome.ending.exit_state(),
-        "ok",
-        "{:?}",
-        r.outcome.detail
-    );
-    assert_eq!(r.outcome.report.user_code, 10);
+    assert_exited(&r.outcome, 10);
     assert_eq!(got, b"hello over");
     assert_eq!(
         r.outcome.report.etag_line(),
@@ -155,13 +126,7 @@ fn a_read_only_channel_listens_and_the_guest_reads_to_the_end() {
         &format!("Channel = tcp:127.0.0.1:{port},/dev/in,0,0,1000,1000000,0,0\n"),
     );
     peer.join().expect("peer");
-    assert_eq!(
-        r.outcome.ending.exit_state(),
-        "ok",
-        "{:?}",
-        r.outcome.detail
-    );
-    assert_eq!(r.outcome.report.user_code, 0);
+    assert_exited(&r.outcome, 0);
     assert_eq!(r.stdout, data);
 }
 

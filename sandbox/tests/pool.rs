@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sandbox::channel::shared;
+use sandbox::channel::{shared, SharedBuffer};
 use sandbox::engine::{Session, ValidationError};
 use sandbox::manifest::{Manifest, StdHost};
 use sandbox::pool::{Job, Pool, PoolConfig, PoolError, ProgramRef};
@@ -86,6 +86,28 @@ fn job(pool: &Pool, wat: &str, session: Session) -> Job {
     }
 }
 
+/// [`session`] with stdout in a shared buffer, which it returns too.
+fn stdout_session(dir: &Path) -> (Session, SharedBuffer) {
+    let out = shared(Vec::new());
+    let mut s = session(dir, None);
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    (s, out)
+}
+
+/// Runs the hello guest on `pool` and checks its exit and output.
+fn assert_hello(pool: &Pool, dir: &Path) {
+    let (s, out) = stdout_session(dir);
+    let outcome = pool.run(job(pool, &hello(), s)).expect("run");
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+}
+
+/// SIGKILL, as a crash would.
+fn kill(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+}
+
 fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let until = Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -159,11 +181,7 @@ fn tcp_channels_opened_by_the_parent_work_in_a_worker_without_network() {
     let d = dir.path().to_str().unwrap();
     std::fs::write(dir.path().join("prog.wasm"), b"").unwrap();
     // The reader's port: free a moment ago (the parent binds it).
-    let in_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let in_port = wat::free_port();
     let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let out_port = peer.local_addr().unwrap().port();
     let text = format!(
@@ -184,17 +202,7 @@ fn tcp_channels_opened_by_the_parent_work_in_a_worker_without_network() {
             conn.read_to_end(&mut got).unwrap();
             got
         });
-        let until = Instant::now() + Duration::from_secs(10);
-        let mut conn = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", in_port)) {
-                Ok(c) => break c,
-                Err(e) if Instant::now() < until => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => panic!("connect: {e}"),
-            }
-        };
+        let mut conn = wat::connect_when_bound(in_port);
         conn.write_all(&data).unwrap();
         drop(conn);
         let outcome = run.join().unwrap().expect("run");
@@ -226,12 +234,7 @@ fn runs_in_a_row_reuse_the_same_workers() {
     assert_eq!(pids.len(), 2);
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..8 {
-        let out = shared(Vec::new());
-        let mut s = session(dir.path(), None);
-        s.buffers.insert("/dev/stdout".into(), out.clone());
-        let outcome = pool.run(job(&pool, &hello(), s)).expect("run");
-        assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
-        assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+        assert_hello(&pool, dir.path());
     }
     assert_eq!(pool.worker_pids(), pids, "no worker was replaced");
 }
@@ -243,12 +246,7 @@ fn without_isolation_workers_run_too() {
         ..config(1, 0)
     });
     let dir = tempfile::tempdir().unwrap();
-    let out = shared(Vec::new());
-    let mut s = session(dir.path(), None);
-    s.buffers.insert("/dev/stdout".into(), out.clone());
-    let outcome = pool.run(job(&pool, &hello(), s)).expect("run");
-    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
-    assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+    assert_hello(&pool, dir.path());
 }
 
 #[test]
@@ -263,8 +261,7 @@ fn a_killed_worker_fails_only_its_own_run_and_is_replaced() {
         let run = scope.spawn(|| pool.run(spinning));
         wait_until("the spin to start", || pool.stats().idle == 0);
         std::thread::sleep(Duration::from_millis(300));
-        let pid = rustix::process::Pid::from_raw(before[0] as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        kill(before[0]);
         match run.join().unwrap() {
             Err(e @ PoolError::WorkerDied { status, pid }) => {
                 assert_eq!(status.signal(), Some(9), "{e}");
@@ -277,27 +274,17 @@ fn a_killed_worker_fails_only_its_own_run_and_is_replaced() {
     let after = pool.worker_pids();
     assert_eq!(after.len(), 1);
     assert_ne!(after, before, "replaced");
-    let out = shared(Vec::new());
-    let mut s = session(dir.path(), None);
-    s.buffers.insert("/dev/stdout".into(), out.clone());
-    let outcome = pool.run(job(&pool, &hello(), s)).expect("next run");
-    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
-    assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+    assert_hello(&pool, dir.path());
 }
 
 #[test]
 fn a_worker_killed_while_idle_is_replaced_without_failing_a_run() {
     let pool = start(config(1, 0));
     let before = pool.worker_pids();
-    let pid = rustix::process::Pid::from_raw(before[0] as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    kill(before[0]);
     std::thread::sleep(Duration::from_millis(100));
     let dir = tempfile::tempdir().unwrap();
-    let out = shared(Vec::new());
-    let mut s = session(dir.path(), None);
-    s.buffers.insert("/dev/stdout".into(), out.clone());
-    let outcome = pool.run(job(&pool, &hello(), s)).expect("run");
-    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    assert_hello(&pool, dir.path());
     assert_ne!(pool.worker_pids(), before);
 }
 
@@ -372,9 +359,7 @@ fn a_pool_is_shared_between_threads() {
     std::thread::scope(|scope| {
         let runs: Vec<_> = (0..6)
             .map(|_| {
-                let out = shared(Vec::new());
-                let mut s = session(dir.path(), None);
-                s.buffers.insert("/dev/stdout".into(), out.clone());
+                let (s, out) = stdout_session(dir.path());
                 let j = job(&pool, &hello(), s);
                 let pool = &pool;
                 (out, scope.spawn(move || pool.run(j)))
@@ -423,13 +408,7 @@ fn a_guest_blocked_in_a_host_read_is_killed_after_the_grace() {
         outcome.detail
     );
     assert_ne!(pool.worker_pids(), pids, "replaced");
-    let out = shared(Vec::new());
-    let mut s = session(dir.path(), None);
-    s.buffers.insert("/dev/stdout".into(), out.clone());
-    assert_eq!(
-        pool.run(job(&pool, &hello(), s)).expect("run").exit_code(),
-        0
-    );
+    assert_hello(&pool, dir.path());
 }
 
 #[test]
@@ -474,9 +453,7 @@ fn hostile_guests_end_with_reports_and_the_worker_lives_on() {
         (if (call $clock (i32.const 1) (i64.const 1) (i32.const 200)) (then unreachable))
         (if (call $yield) (then unreachable))
         (drop (call $write (i32.const 1) (i32.const 100) (i32.const 64))))"#;
-    let out = shared(Vec::new());
-    let mut s = session(dir.path(), None);
-    s.buffers.insert("/dev/stdout".into(), out.clone());
+    let (s, out) = stdout_session(dir.path());
     let wasi = wat::module_importing(imports, 1, body);
     let outcome = pool.run(job(&pool, &wasi, s)).expect("run");
     assert_eq!(outcome.ending, Ending::Exited, "{:?}", outcome.detail);
@@ -521,9 +498,7 @@ fn a_worker_runs_more_programs_than_it_caches_and_the_first_again() {
         ))
     };
     let run = |n: usize| {
-        let out = shared(Vec::new());
-        let mut s = session(dir.path(), None);
-        s.buffers.insert("/dev/stdout".into(), out.clone());
+        let (s, out) = stdout_session(dir.path());
         let outcome = pool.run(job(&pool, &program(n), s)).expect("run");
         assert_eq!(outcome.ending, Ending::Exited, "{n}: {:?}", outcome.detail);
         let text = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();

@@ -10,7 +10,6 @@ use std::time::Duration;
 use sandbox::channel::{self, SharedBuffer};
 use sandbox::engine::{Engine, EngineConfig, Outcome, Program, Session};
 use sandbox::image::ImageStore;
-use sandbox::manifest::{self, ChannelType, CheckedSource, Direction, Limits, LocalKind};
 use sandbox::python::{self, PythonImage, Start};
 use sandbox::report::Ending;
 
@@ -113,29 +112,8 @@ fn run_script(script: &str, argv: &[&str], stdin: &[u8]) -> Run {
     let mut args = vec!["python3", "/dev/script.py"];
     args.extend_from_slice(argv);
     let (mut s, out, err) = session(&args, stdin);
-    add_input(&mut s, "/dev/script.py", script.as_bytes());
+    python::add_input(&mut s, "/dev/script.py", script.as_bytes());
     run_session(s, out, err, Start::Daemon)
-}
-
-fn add_input(s: &mut Session, alias: &str, bytes: &[u8]) {
-    s.channels.push(manifest::Channel {
-        alias: alias.into(),
-        channel_type: ChannelType::RGetSPut,
-        direction: Direction::ReadOnly,
-        etag: false,
-        limits: Limits {
-            gets: 1 << 30,
-            get_size: 1 << 40,
-            puts: 0,
-            put_size: 0,
-        },
-        sources: vec![CheckedSource::Local {
-            path: "/dev/null".into(),
-            kind: LocalKind::Regular { size: None },
-        }],
-    });
-    s.buffers
-        .insert(alias.into(), channel::shared(bytes.to_vec()));
 }
 
 #[test]
@@ -234,9 +212,9 @@ fn job_tar_image_and_channels_are_visible() {
         print(open('/app/data/words.txt').read().split())\n\
         print(os.path.exists('/usr/local/lib/python315.zip'))\n";
     let (mut s, out, err) = session(&["python3", "/dev/script.py"], b"");
-    add_input(&mut s, "/dev/script.py", script.as_bytes());
-    add_input(&mut s, "/dev/image", &tar);
-    add_input(
+    python::add_input(&mut s, "/dev/script.py", script.as_bytes());
+    python::add_input(&mut s, "/dev/image", tar);
+    python::add_input(
         &mut s,
         "/dev/nvram",
         b"[fstab]\nchannel=/dev/image,mountpoint=/app,access=ro,removable=no\n",
@@ -307,7 +285,7 @@ fn nothing_leaks_from_one_run_to_the_next() {
 fn run_script_counting_zip_reads(script: &str) -> Run {
     let argv = ["python3", "/dev/script.py"];
     let (mut s, out, err) = session(&argv, b"");
-    add_input(&mut s, "/dev/script.py", script.as_bytes());
+    python::add_input(&mut s, "/dev/script.py", script.as_bytes());
     let args: Vec<String> = argv.iter().map(ToString::to_string).collect();
     let run = python::turn_source(&python::guest_argv(&args), &python::base_env());
     s.turn = Some(format!(

@@ -4,10 +4,12 @@
 
 #![allow(dead_code)]
 
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use sandbox::engine::{Engine, EngineConfig, Session};
+use sandbox::engine::{Engine, EngineConfig, Outcome, Session};
 use sandbox::manifest::{Manifest, StdHost};
 
 /// One engine per test binary (default settings).
@@ -73,4 +75,34 @@ pub fn session(dir: &Path, wasm: &[u8], stdin: &[u8], timeout: u32, extra: &str)
     let manifest = Manifest::parse(text.as_bytes()).expect("manifest");
     let channels = manifest.check(&StdHost).expect("checked manifest");
     Session::from_manifest(&manifest, channels)
+}
+
+/// Asserts the session ended normally (exit state `ok`) with `code`.
+pub fn assert_exited(outcome: &Outcome, code: i32) {
+    assert_eq!(
+        (outcome.ending.exit_state(), outcome.report.user_code),
+        ("ok".to_string(), code),
+        "{:?}",
+        outcome.detail
+    );
+}
+
+/// A port on 127.0.0.1 free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Connects to 127.0.0.1:`port`, retrying while nobody listens yet.
+pub fn connect_when_bound(port: u16) -> TcpStream {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("nobody listened on {port}: {e}"),
+        }
+    }
 }

@@ -39,7 +39,10 @@
 //!   ([`Engine::run_on_current_thread`] leaves that to the caller).
 //! - **CPU accounting** (§8 fields 1–2) is the run thread's own CPU time
 //!   (`/proc/thread-self/stat`): in a shared process the whole-process
-//!   figures ZeroVM printed would mix sessions.
+//!   figures ZeroVM printed would mix sessions. A pool worker runs one
+//!   session per process and cannot open `/proc` once isolated: it hands
+//!   its engine an open `/proc/self/stat` ([`Engine::measure_cpu_from`])
+//!   and reports the whole process's, as ZeroVM did.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -303,6 +306,9 @@ pub struct Engine {
     pub(crate) linker: Linker<Ctx>,
     pub(crate) config: EngineConfig,
     cache: Mutex<ProgramCache>,
+    /// An open `/proc/<pid>/stat` to take CPU figures from, instead of the
+    /// run thread's own.
+    cpu_stat: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -349,6 +355,7 @@ impl Engine {
             linker,
             config,
             cache: Mutex::new(ProgramCache::default()),
+            cpu_stat: None,
         })
     }
 
@@ -607,7 +614,7 @@ impl Engine {
         session: &Session,
         inspect: Option<Inspect<'_>>,
     ) -> Outcome {
-        let cpu_start = thread_cpu();
+        let cpu_start = self.cpu_now();
         let fail = |ending: Ending, detail: Option<String>| {
             Outcome::failed(session.validation, ending, detail)
         };
@@ -922,7 +929,7 @@ impl Engine {
             counters.bytes_written += io.bytes_written;
             etags.extend(c.etag());
         }
-        let (user, system) = thread_cpu();
+        let (user, system) = self.cpu_now();
         accounting.user_cpu = user.saturating_sub(cpu_start.0);
         accounting.system_cpu = system.saturating_sub(cpu_start.1);
         let report = Report {
@@ -1103,6 +1110,28 @@ fn thread_cpu() -> (Duration, Duration) {
         .ok()
         .and_then(|text| stat_cpu(&text))
         .unwrap_or((Duration::ZERO, Duration::ZERO))
+}
+
+impl Engine {
+    /// Takes every run's CPU figures from `stat`, an open `/proc/<pid>/stat`
+    /// (the process's, for a pool worker), instead of the run thread's.
+    pub(crate) fn measure_cpu_from(&mut self, stat: std::fs::File) {
+        self.cpu_stat = Some(stat);
+    }
+
+    /// (user, system) CPU time so far, by the clock runs are measured with.
+    fn cpu_now(&self) -> (Duration, Duration) {
+        use std::os::unix::fs::FileExt;
+        let Some(stat) = &self.cpu_stat else {
+            return thread_cpu();
+        };
+        let mut buf = [0u8; 1024];
+        stat.read_at(&mut buf, 0)
+            .ok()
+            .and_then(|n| std::str::from_utf8(buf.get(..n)?).ok())
+            .and_then(stat_cpu)
+            .unwrap_or((Duration::ZERO, Duration::ZERO))
+    }
 }
 
 /// (user, system) CPU time from the text of a `/proc/…/stat` file (fields

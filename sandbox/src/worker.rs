@@ -34,7 +34,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -183,13 +183,16 @@ fn serve(options: &Options) -> ExitCode {
             return refuse(e);
         }
     }
-    let engine = match Engine::new(options.engine.clone()) {
+    let mut engine = match Engine::new(options.engine.clone()) {
         Ok(e) => e,
         Err(e) => return refuse(format!("engine: {e:#}")),
     };
+    if let Some(stat) = cpu {
+        engine.measure_cpu_from(stat);
+    }
     let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
     let (started, wait_for_start) = std::sync::mpsc::channel::<()>();
-    let (engine, sock, cpu) = (&engine, socket.as_fd(), cpu.as_ref());
+    let (engine, sock) = (&engine, socket.as_fd());
     std::thread::scope(|scope| {
         let runner = std::thread::Builder::new()
             .name("guest".into())
@@ -199,7 +202,7 @@ fn serve(options: &Options) -> ExitCode {
                 // stack) is done by now: the filter need not allow it.
                 let _ = started.send(());
                 if wait_for_go.recv().is_ok() {
-                    serve_jobs(engine, sock, cpu);
+                    serve_jobs(engine, sock);
                 }
             });
         let runner = match runner {
@@ -223,7 +226,7 @@ fn serve(options: &Options) -> ExitCode {
 }
 
 /// The job loop, on the guest thread, until the parent closes the socket.
-fn serve_jobs(engine: &Engine, socket: BorrowedFd<'_>, cpu: Option<&File>) {
+fn serve_jobs(engine: &Engine, socket: BorrowedFd<'_>) {
     let ready = Reply::Ready {
         pid: std::process::id(),
     };
@@ -239,7 +242,7 @@ fn serve_jobs(engine: &Engine, socket: BorrowedFd<'_>, cpu: Option<&File>) {
                 return;
             }
         };
-        let reply = match serve_job(engine, &bytes, fds, cpu) {
+        let reply = match serve_job(engine, &bytes, fds) {
             Ok(outcome) => Reply::Outcome {
                 report: Box::new(outcome.report),
                 ending: outcome.ending,
@@ -258,12 +261,7 @@ fn send_reply(socket: BorrowedFd<'_>, reply: &Reply) -> std::io::Result<()> {
     send_message(socket, &bytes, &[])
 }
 
-fn serve_job(
-    engine: &Engine,
-    bytes: &[u8],
-    fds: Vec<OwnedFd>,
-    cpu: Option<&File>,
-) -> Result<Outcome, String> {
+fn serve_job(engine: &Engine, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Outcome, String> {
     let request: Request =
         serde_json::from_slice(bytes).map_err(|e| format!("bad request: {e}"))?;
     let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
@@ -297,21 +295,7 @@ fn serve_job(
             ))
         }
     };
-    let before = process_cpu(cpu);
-    let mut outcome = engine.run_on_current_thread(&program, &session);
-    if let (Some(before), Some(after)) = (before, process_cpu(cpu)) {
-        outcome.report.accounting.user_cpu = after.0.saturating_sub(before.0);
-        outcome.report.accounting.system_cpu = after.1.saturating_sub(before.1);
-    }
-    Ok(outcome)
-}
-
-/// (user, system) CPU time of this process, from an open `/proc/self/stat`
-/// (the worker's root is empty, so it was opened before isolation).
-fn process_cpu(stat: Option<&File>) -> Option<(Duration, Duration)> {
-    let mut buf = [0u8; 1024];
-    let n = stat?.read_at(&mut buf, 0).ok()?;
-    crate::engine::stat_cpu(std::str::from_utf8(buf.get(..n)?).ok()?)
+    Ok(engine.run_on_current_thread(&program, &session))
 }
 
 /// Why a received program cannot run: the artifact does not load (the

@@ -766,13 +766,19 @@ impl Pool {
                 let status = reap(&mut dead.child, false);
                 log_death(dead.pid, status);
             }
-            lock(&self.state).pids[index] = None;
-            let worker = Worker::start(&self.config, &self.scratch)?;
-            lock(&self.state).pids[index] = Some(worker.pid);
-            *slot = Some(worker);
+            self.refill(index, slot)?;
         }
         slot.as_mut()
             .ok_or_else(|| PoolError::Spawn("no worker".into()))
+    }
+
+    /// Starts a fresh worker in the emptied slot `index`.
+    fn refill(&self, index: usize, slot: &mut Option<Worker>) -> Result<(), PoolError> {
+        lock(&self.state).pids[index] = None;
+        let worker = Worker::start(&self.config, &self.scratch)?;
+        lock(&self.state).pids[index] = Some(worker.pid);
+        *slot = Some(worker);
+        Ok(())
     }
 
     /// Reaps the slot's worker (SIGKILL first with `kill`) and starts a
@@ -786,13 +792,8 @@ impl Pool {
             }
             None => (0, ExitStatus::from_raw(0)),
         };
-        lock(&self.state).pids[index] = None;
-        match Worker::start(&self.config, &self.scratch) {
-            Ok(worker) => {
-                lock(&self.state).pids[index] = Some(worker.pid);
-                *slot = Some(worker);
-            }
-            Err(e) => eprintln!("zerovm pool: cannot replace worker {pid}: {e}"),
+        if let Err(e) = self.refill(index, slot) {
+            eprintln!("zerovm pool: cannot replace worker {pid}: {e}");
         }
         (pid, status)
     }

@@ -186,14 +186,22 @@ const WRITER: &str = r#"
 
 const WO_NVRAM: &[u8] = b"[fstab]\nchannel=/dev/outimg,mountpoint=/out,access=wo,removable=no\n";
 
+/// Runs `wat` with the `wo` image `/out` on `{dir}/out.tar`, its channel
+/// allowing `put_size` bytes.
+fn run_wo(wat: &str, put_size: u64) -> Run {
+    run(
+        wat,
+        &format!(
+            "Channel = {{dir}}/out.tar,/dev/outimg,0,0,0,0,1000,{put_size}\n\
+             Channel = {{dir}}/nvram,/dev/nvram,3,0,100,100000,0,0\n"
+        ),
+        |dir| std::fs::write(dir.join("nvram"), WO_NVRAM).expect("nvram"),
+    )
+}
+
 #[test]
 fn a_wo_image_receives_the_files_under_its_mount_point_at_exit() {
-    let r = run(
-        WRITER,
-        "Channel = {dir}/out.tar,/dev/outimg,0,0,0,0,1000,10000000\n\
-         Channel = {dir}/nvram,/dev/nvram,3,0,100,100000,0,0\n",
-        |dir| std::fs::write(dir.join("nvram"), WO_NVRAM).expect("nvram"),
-    );
+    let r = run_wo(WRITER, 10_000_000);
     assert_exited(&r.outcome, 0);
     assert_eq!(r.outcome.detail, None);
     let bytes = std::fs::read(r.dir.path().join("out.tar")).expect("out.tar");
@@ -212,12 +220,7 @@ fn a_wo_image_receives_the_files_under_its_mount_point_at_exit() {
 
 #[test]
 fn a_wo_image_past_put_size_is_cut_and_noted() {
-    let r = run(
-        WRITER,
-        "Channel = {dir}/out.tar,/dev/outimg,0,0,0,0,1000,1536\n\
-         Channel = {dir}/nvram,/dev/nvram,3,0,100,100000,0,0\n",
-        |dir| std::fs::write(dir.join("nvram"), WO_NVRAM).expect("nvram"),
-    );
+    let r = run_wo(WRITER, 1536);
     assert_eq!(r.outcome.ending.exit_state(), "ok");
     assert_eq!(
         r.outcome.detail.as_deref(),
@@ -230,14 +233,10 @@ fn a_wo_image_past_put_size_is_cut_and_noted() {
 
 #[test]
 fn a_wo_image_is_not_written_after_a_trap() {
-    let r = run(
-        &WRITER
-            .replace("(call $proc_exit (call $write", "(drop (call $write")
-            .replace("(i32.const 3000))))", "(i32.const 3000))) unreachable)"),
-        "Channel = {dir}/out.tar,/dev/outimg,0,0,0,0,1000,10000000\n\
-         Channel = {dir}/nvram,/dev/nvram,3,0,100,100000,0,0\n",
-        |dir| std::fs::write(dir.join("nvram"), WO_NVRAM).expect("nvram"),
-    );
+    let trapping = WRITER
+        .replace("(call $proc_exit (call $write", "(drop (call $write")
+        .replace("(i32.const 3000))))", "(i32.const 3000))) unreachable)");
+    let r = run_wo(&trapping, 10_000_000);
     assert!(r.outcome.ending.exit_state().starts_with("wasm trap"));
     let bytes = std::fs::read(r.dir.path().join("out.tar")).expect("out.tar");
     assert!(bytes.is_empty());

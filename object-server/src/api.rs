@@ -2,7 +2,6 @@
 //! account and container handlers, errors mapped to responses in one place, and
 //! the background updater and expirer.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,21 +10,20 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rusqlite::{params, Connection};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn, Instrument};
 
-use crate::body::{full, Body};
+use wire::body::{full, Body};
 use crate::config::ObjectServerConfig;
 use crate::db::{ContainerReport, Databases, Entry, ObjectRow};
 use crate::error::StorageError;
 use crate::listing;
 use crate::objects::ObjectStore;
-use crate::peer::{self, HttpClient, Pending, Update};
-use crate::reply;
-use crate::timestamp::Timestamp;
-use crate::wire;
+use crate::peer::{self, Pending, Update};
+use wire::client::{http_client, HttpClient};
+use wire::reply;
+use wire::timestamp::Timestamp;
 
 /// One storage node: its stores, its own address, and a client for its peers.
 pub struct Node {
@@ -56,7 +54,7 @@ impl Node {
             addr,
             objects,
             dbs,
-            client: peer::http_client(),
+            client: http_client(),
             pending: Pending::open(&cfg.data_dir)?,
             expiring: Mutex::new(expiring),
             cfg,
@@ -211,9 +209,9 @@ impl Node {
     }
 
     /// Starts the expirer and the updater of journaled updates.
-    pub fn start_background(self: &Arc<Self>) {
+    pub fn start_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let me = self.clone();
-        tokio::spawn(async move {
+        let expirer = tokio::spawn(async move {
             let mut t =
                 tokio::time::interval(Duration::from_secs_f64(me.cfg.expirer_interval.max(0.05)));
             loop {
@@ -226,7 +224,7 @@ impl Node {
             }
         });
         let me = self.clone();
-        tokio::spawn(async move {
+        let updater = tokio::spawn(async move {
             let mut t =
                 tokio::time::interval(Duration::from_secs_f64(me.cfg.updater_interval.max(0.05)));
             loop {
@@ -234,6 +232,7 @@ impl Node {
                 me.retry_pending().await;
             }
         });
+        vec![expirer, updater]
     }
 }
 
@@ -247,39 +246,46 @@ pub(crate) fn split_name(name: &str) -> Option<(String, String, String)> {
     ))
 }
 
-/// Binds, then serves the internal API until the task is dropped.
-pub async fn serve(cfg: ObjectServerConfig) -> anyhow::Result<(Arc<Node>, SocketAddr)> {
-    let listener = TcpListener::bind(&cfg.bind).await?;
-    let addr = listener.local_addr()?;
-    let node = Node::open(cfg, addr.to_string())?;
-    node.start_background();
-    let n = node.clone();
-    tokio::spawn(async move { accept_loop(listener, n).await });
-    Ok((node, addr))
+/// A running storage node: its internal API and its background tasks.
+pub struct ObjectServer {
+    pub node: Arc<Node>,
+    server: wire::serve::Server,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
-async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let node = node.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let node = node.clone();
-                async move { Ok::<_, Infallible>(handle(node, req).await) }
-            });
-            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            b.http1().max_headers(peer::MAX_HEADERS);
-            let _ = b.serve_connection(TokioIo::new(stream), svc).await;
-        });
+impl ObjectServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
     }
+
+    /// Stops accepting, lets open requests finish (at most `wire::serve::DRAIN`),
+    /// then stops the expirer and the updater. Journaled updates stay on disk.
+    pub async fn stop(self) -> bool {
+        let drained = self.server.stop().await;
+        for t in self.background {
+            t.abort();
+        }
+        drained
+    }
+}
+
+/// Binds `cfg.bind`, opens the data dir, then serves the internal API.
+pub async fn start(cfg: ObjectServerConfig) -> anyhow::Result<ObjectServer> {
+    let listener = TcpListener::bind(&cfg.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.bind))?;
+    let addr = listener.local_addr()?;
+    let node = Node::open(cfg, addr.to_string())?;
+    let background = node.start_background();
+    let n = node.clone();
+    let server = wire::serve::spawn(listener, wire::serve::Options::default(), move |req| {
+        handle(n.clone(), req)
+    })?;
+    Ok(ObjectServer {
+        node,
+        server,
+        background,
+    })
 }
 
 /// Routes one internal request (the table in `wire.rs`).
@@ -485,12 +491,12 @@ fn listing_response(
     let text = listing::render(entries, fmt, root);
     let b = b.header("content-type", fmt.content_type());
     if fmt == listing::Format::Plain && entries.is_empty() {
-        return b.status(204).body(crate::body::empty()).map_err(http_err);
+        return b.status(204).body(wire::body::empty()).map_err(http_err);
     }
     let len = text.len();
     let b = b.status(200).header("content-length", len);
     if head {
-        b.body(crate::body::empty())
+        b.body(wire::body::empty())
     } else {
         b.body(full(text))
     }
@@ -543,7 +549,7 @@ async fn container_get(
             .status(204)
             .header("content-type", fmt.content_type())
             .header("content-length", 0)
-            .body(crate::body::empty())
+            .body(wire::body::empty())
             .map_err(http_err);
     }
     listing_response(req, &entries, ("container", c), fmt, b)
@@ -586,7 +592,7 @@ async fn account_get(node: &Arc<Node>, req: &Request<Incoming>, a: &str) -> Resu
             .status(204)
             .header("content-type", fmt.content_type())
             .header("content-length", 0)
-            .body(crate::body::empty())
+            .body(wire::body::empty())
             .map_err(http_err);
     }
     let entries = node.dbs.list_account(a, params).await?;

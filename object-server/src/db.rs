@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::error::StorageError;
 use crate::objects::path_hash;
-use crate::timestamp::Timestamp;
+use wire::timestamp::Timestamp;
 
 const CONTAINER_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS object (

@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod body;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -11,9 +10,6 @@ pub mod listing;
 pub mod object_api;
 pub mod objects;
 pub mod peer;
-pub mod reply;
-pub mod timestamp;
-pub mod wire;
 
-pub use api::{serve, Node};
+pub use api::{start, Node, ObjectServer};
 pub use config::ObjectServerConfig;

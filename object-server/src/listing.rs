@@ -59,7 +59,7 @@ pub fn parse_query(query: Option<&str>) -> Result<(ListParams, Option<Format>), 
             "prefix" => p.prefix = Some(v),
             "delimiter" => p.delimiter = Some(v),
             "path" => p.path = Some(v),
-            "reverse" => p.reverse = is_true(&v),
+            "reverse" => p.reverse = wire::is_true(&v),
             "format" => {
                 format = Some(match v.to_ascii_lowercase().as_str() {
                     "json" => Format::Json,
@@ -82,13 +82,6 @@ fn raw_param_is_utf8(q: &str, key: &str) -> bool {
                 .decode_utf8()
                 .is_ok()
         })
-}
-
-pub fn is_true(v: &str) -> bool {
-    matches!(
-        v.to_ascii_lowercase().as_str(),
-        "true" | "1" | "yes" | "on" | "t" | "y"
-    )
 }
 
 /// `format=` wins; else the best of `Accept`; else plain text.

@@ -42,9 +42,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;
     }
-    let (_node, addr) = object_server::serve(cfg).await?;
+    let server = object_server::start(cfg).await?;
     // Tests and scripts read this line to learn the port.
-    println!("object-server listening on {addr}");
+    println!("object-server listening on {}", server.addr());
     tokio::signal::ctrl_c().await?;
+    eprintln!("object-server: shutting down: finishing open requests (at most {} s)", wire::serve::DRAIN.as_secs());
+    server.stop().await;
     Ok(())
 }

@@ -11,13 +11,14 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Request, Response};
 
 use crate::api::{from_latin1, header_str, latin1, req_ts, Node, Result};
-use crate::body::{self, Body};
+use wire::body::{self, Body};
 use crate::db::ObjectRow;
 use crate::error::StorageError;
 use crate::objects::{ObjectMeta, ObjectWriter};
-use crate::reply;
-use crate::timestamp::Timestamp;
-use crate::wire;
+use wire::range::{parse_range, ranges_for_length};
+use wire::{is_persisted, parse_delete_at};
+use wire::reply;
+use wire::timestamp::Timestamp;
 
 /// Objects up to this size are read in one go; larger ones are streamed.
 const INLINE_READ: u64 = 256 * 1024;
@@ -42,23 +43,6 @@ pub async fn handle(
     }
 }
 
-/// Headers stored with an object besides its content type.
-pub fn is_persisted(name: &str) -> bool {
-    name.starts_with("x-object-meta-")
-        || name.starts_with("x-object-sysmeta-")
-        || matches!(
-            name,
-            "content-disposition"
-                | "content-encoding"
-                | "content-language"
-                | "cache-control"
-                | "expires"
-                | "x-object-manifest"
-                | "x-static-large-object"
-                | "x-robots-tag"
-        )
-}
-
 fn persisted(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter()
         .filter(|(k, _)| is_persisted(k.as_str()))
@@ -73,12 +57,6 @@ fn delete_at(h: &HeaderMap) -> Result<Option<u64>> {
             .map(Some)
             .ok_or_else(|| StorageError::BadRequest("Non-integer X-Delete-At".into())),
     }
-}
-
-/// Swift's `normalize_delete_at_timestamp`: a number clamped to 0..=9999999999.
-pub fn parse_delete_at(s: &str) -> Option<u64> {
-    let f: f64 = s.trim().parse().ok().filter(|f: &f64| f.is_finite())?;
-    Some(f.clamp(0.0, 9_999_999_999.0) as u64)
 }
 
 fn is_expired(m: &ObjectMeta) -> bool {
@@ -217,76 +195,6 @@ async fn write_chunk(mut w: ObjectWriter, chunk: Bytes) -> Result<ObjectWriter> 
         Ok(w)
     })
     .await
-}
-
-/// A parsed `Range` header: `None` means "ignore it".
-pub fn parse_range(v: &str) -> Option<Vec<(Option<u64>, Option<u64>)>> {
-    let v = v.replace(' ', "");
-    let spec = v.get(..6).filter(|p| p.eq_ignore_ascii_case("bytes="))?;
-    let _ = spec;
-    let mut out = vec![];
-    for r in v[6..].split(',') {
-        let (s, e) = r.split_once('-')?;
-        let s = if s.is_empty() {
-            None
-        } else {
-            Some(s.parse::<u64>().ok()?)
-        };
-        let e = if e.is_empty() {
-            s?;
-            None
-        } else {
-            if !e.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let e = e.parse::<u64>().ok()?;
-            if s.is_some_and(|s| e < s) {
-                return None;
-            }
-            Some(e)
-        };
-        out.push((s, e));
-    }
-    Some(out)
-}
-
-/// swob's `ranges_for_length`: satisfiable (start, end-exclusive) ranges; empty
-/// means 416.
-pub fn ranges_for_length(rs: &[(Option<u64>, Option<u64>)], len: u64) -> Vec<(u64, u64)> {
-    let mut all = vec![];
-    for &(b, e) in rs {
-        match (b, e) {
-            (None, Some(0)) => {}
-            (None, Some(e)) => all.push((len.saturating_sub(e), len)),
-            (Some(b), None) if b < len => all.push((b, len)),
-            (Some(b), Some(e)) if b < len => all.push((b, (e + 1).min(len))),
-            _ => {}
-        }
-    }
-    if all.len() > 50 {
-        return vec![];
-    }
-    let mut overlaps = 0;
-    for i in 0..all.len() {
-        for j in i + 1..all.len() {
-            let ((s1, e1), (s2, e2)) = (all[i], all[j]);
-            if (s1 < s2 && s2 < e1)
-                || (s1 < e2 && e2 < e1)
-                || (s2 < s1 && s1 < e2)
-                || (s2 < e1 && e1 < e2)
-            {
-                overlaps += 1;
-                if overlaps > 2 {
-                    return vec![];
-                }
-            }
-        }
-    }
-    let ascending = all.windows(2).all(|w| w[0] <= w[1]);
-    if !ascending && all.len() >= 8 {
-        return vec![];
-    }
-    all
 }
 
 fn etag_list_contains(list: &str, etag: &str) -> bool {
@@ -596,24 +504,4 @@ async fn delete(
         return Ok(reply::status(404));
     }
     Ok(reply::status(204))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_parsing_follows_swob() {
-        assert_eq!(parse_range("bytes=0-4"), Some(vec![(Some(0), Some(4))]));
-        assert_eq!(parse_range("bytes=-5"), Some(vec![(None, Some(5))]));
-        assert_eq!(parse_range("bytes=5-"), Some(vec![(Some(5), None)]));
-        assert_eq!(parse_range("bytes=5-3"), None);
-        assert_eq!(parse_range("bytes=-"), None);
-        assert_eq!(parse_range("bytes=45"), None);
-        assert_eq!(parse_range("bits=0-1"), None);
-        assert_eq!(ranges_for_length(&[(Some(0), Some(4))], 10), vec![(0, 5)]);
-        assert_eq!(ranges_for_length(&[(None, Some(20))], 10), vec![(0, 10)]);
-        assert!(ranges_for_length(&[(Some(10), None)], 10).is_empty());
-        assert!(ranges_for_length(&[(None, Some(0))], 10).is_empty());
-    }
 }

@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
-use crate::timestamp::Timestamp;
+use wire::timestamp::Timestamp;
 
 const MAGIC: &[u8; 8] = b"ZCOBJ01\n";
 /// Largest header we accept when reading back (metadata is capped far lower).

@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
+use wire::client::HttpClient;
 
-use crate::body::{full, Body};
+use wire::body::full;
 use crate::db::{ContainerReport, ObjectRow};
 use crate::error::StorageError;
-use crate::wire;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Update {
@@ -31,21 +29,6 @@ pub enum Update {
         account: String,
         report: ContainerReport,
     },
-}
-
-pub type HttpClient = Client<HttpConnector, Body>;
-
-/// Header count limit on internal requests and responses: Swift allows 90
-/// metadata items plus the usual headers (hyper's default is 100).
-pub const MAX_HEADERS: usize = 256;
-
-pub fn http_client() -> HttpClient {
-    let mut conn = HttpConnector::new();
-    conn.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(64)
-        .http1_max_headers(MAX_HEADERS)
-        .build(conn)
 }
 
 /// Sends an update to a remote node over the internal API.

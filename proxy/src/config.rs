@@ -22,8 +22,8 @@ pub struct ProxyConfig {
     /// TempAuth users; the default list is Swift's sample users.
     pub users: Vec<UserConfig>,
     pub ring: RingConfig,
-    /// Where system images (the Python interpreter) live; see
-    /// [`ProxyConfig::images_dir`] for the default.
+    /// Where system images (the Python interpreter) live; `$ZEROCLOUD_IMAGES`
+    /// overrides it, the default is `<data_dir>/images`.
     pub images_dir: Option<PathBuf>,
     /// `zerocloud up` installs missing system images in the background at
     /// start (download, verify, compile; a few minutes the first time).
@@ -94,41 +94,18 @@ impl Default for ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// The images directory: `$ZEROCLOUD_IMAGES` when set (one shared
-    /// install per machine or test run), else the `images_dir` key, else
-    /// `<data_dir>/images`.
-    pub fn images_dir(&self) -> PathBuf {
-        self.images_dir_with(sandbox::image::images_dir_from_env())
-    }
-
-    /// The images directory this configuration names, before
-    /// `$ZEROCLOUD_IMAGES`: `images_dir`, else `<data_dir>/images`.
+    /// The images directory this configuration names (the launcher lets
+    /// `$ZEROCLOUD_IMAGES` override it): `images_dir`, else `<data_dir>/images`.
     pub fn configured_images_dir(&self) -> PathBuf {
         self.images_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("images"))
-    }
-
-    fn images_dir_with(&self, env: Option<PathBuf>) -> PathBuf {
-        env.unwrap_or_else(|| self.configured_images_dir())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn images_dir_env_then_key_then_data_dir() {
-        let mut cfg = ProxyConfig {
-            data_dir: "/d".into(),
-            ..ProxyConfig::default()
-        };
-        assert_eq!(cfg.images_dir_with(None), PathBuf::from("/d/images"));
-        cfg.images_dir = Some("/k".into());
-        assert_eq!(cfg.images_dir_with(None), PathBuf::from("/k"));
-        assert_eq!(cfg.images_dir_with(Some("/e".into())), PathBuf::from("/e"));
-    }
 
     #[test]
     fn the_documented_config_parses() {

@@ -4,7 +4,7 @@
 
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::Response;
-use object_server::body::{self, Body};
+use wire::body::{self, Body};
 
 pub const ALLOWED_METHODS: &str = "HEAD, GET, PUT, POST, COPY, OPTIONS, DELETE";
 
@@ -51,7 +51,7 @@ fn set(h: &mut HeaderMap, k: &'static str, v: &str) {
 /// The answer to OPTIONS: 200 with `Allow` without an Origin; with one, 200 and
 /// the allow headers if the container allows that origin and method, else 401.
 pub fn preflight(cors: Option<&Cors>, req: &HeaderMap) -> Response<Body> {
-    let mut resp = object_server::reply::status(200);
+    let mut resp = wire::reply::status(200);
     let h = resp.headers_mut();
     set(h, "allow", ALLOWED_METHODS);
     let Some(origin) = req.get("origin").and_then(|v| v.to_str().ok()) else {
@@ -62,10 +62,10 @@ pub fn preflight(cors: Option<&Cors>, req: &HeaderMap) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let Some(cors) = cors.filter(|c| c.allows(origin)) else {
-        return object_server::reply::status(401);
+        return wire::reply::status(401);
     };
     if !ALLOWED_METHODS.split(", ").any(|m| m == method) {
-        return object_server::reply::status(401);
+        return wire::reply::status(401);
     }
     let mut vary = vec![];
     if cors.wildcard() {

@@ -6,8 +6,8 @@ use http_body_util::BodyExt;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Response};
 use md5::{Digest, Md5};
-use object_server::body::{self, Body};
-use object_server::object_api::{parse_range, ranges_for_length};
+use wire::body::{self, Body};
+use wire::range::{parse_range, ranges_for_length};
 
 use crate::error::ProxyError;
 use crate::storage::Target;
@@ -84,7 +84,7 @@ impl SwiftApi {
                 let rs = ranges_for_length(&r, total);
                 match rs.as_slice() {
                     [] if total > 0 => {
-                        let mut resp = object_server::reply::status(416);
+                        let mut resp = wire::reply::status(416);
                         if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
                             resp.headers_mut().insert("content-range", v);
                         }

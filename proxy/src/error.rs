@@ -1,8 +1,8 @@
 //! The proxy's error type and its one mapping to Swift's responses.
 
 use hyper::Response;
-use object_server::body::Body;
-use object_server::reply;
+use wire::body::Body;
+use wire::reply;
 use thiserror::Error;
 
 #[derive(Debug, Error)]

@@ -9,20 +9,15 @@
 //! | `GET /metrics` | [`Metrics::render`] |
 //! | `GET /healthcheck` | "OK" |
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
-use object_server::body::{self, Body};
-use object_server::reply;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tracing::{info, warn, Instrument};
+use wire::body::{self, Body};
+use wire::reply;
+use tracing::{info, Instrument};
 
 use crate::auth::{Identity, TokenReply};
 use crate::error::ProxyError;
@@ -252,51 +247,4 @@ fn info(req: &Request<Incoming>) -> Result<Response<Body>, ProxyError> {
     } else {
         b.body(body::full(text))?
     })
-}
-
-/// Accepts connections until `shutdown` flips, then lets in-flight requests end.
-pub async fn serve(
-    listener: TcpListener,
-    proxy: Arc<Proxy>,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            acc = listener.accept() => {
-                let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match acc {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let p = proxy.clone();
-                let svc = hyper::service::service_fn(move |req| {
-                    let p = p.clone();
-                    async move { Ok::<_, Infallible>(p.handle(req).await) }
-                });
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                // Room for 90 metadata headers and the rest, so Swift's own limits
-                // (400 with its messages) apply rather than hyper's 431.
-                builder.title_case_headers(true).max_headers(object_server::peer::MAX_HEADERS);
-                let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection from {peer}: {e}");
-                    }
-                });
-            }
-            _ = shutdown.changed() => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => warn!("connections still open after 10 s; closing"),
-    }
-    Ok(())
 }

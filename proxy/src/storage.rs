@@ -6,9 +6,8 @@ use std::pin::Pin;
 
 use http_body_util::BodyExt;
 use hyper::{Request, Response};
-use object_server::body::Body;
-use object_server::peer::{http_client, HttpClient};
-use object_server::wire;
+use wire::body::Body;
+use wire::client::{http_client, HttpClient};
 
 use crate::error::ProxyError;
 use crate::ring::Ring;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response};
-use object_server::body::{self, Body};
-use object_server::reply;
-use object_server::timestamp::Timestamp;
+use wire::body::{self, Body};
+use wire::reply;
+use wire::timestamp::Timestamp;
 
 use crate::auth::{self, AccountAcl, AuthzRequest, Decision, Identity, TempAuth};
 use crate::config::ProxyConfig;
@@ -213,7 +213,7 @@ fn delete_at_headers(h: &mut HeaderMap, now: u64) -> Result<(), ProxyError> {
         let at = v
             .to_str()
             .ok()
-            .and_then(object_server::object_api::parse_delete_at)
+            .and_then(wire::parse_delete_at)
             .ok_or_else(|| ProxyError::bad_request("Non-integer X-Delete-At"))?;
         if at <= now {
             return Err(ProxyError::bad_request("X-Delete-At in past"));
@@ -827,12 +827,12 @@ impl SwiftApi {
         }
         let (sparts, sbody) = sresp.into_parts();
         let fresh =
-            hstr(&req_headers, "x-fresh-metadata").is_some_and(object_server::listing::is_true);
+            hstr(&req_headers, "x-fresh-metadata").is_some_and(wire::is_true);
         let mut h = HeaderMap::new();
         for (k, v) in &sparts.headers {
             // Fresh metadata drops the source's metadata, never its content type.
             if k == "content-type"
-                || (!fresh && object_server::object_api::is_persisted(k.as_str()))
+                || (!fresh && wire::is_persisted(k.as_str()))
             {
                 h.append(k.clone(), v.clone());
             }
@@ -848,7 +848,7 @@ impl SwiftApi {
         }
         for (k, v) in backend_headers(&req_headers) {
             let Some(k) = k else { continue };
-            if object_server::object_api::is_persisted(k.as_str())
+            if wire::is_persisted(k.as_str())
                 || k == "content-type"
                 || k == "x-delete-at"
                 || k == "x-delete-after"
@@ -883,7 +883,7 @@ impl SwiftApi {
             let rh = resp.headers_mut();
             let from = format!(
                 "{}/{}",
-                object_server::wire::enc(src.1),
+                wire::enc(src.1),
                 percent_encoding::utf8_percent_encode(src.2, COPY_PATH)
             );
             if let Ok(v) = HeaderValue::from_str(&from) {
@@ -1003,7 +1003,7 @@ fn validate_object_put(h: &mut HeaderMap, o: &str, now: u64) -> Result<(), Proxy
             return Err(ProxyError::bad_request("If-None-Match only supports *"));
         }
     }
-    let detect = hstr(h, "x-detect-content-type").is_some_and(object_server::listing::is_true);
+    let detect = hstr(h, "x-detect-content-type").is_some_and(wire::is_true);
     if detect || !h.contains_key("content-type") {
         let guessed = mime::guess(o).unwrap_or("application/octet-stream");
         h.insert("content-type", HeaderValue::from_static(guessed));

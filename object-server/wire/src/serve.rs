@@ -1,0 +1,146 @@
+//! The one accept loop of both servers (the proxy's public API and a storage
+//! node's internal API): HTTP/1.1 with keep-alive, TCP_NODELAY, room for Swift's
+//! header counts, and a graceful stop that lets open requests finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::body::Body;
+use crate::client::MAX_HEADERS;
+
+/// How long [`Server::stop`] waits for open requests before closing them.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Send header names title-cased (`Content-Length`), as Swift's eventlet
+    /// server does; some clients compare them case-sensitively.
+    pub title_case_headers: bool,
+}
+
+/// A running server; dropping it leaves it running until the runtime ends.
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<bool>,
+}
+
+impl Server {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, then waits for open requests to finish (at most
+    /// [`DRAIN`]). True if every connection closed in time.
+    pub async fn stop(self) -> bool {
+        let _ = self.shutdown.send(true);
+        self.task.await.unwrap_or(false)
+    }
+}
+
+/// Serves `handler` on `listener` until [`Server::stop`].
+pub fn spawn<F, Fut>(listener: TcpListener, opts: Options, handler: F) -> std::io::Result<Server>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let addr = listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, opts, handler, rx));
+    Ok(Server {
+        addr,
+        shutdown: tx,
+        task,
+    })
+}
+
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    opts: Options,
+    handler: F,
+    mut shutdown: watch::Receiver<bool>,
+) -> bool
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            acc = listener.accept() => {
+                let (stream, peer) = match acc {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // EMFILE and the like: back off instead of spinning.
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let h = handler.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let fut = h(req);
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                // Room for 90 metadata headers and the rest, so Swift's own limits
+                // (400 with its messages) apply rather than hyper's 431.
+                builder
+                    .title_case_headers(opts.title_case_headers)
+                    .max_headers(MAX_HEADERS);
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!("connection from {peer}: {e}");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => true,
+        _ = tokio::time::sleep(DRAIN) => {
+            warn!("connections still open after {} s; closing", DRAIN.as_secs());
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body;
+
+    #[tokio::test]
+    async fn stop_closes_the_port() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = spawn(l, Options::default(), |_req| async {
+            Response::new(body::full("hi"))
+        })
+        .unwrap();
+        let addr = s.addr();
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("hi"), "{out}");
+        assert!(s.stop().await);
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+}

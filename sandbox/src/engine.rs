@@ -48,7 +48,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -231,10 +231,6 @@ pub struct Session {
     /// `[fstab]` images; not channels, so not in the accounting.
     #[serde(skip)]
     pub system_images: Vec<(String, Arc<std::fs::File>)>,
-    /// The program is the Python image: argv[0] becomes the interpreter's
-    /// path, the image's base environment goes under the job's, and in
-    /// daemon mode the run is one turn of `_reactor.run` (see [`crate::python`]).
-    pub python: Option<crate::python::Start>,
 }
 
 impl Session {
@@ -259,7 +255,6 @@ impl Session {
                 .to_string(),
             turn: None,
             system_images: Vec::new(),
-            python: None,
         }
     }
 }
@@ -608,6 +603,10 @@ impl Engine {
     /// [`Engine::run_on_current_thread`], then, when the entry returned
     /// normally, `inspect` sees the live instance (the snapshot builder
     /// takes its memory and globals there). An error from it fails the run.
+    ///
+    /// The steps, each its own function: open the channels, read the
+    /// NVRAM, build the guest's file system, take the command line, run
+    /// the module ([`Engine::execute`]), pack `wo` images, report.
     pub(crate) fn run_inspect(
         &self,
         program: &Program,
@@ -615,164 +614,23 @@ impl Engine {
         inspect: Option<Inspect<'_>>,
     ) -> Outcome {
         let cpu_start = self.cpu_now();
-        let fail = |ending: Ending, detail: Option<String>| {
-            Outcome::failed(session.validation, ending, detail)
-        };
-        // Channels. Blocking socket calls (tcp channels) give up when the
+        let fail = |(ending, detail): Failure| Outcome::failed(session.validation, ending, detail);
+        // Blocking socket calls (tcp channels) and sleeps give up when the
         // session's time is over: the epoch cannot interrupt a host call.
-        let deadline = std::time::Instant::now().checked_add(session.timeout);
-        let mut channels = Vec::with_capacity(session.channels.len());
-        for spec in &session.channels {
-            let opened = match (
-                session.buffers.get(&spec.alias),
-                session.files.get(&spec.alias),
-            ) {
-                (Some(buffer), _) => Ok(OpenChannel::memory(spec, buffer.clone())),
-                (None, Some(file)) => file
-                    .try_clone()
-                    .map_err(|_| channel::OpenError::CannotOpen(spec.alias.clone()))
-                    .and_then(|f| OpenChannel::from_file(spec, f)),
-                (None, None) => OpenChannel::open(spec),
-            };
-            match opened {
-                Ok(mut c) => {
-                    c.set_deadline(deadline);
-                    channels.push(c);
-                }
-                Err(e) => {
-                    return fail(
-                        Ending::Failed {
-                            errno: e.errno(),
-                            message: e.to_string(),
-                        },
-                        None,
-                    )
-                }
-            }
-        }
-        // NVRAM.
-        let mut nvram = Nvram::default();
-        let mut notes = Vec::new();
-        if let Some(c) = channels
-            .iter_mut()
-            .find(|c| c.alias() == NVRAM_ALIAS && c.limits().readable())
-        {
-            match c.read_all() {
-                Ok(text) => {
-                    let (parsed, diagnostics) = Nvram::parse_lenient(&text);
-                    nvram = parsed;
-                    notes.extend(diagnostics.iter().map(ToString::to_string));
-                }
-                Err(e) => return fail(channel_failure(NVRAM_ALIAS, e), None),
-            }
-        }
-        // The file system.
-        let mut vfs = Vfs::new(session.memory);
-        for (point, file) in &session.system_images {
-            let image = system_image(file);
-            if let Err(e) = image.and_then(|i| vfs.mount(point, i).map_err(|e| e.to_string())) {
-                return fail(
-                    Ending::Failed {
-                        errno: errno::EFAULT,
-                        message: format!("system image at {point} cannot be mounted"),
-                    },
-                    Some(e),
-                );
-            }
-        }
-        for (handle, c) in channels.iter().enumerate() {
-            let mapped = nvram
-                .mapping
-                .iter()
-                .rev()
-                .find(|m| m.channel == c.alias())
-                .map(|m| m.mode);
-            let t = match mapped {
-                Some(MappingMode::File) => filetype::REGULAR_FILE,
-                Some(MappingMode::Char | MappingMode::Pipe) => filetype::CHARACTER_DEVICE,
-                None if c.channel_type() == ChannelType::SGetSPut || c.is_stream() => {
-                    filetype::CHARACTER_DEVICE
-                }
-                None => filetype::REGULAR_FILE,
-            };
-            vfs.add_channel(c.alias(), handle, t);
-        }
-        // `[fstab]` images: `ro` ones are read through their channel's
-        // quotas and mounted, memory-mapped when the channel is a regular
-        // file no writable channel of the session also has open (see
-        // `OpenChannel::read_image` for what the host must guarantee);
-        // `wo` ones get their mount point made, and are packed at exit.
-        let written: Vec<(u64, u64)> = channels
-            .iter()
-            .filter(|c| c.limits().writable())
-            .filter_map(OpenChannel::file_identity)
-            .collect();
-        for entry in nvram.fstab.iter().filter(|e| e.is_tar()) {
-            if entry.access == Access::WriteOnly {
-                if vfs.mkdir_all(&entry.mountpoint).is_err() {
-                    notes.push(format!("fstab: bad mount point {}", entry.mountpoint));
-                }
-                continue;
-            }
-            let Some(c) = channels.iter_mut().find(|c| c.alias() == entry.channel) else {
-                notes.push(format!("fstab: no channel {}", entry.channel));
-                continue;
-            };
-            let may_map = c.file_identity().is_none_or(|id| !written.contains(&id));
-            let bytes = match c.read_image(may_map) {
-                Ok(b) => b,
-                Err(e) => return fail(channel_failure(&entry.channel, e), None),
-            };
-            let image = match TarImage::new(bytes) {
-                Ok(i) => i,
-                Err(e) => {
-                    return fail(
-                        Ending::Failed {
-                            errno: errno::EFAULT,
-                            message: format!("{} is not a valid tar image", entry.channel),
-                        },
-                        Some(e.to_string()),
-                    )
-                }
-            };
-            if vfs.mount(&entry.mountpoint, image).is_err() {
-                notes.push(format!("fstab: bad mount point {}", entry.mountpoint));
-            }
-        }
-        let args = session.args.clone().unwrap_or_else(|| {
-            if nvram.args.is_empty() {
-                vec![session.program_name.clone()]
-            } else {
-                nvram.args.clone()
-            }
-        });
-        let env = session.env.clone().unwrap_or_else(|| {
-            nvram
-                .env
-                .iter()
-                .map(|v| (v.name.clone(), v.value.clone()))
-                .collect()
-        });
-        // A writable /tmp in the in-memory layer, as programs expect (the
-        // Python image's TMPDIR); it vanishes with the session like the rest.
-        if vfs.lookup("/tmp").is_err() {
-            let _ = vfs.mkdir("/tmp");
-        }
-        // An interpreter image sees the job's command line its own way.
-        let mut turn = session.turn.clone();
-        let (args, env) = match session.python {
-            None => (args, env),
-            Some(start) => {
-                let args = crate::python::guest_argv(&args);
-                let mut all = crate::python::base_env();
-                all.retain(|(k, _)| !env.iter().any(|(j, _)| j == k));
-                all.extend(env);
-                if start == crate::python::Start::Daemon && turn.is_none() {
-                    turn = Some(crate::python::turn_source(&args, &all));
-                }
-                (args, all)
-            }
+        let deadline = Instant::now().checked_add(session.timeout);
+        let mut channels = match open_channels(session, deadline) {
+            Ok(c) => c,
+            Err(f) => return fail(f),
         };
+        let (nvram, mut notes) = match read_nvram(&mut channels) {
+            Ok(n) => n,
+            Err(f) => return fail(f),
+        };
+        let vfs = match build_vfs(session, &nvram, &mut channels, &mut notes) {
+            Ok(v) => v,
+            Err(f) => return fail(f),
+        };
+        let (args, env) = command_line(session, &nvram);
         let limiter = Limiter {
             memory: usize::try_from(session.memory).unwrap_or(usize::MAX),
             table_elements: self.config.table_elements,
@@ -780,19 +638,46 @@ impl Engine {
         };
         let mut ctx = Ctx::new(args, env, channels, vfs, limiter);
         ctx.clock_base = nvram.time;
+        ctx.deadline = deadline;
         let detail = (!notes.is_empty()).then(|| notes.join("; "));
         if session.prevalidate {
-            return self.finish(
+            let ended = Ended {
                 ctx,
-                None,
-                Ending::Prevalidated,
-                0,
-                session,
-                cpu_start,
+                memory_etag: None,
+                ending: Ending::Prevalidated,
+                user_code: 0,
                 detail,
-            );
+            };
+            return self.finish(ended, session, cpu_start);
         }
-        // Run.
+        let mut ended = self.execute(program, session, ctx, inspect);
+        // A failure's own detail replaces the notes.
+        ended.detail = ended.detail.or(detail);
+        // `[fstab]` `access=wo` images: after a normal exit only (ZRT packed
+        // them in the guest's exit path, so not after a trap or a timeout).
+        if ended.ending == Ending::Exited {
+            match pack_images(&nvram, &mut ended.ctx) {
+                Ok(notes) => {
+                    let notes = (!notes.is_empty()).then(|| notes.join("; "));
+                    ended.detail = join_notes(ended.detail, notes);
+                }
+                Err(ending) => ended.ending = ending,
+            }
+        }
+        self.finish(ended, session, cpu_start)
+    }
+
+    /// Instantiates the program in a store with the session's limits
+    /// (memory, tables, the timeout's epoch deadline) and enters it: init
+    /// exports, then the entry or one turn; `inspect` sees the instance
+    /// after a normal return. How it ended, with the user code.
+    fn execute(
+        &self,
+        program: &Program,
+        session: &Session,
+        ctx: Ctx,
+        inspect: Option<Inspect<'_>>,
+    ) -> Ended {
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);
         let tick = self.config.tick.as_nanos().max(1);
@@ -811,32 +696,26 @@ impl Engine {
                 } else {
                     classify(&e, false).0
                 };
-                let ctx = store.into_data();
-                return self.finish(
-                    ctx,
-                    None,
+                return Ended {
+                    ctx: store.into_data(),
+                    memory_etag: None,
                     ending,
-                    0,
-                    session,
-                    cpu_start,
-                    Some(format!("{e:#}")),
-                );
+                    user_code: 0,
+                    detail: Some(format!("{e:#}")),
+                };
             }
         };
-        let mut result = enter(&mut store, &instance, program, turn.as_deref());
+        let mut result = enter(&mut store, &instance, program, session.turn.as_deref());
         if let (Ok(_), Some(inspect)) = (&result, inspect) {
             if let Err(e) = inspect(&mut store, &instance) {
                 result = Err(e);
             }
         }
-        let (ending, code, detail) = match result {
-            Ok(code) => (Ending::Exited, code, detail),
+        let (ending, user_code, detail) = match result {
+            Ok(code) => (Ending::Exited, code, None),
             Err(e) => {
                 let (ending, code) = classify(&e, store.data().limiter.memory_refused);
-                let detail = match ending {
-                    Ending::Exited => detail,
-                    _ => Some(format!("{e:#}")),
-                };
+                let detail = (ending != Ending::Exited).then(|| format!("{e:#}"));
                 (ending, code, detail)
             }
         };
@@ -849,69 +728,25 @@ impl Engine {
         } else {
             None
         };
-        let mut ctx = store.into_data();
-        // `[fstab]` `access=wo` images: after a normal exit (ZRT packed them
-        // in the guest's exit path, so not after a trap or a timeout), the
-        // writable layer under each mount point is written to the channel as
-        // a tar, through its quotas: a quota cuts the tar short (noted).
-        let (mut ending, mut detail) = (ending, detail);
-        if ending == Ending::Exited {
-            let mut notes = Vec::new();
-            for entry in nvram
-                .fstab
-                .iter()
-                .filter(|e| e.access == Access::WriteOnly && e.is_tar())
-            {
-                let Some(c) = ctx.channels.iter_mut().find(|c| c.alias() == entry.channel) else {
-                    notes.push(format!("fstab: no channel {}", entry.channel));
-                    continue;
-                };
-                if !c.limits().writable() || crate::vfs::normalize("/", &entry.mountpoint).is_err()
-                {
-                    notes.push(format!(
-                        "fstab: image {} at {} not written (channel not writable or bad mount point)",
-                        entry.channel, entry.mountpoint
-                    ));
-                    continue;
-                }
-                let vfs = &ctx.vfs;
-                match c.write_image(|w| vfs.pack(&entry.mountpoint, w)) {
-                    Ok(w) if w.cut() => notes.push(format!(
-                        "fstab: image {} cut at {} of {} bytes by the channel's quota",
-                        entry.channel, w.stored, w.offered
-                    )),
-                    Ok(_) => {}
-                    Err(e) => {
-                        ending = Ending::Failed {
-                            errno: errno::EIO,
-                            message: e.to_string(),
-                        };
-                        break;
-                    }
-                }
-            }
-            if !notes.is_empty() {
-                let notes = notes.join("; ");
-                detail = Some(match detail {
-                    Some(d) => format!("{d}; {notes}"),
-                    None => notes,
-                });
-            }
+        Ended {
+            ctx: store.into_data(),
+            memory_etag,
+            ending,
+            user_code,
+            detail,
         }
-        self.finish(ctx, memory_etag, ending, code, session, cpu_start, detail)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        mut ctx: Ctx,
-        memory_etag: Option<String>,
-        ending: Ending,
-        user_code: i32,
-        session: &Session,
-        cpu_start: (Duration, Duration),
-        detail: Option<String>,
-    ) -> Outcome {
+    /// Closes the channels and builds the report: I/O accounting, etags,
+    /// CPU time since `cpu_start`.
+    fn finish(&self, ended: Ended, session: &Session, cpu_start: (Duration, Duration)) -> Outcome {
+        let Ended {
+            mut ctx,
+            memory_etag,
+            ending,
+            user_code,
+            detail,
+        } = ended;
         let mut accounting = Accounting::default();
         let mut etags = Vec::new();
         for c in &mut ctx.channels {
@@ -951,6 +786,229 @@ impl Engine {
             detail,
         }
     }
+}
+
+/// A session that ends before its program runs: how, and more detail.
+type Failure = (Ending, Option<String>);
+
+/// A session after its program ran (or was set up, with `-F`).
+struct Ended {
+    ctx: Ctx,
+    memory_etag: Option<String>,
+    ending: Ending,
+    user_code: i32,
+    detail: Option<String>,
+}
+
+/// `a; b`, or whichever of them there is.
+fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The session's channels in handle order: its buffers and open files
+/// where it has them, else opened on their host sources. Each gives up
+/// blocking host calls at `deadline`.
+fn open_channels(
+    session: &Session,
+    deadline: Option<Instant>,
+) -> Result<Vec<OpenChannel>, Failure> {
+    let mut channels = Vec::with_capacity(session.channels.len());
+    for spec in &session.channels {
+        let opened = match (
+            session.buffers.get(&spec.alias),
+            session.files.get(&spec.alias),
+        ) {
+            (Some(buffer), _) => Ok(OpenChannel::memory(spec, buffer.clone())),
+            (None, Some(file)) => file
+                .try_clone()
+                .map_err(|_| channel::OpenError::CannotOpen(spec.alias.clone()))
+                .and_then(|f| OpenChannel::from_file(spec, f)),
+            (None, None) => OpenChannel::open(spec),
+        };
+        let mut c = opened.map_err(|e| {
+            let ending = Ending::Failed {
+                errno: e.errno(),
+                message: e.to_string(),
+            };
+            (ending, None)
+        })?;
+        c.set_deadline(deadline);
+        channels.push(c);
+    }
+    Ok(channels)
+}
+
+/// The NVRAM, read (leniently, as ZRT did) from the readable
+/// [`NVRAM_ALIAS`] channel if there is one, and its diagnostics.
+fn read_nvram(channels: &mut [OpenChannel]) -> Result<(Nvram, Vec<String>), Failure> {
+    let Some(c) = channels
+        .iter_mut()
+        .find(|c| c.alias() == NVRAM_ALIAS && c.limits().readable())
+    else {
+        return Ok((Nvram::default(), Vec::new()));
+    };
+    let text = c
+        .read_all()
+        .map_err(|e| (channel_failure(NVRAM_ALIAS, e), None))?;
+    let (nvram, diagnostics) = Nvram::parse_lenient(&text);
+    Ok((nvram, diagnostics.iter().map(ToString::to_string).collect()))
+}
+
+/// The guest's file system: the session's system images, every channel
+/// at its alias (a file or a character device, as the NVRAM maps it),
+/// the `[fstab]` images, and a writable `/tmp`. Problems that do not end
+/// the session are added to `notes`.
+fn build_vfs(
+    session: &Session,
+    nvram: &Nvram,
+    channels: &mut [OpenChannel],
+    notes: &mut Vec<String>,
+) -> Result<Vfs, Failure> {
+    let mut vfs = Vfs::new(session.memory);
+    for (point, file) in &session.system_images {
+        let image = system_image(file);
+        if let Err(e) = image.and_then(|i| vfs.mount(point, i).map_err(|e| e.to_string())) {
+            let ending = Ending::Failed {
+                errno: errno::EFAULT,
+                message: format!("system image at {point} cannot be mounted"),
+            };
+            return Err((ending, Some(e)));
+        }
+    }
+    for (handle, c) in channels.iter().enumerate() {
+        let mapped = nvram
+            .mapping
+            .iter()
+            .rev()
+            .find(|m| m.channel == c.alias())
+            .map(|m| m.mode);
+        let t = match mapped {
+            Some(MappingMode::File) => filetype::REGULAR_FILE,
+            Some(MappingMode::Char | MappingMode::Pipe) => filetype::CHARACTER_DEVICE,
+            None if c.channel_type() == ChannelType::SGetSPut || c.is_stream() => {
+                filetype::CHARACTER_DEVICE
+            }
+            None => filetype::REGULAR_FILE,
+        };
+        vfs.add_channel(c.alias(), handle, t);
+    }
+    mount_fstab(nvram, channels, &mut vfs, notes)?;
+    // A writable /tmp in the in-memory layer, as programs expect (the
+    // Python image's TMPDIR); it vanishes with the session like the rest.
+    if vfs.lookup("/tmp").is_err() {
+        let _ = vfs.mkdir("/tmp");
+    }
+    Ok(vfs)
+}
+
+/// `[fstab]` images: `ro` ones are read through their channel's quotas
+/// and mounted, memory-mapped when the channel is a regular file no
+/// writable channel of the session also has open (see
+/// `OpenChannel::read_image` for what the host must guarantee); `wo` ones
+/// get their mount point made, and are packed at exit ([`pack_images`]).
+fn mount_fstab(
+    nvram: &Nvram,
+    channels: &mut [OpenChannel],
+    vfs: &mut Vfs,
+    notes: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let written: Vec<(u64, u64)> = channels
+        .iter()
+        .filter(|c| c.limits().writable())
+        .filter_map(OpenChannel::file_identity)
+        .collect();
+    for entry in nvram.fstab.iter().filter(|e| e.is_tar()) {
+        if entry.access == Access::WriteOnly {
+            if vfs.mkdir_all(&entry.mountpoint).is_err() {
+                notes.push(format!("fstab: bad mount point {}", entry.mountpoint));
+            }
+            continue;
+        }
+        let Some(c) = channels.iter_mut().find(|c| c.alias() == entry.channel) else {
+            notes.push(format!("fstab: no channel {}", entry.channel));
+            continue;
+        };
+        let may_map = c.file_identity().is_none_or(|id| !written.contains(&id));
+        let bytes = c
+            .read_image(may_map)
+            .map_err(|e| (channel_failure(&entry.channel, e), None))?;
+        let image = TarImage::new(bytes).map_err(|e| {
+            let ending = Ending::Failed {
+                errno: errno::EFAULT,
+                message: format!("{} is not a valid tar image", entry.channel),
+            };
+            (ending, Some(e.to_string()))
+        })?;
+        if vfs.mount(&entry.mountpoint, image).is_err() {
+            notes.push(format!("fstab: bad mount point {}", entry.mountpoint));
+        }
+    }
+    Ok(())
+}
+
+/// The guest's argv and environment: the session's when it sets them,
+/// else the NVRAM's `[args]` (argv0 alone, [`Session::program_name`], when
+/// it has none) and `[env]`. What a caller that rewrites a command line
+/// (an interpreter image, as the Python image's `PythonImage::apply`) starts from.
+pub fn command_line(session: &Session, nvram: &Nvram) -> (Vec<String>, Vec<(String, String)>) {
+    let args = session.args.clone().unwrap_or_else(|| {
+        if nvram.args.is_empty() {
+            vec![session.program_name.clone()]
+        } else {
+            nvram.args.clone()
+        }
+    });
+    let env = session.env.clone().unwrap_or_else(|| {
+        nvram
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect()
+    });
+    (args, env)
+}
+
+/// `[fstab]` `access=wo` images, after a normal exit: the writable layer
+/// under each mount point is written to its channel as a tar, through the
+/// channel's quotas (a quota cuts the tar short: noted). A host write
+/// failure ends the session.
+fn pack_images(nvram: &Nvram, ctx: &mut Ctx) -> Result<Vec<String>, Ending> {
+    let mut notes = Vec::new();
+    for entry in nvram
+        .fstab
+        .iter()
+        .filter(|e| e.access == Access::WriteOnly && e.is_tar())
+    {
+        let Some(c) = ctx.channels.iter_mut().find(|c| c.alias() == entry.channel) else {
+            notes.push(format!("fstab: no channel {}", entry.channel));
+            continue;
+        };
+        if !c.limits().writable() || crate::vfs::normalize("/", &entry.mountpoint).is_err() {
+            notes.push(format!(
+                "fstab: image {} at {} not written (channel not writable or bad mount point)",
+                entry.channel, entry.mountpoint
+            ));
+            continue;
+        }
+        let vfs = &ctx.vfs;
+        match c.write_image(|w| vfs.pack(&entry.mountpoint, w)) {
+            Ok(w) if w.cut() => notes.push(format!(
+                "fstab: image {} cut at {} of {} bytes by the channel's quota",
+                entry.channel, w.stored, w.offered
+            )),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Ending::Failed {
+                    errno: errno::EIO,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(notes)
 }
 
 /// A system image's tar index over a read-only map of its file.
@@ -1143,130 +1201,6 @@ pub(crate) fn stat_cpu(stat: &str) -> Option<(Duration, Duration)> {
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u32>().ok());
     let clk = Duration::from_millis(10);
     Some((clk * ticks(11)?, clk * ticks(12)?))
-}
-
-/// What `zerovm` and `zvsh` were asked for beyond the manifest.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// `-s`: run without validating; the report says "not validated".
-    pub skip_validation: bool,
-    /// `-F`: prepare everything, then stop before the program runs.
-    pub prevalidate: bool,
-    /// The manifest's program is the Python image (`zvsh python3 …`): its
-    /// program comes from the image (compiled at install, in the image
-    /// store's cache) and the session becomes a Python run.
-    pub python: Option<PythonRun>,
-    /// The `zerovm` binary the session's worker runs as (`zerovm
-    /// --worker`); default: `zerovm` beside the running executable.
-    pub worker_program: Option<PathBuf>,
-}
-
-/// An installed Python image to run, and how.
-#[derive(Debug, Clone)]
-pub struct PythonRun {
-    /// The image.
-    pub image: crate::python::PythonImage,
-    /// Daemon (snapshot) or plain start.
-    pub start: crate::python::Start,
-}
-
-/// A whole session from a manifest file, as the `zerovm` command runs it: load
-/// and check the manifest, read and validate the program (in this process),
-/// then run it in a worker process of a one-worker [`crate::pool::Pool`],
-/// the same isolated path every run takes. Every failure becomes an
-/// [`Outcome`] with ZeroVM's exit state. `ZEROVM_CACHE_DIR` names the
-/// on-disk cache of compiled modules (a private temporary one otherwise).
-pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
-    use crate::pool::{Job, Pool, PoolConfig, ProgramRef};
-    let manifest = match Manifest::load(path) {
-        Ok(m) => m,
-        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
-    };
-    let channels = match manifest.check(&manifest::StdHost) {
-        Ok(c) => c,
-        Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
-    };
-    let internal = |detail: String| {
-        Outcome::failed(
-            Validation::NotValidated,
-            Ending::Failed {
-                errno: errno::EFAULT,
-                message: String::new(),
-            },
-            Some(detail),
-        )
-    };
-    let worker_program = match options.worker_program.clone().or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .map(|exe| exe.with_file_name("zerovm"))
-    }) {
-        Some(p) => p,
-        None => return internal("cannot find the zerovm binary for the worker".into()),
-    };
-    let mut config = PoolConfig::new(worker_program);
-    config.workers = 1;
-    config.queue = 0;
-    config.engine.cache_dir = match &options.python {
-        Some(py) => Some(py.image.cache_dir.clone()),
-        None => std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
-    };
-    let pool = match Pool::start(config) {
-        Ok(p) => p,
-        Err(e) => return internal(format!("worker pool: {e}")),
-    };
-    let program = match &options.python {
-        // Compiled at install: nothing to load here unless the cache lost it.
-        Some(py) => {
-            let sha256 = py.image.module(py.start).0;
-            pool.engine()
-                .ensure_artifact(sha256, || py.image.program(pool.engine(), py.start))
-                .map(|_| ProgramRef { sha256 })
-        }
-        None => match std::fs::read(&manifest.program) {
-            Ok(wasm) => pool.program_ref(&wasm),
-            Err(e) => {
-                return Outcome::failed(
-                    Validation::NotValidated,
-                    Ending::Failed {
-                        errno: errno::ENOENT,
-                        message: "program open error".into(),
-                    },
-                    Some(e.to_string()),
-                )
-            }
-        },
-    };
-    let program = match program {
-        Ok(p) => p,
-        Err(e) => {
-            return Outcome::failed(
-                Validation::Failed,
-                Ending::ValidationFailed,
-                Some(e.to_string()),
-            )
-        }
-    };
-    let mut session = Session::from_manifest(&manifest, channels);
-    if options.skip_validation {
-        session.validation = Validation::NotValidated;
-    }
-    session.prevalidate = options.prevalidate;
-    if let Some(py) = &options.python {
-        py.image.apply(&mut session, py.start);
-    }
-    let validation = session.validation;
-    match pool.run(Job { program, session }) {
-        Ok(outcome) => outcome,
-        Err(e) => Outcome::failed(
-            validation,
-            Ending::Failed {
-                errno: errno::EFAULT,
-                message: String::new(),
-            },
-            Some(e.to_string()),
-        ),
-    }
 }
 
 #[cfg(test)]

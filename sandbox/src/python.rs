@@ -303,7 +303,6 @@ pub fn session_with_stdio(stdin: &[u8], stdout: SharedBuffer, stderr: SharedBuff
         program_name: "python".into(),
         turn: None,
         system_images: Vec::new(),
-        python: None,
     };
     session
         .buffers
@@ -378,13 +377,33 @@ impl PythonImage {
         }
     }
 
-    /// Makes `session` a Python run: the stdlib mounted at `/`, the
-    /// interpreter's argv and environment, the start.
+    /// Makes `session` a Python run of the job's command line, which is
+    /// `session.args` and `session.env` (set them first; a caller whose
+    /// command line is in an NVRAM takes it with
+    /// [`crate::engine::command_line`]): the stdlib mounted at `/`; argv[0]
+    /// becomes [`ARGV0`] whatever the job called the interpreter;
+    /// [`base_env`] goes under the job's environment; in daemon mode (when
+    /// the image has its snapshot) the run is one turn of `_reactor.run`
+    /// ([`turn_source`]) unless the session brings a turn of its own.
+    /// The engine then runs it like any program: nothing in it knows Python.
     pub fn apply(&self, session: &mut Session, start: Start) {
         session
             .system_images
             .insert(0, ("/".to_string(), self.stdlib.clone()));
-        session.python = Some(self.start(start));
+        let job_args = session
+            .args
+            .take()
+            .unwrap_or_else(|| vec![session.program_name.clone()]);
+        let args = guest_argv(&job_args);
+        let job_env = session.env.take().unwrap_or_default();
+        let mut env = base_env();
+        env.retain(|(k, _)| !job_env.iter().any(|(j, _)| j == k));
+        env.extend(job_env);
+        if self.start(start) == Start::Daemon && session.turn.is_none() {
+            session.turn = Some(turn_source(&args, &env));
+        }
+        session.args = Some(args);
+        session.env = Some(env);
     }
 }
 

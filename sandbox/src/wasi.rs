@@ -133,6 +133,9 @@ pub struct Ctx {
     pub vfs: Vfs,
     /// The `[time]` of the NVRAM: the guest's realtime clock starts there.
     pub clock_base: Option<i64>,
+    /// When the session's time is over: host calls that wait (`poll_oneoff`
+    /// sleeps) end there, since the epoch cannot interrupt them.
+    pub deadline: Option<Instant>,
     /// Set when a host failure ended the session.
     pub fatal: Option<String>,
     /// Resource limits (memory, tables) for the store.
@@ -238,6 +241,7 @@ impl Ctx {
             channels,
             vfs,
             clock_base: None,
+            deadline: None,
             fatal: None,
             limiter,
             fds,

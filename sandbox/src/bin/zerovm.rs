@@ -17,7 +17,8 @@
 
 use std::process::ExitCode;
 
-use sandbox::engine::{run_manifest_file, Outcome, RunOptions};
+use sandbox::cli::{run_manifest_file, RunOptions};
+use sandbox::engine::Outcome;
 use sandbox::errno;
 
 const HELP: &str = "ZeroVM tag0 lightweight VM manager (WebAssembly), build zerocloud

@@ -1,5 +1,5 @@
 //! `zvsh [options] COMMAND [ARGS…]`: runs a wasm program like a local command
-//! (spec/zerovm.md §11). The manifest and NVRAM come from `sandbox::zvsh`;
+//! (spec/zerovm.md §11). The manifest and NVRAM come from `sandbox::cli::zvsh`;
 //! this file probes the host, writes them into a session directory (a
 //! private temporary one, or `--zvm-save-dir`, kept), runs the program exactly
 //! as `zerovm` does (`run_manifest_file`: in an isolated `zerovm --worker`
@@ -11,14 +11,14 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sandbox::engine::{run_manifest_file, PythonRun, RunOptions};
+use sandbox::cli::zvsh::{self, Config, Host, Plan, Stream, ZvshError};
+use sandbox::cli::{run_manifest_file, PythonRun, RunOptions};
 use sandbox::errno;
 use sandbox::image::{self, ImageStore};
 use sandbox::manifest::{HostKind, HostProbe, StdHost};
 use sandbox::python::{self, PythonImage, Start};
 use sandbox::report::zvsh_exit_code;
 use sandbox::tar::TarImage;
-use sandbox::zvsh::{self, Config, Host, Plan, Stream, ZvshError};
 
 struct RealHost {
     cwd: String,

@@ -14,13 +14,13 @@ use rusqlite::{params, Connection};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn, Instrument};
 
-use wire::body::{full, Body};
 use crate::config::ObjectServerConfig;
 use crate::db::{ContainerReport, Databases, Entry, ObjectRow};
 use crate::error::StorageError;
 use crate::listing;
 use crate::objects::ObjectStore;
 use crate::peer::{self, Pending, Update};
+use wire::body::{full, Body};
 use wire::client::{http_client, HttpClient};
 use wire::reply;
 use wire::timestamp::Timestamp;

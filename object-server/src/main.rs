@@ -46,7 +46,10 @@ async fn main() -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port.
     println!("object-server listening on {}", server.addr());
     tokio::signal::ctrl_c().await?;
-    eprintln!("object-server: shutting down: finishing open requests (at most {} s)", wire::serve::DRAIN.as_secs());
+    eprintln!(
+        "object-server: shutting down: finishing open requests (at most {} s)",
+        wire::serve::DRAIN.as_secs()
+    );
     server.stop().await;
     Ok(())
 }

@@ -11,14 +11,14 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Request, Response};
 
 use crate::api::{from_latin1, header_str, latin1, req_ts, Node, Result};
-use wire::body::{self, Body};
 use crate::db::ObjectRow;
 use crate::error::StorageError;
 use crate::objects::{ObjectMeta, ObjectWriter};
+use wire::body::{self, Body};
 use wire::range::{parse_range, ranges_for_length};
-use wire::{is_persisted, parse_delete_at};
 use wire::reply;
 use wire::timestamp::Timestamp;
+use wire::{is_persisted, parse_delete_at};
 
 /// Objects up to this size are read in one go; larger ones are streamed.
 const INLINE_READ: u64 = 256 * 1024;

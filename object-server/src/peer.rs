@@ -9,9 +9,9 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use wire::client::HttpClient;
 
-use wire::body::full;
 use crate::db::{ContainerReport, ObjectRow};
 use crate::error::StorageError;
+use wire::body::full;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Update {

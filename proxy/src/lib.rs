@@ -1,16 +1,18 @@
 //! The zerocloud proxy: Swift v1 API with TempAuth, ring placement over storage
-//! nodes. [`start`] serves it; `server.rs` is the router.
+//! nodes. [`start`] serves it; `router.rs` is the request pipeline and the
+//! API table, whose handlers live in `swift/` (one module per resource).
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod config;
+pub mod context;
 pub mod cors;
-pub mod dlo;
+pub mod endpoints;
 pub mod error;
 pub mod metrics;
 pub mod mime;
 pub mod ring;
-pub mod server;
+pub mod router;
 pub mod storage;
 pub mod swift;
 
@@ -19,9 +21,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::ProxyConfig;
-use crate::metrics::Metrics;
 use crate::ring::Ring;
-use crate::server::Proxy;
+use crate::router::Proxy;
 use crate::storage::RingStorage;
 use crate::swift::SwiftApi;
 
@@ -34,10 +35,7 @@ pub fn start(cfg: ProxyConfig, listener: TcpListener) -> anyhow::Result<wire::se
         cfg.ring.hash_suffix.clone(),
     )?;
     let api = SwiftApi::new(cfg, Arc::new(RingStorage::new(ring)))?;
-    let proxy = Arc::new(Proxy {
-        api,
-        metrics: Metrics::default(),
-    });
+    let proxy = Arc::new(Proxy::new(api));
     let opts = wire::serve::Options {
         title_case_headers: true,
     };

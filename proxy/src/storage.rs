@@ -4,11 +4,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use http_body_util::BodyExt;
 use hyper::{Request, Response};
 use wire::body::Body;
 use wire::client::{http_client, HttpClient};
 
+use crate::context::TransId;
 use crate::error::ProxyError;
 use crate::ring::Ring;
 
@@ -24,9 +24,11 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Storage: Send + Sync {
     /// Sends `req` (method, headers, body; its URI is ignored but for the query
-    /// string) to whatever holds `target`, and returns the storage's answer.
+    /// string) to whatever holds `target`, tagged with the client request's
+    /// trans-id, and returns the storage's answer.
     fn send<'a>(
         &'a self,
+        tx: &'a TransId,
         target: Target<'a>,
         req: Request<Body>,
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>>;
@@ -50,6 +52,7 @@ impl RingStorage {
 impl Storage for RingStorage {
     fn send<'a>(
         &'a self,
+        tx: &'a TransId,
         target: Target<'a>,
         req: Request<Body>,
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
@@ -95,9 +98,7 @@ impl Storage for RingStorage {
                 }
                 Target::Account(_) => {}
             }
-            if let Ok(Ok(tx)) = crate::server::TRANS_ID.try_with(|t| t.parse()) {
-                parts.headers.insert("x-trans-id", tx);
-            }
+            insert(&mut parts.headers, wire::TRANS_ID, tx.as_str());
             parts.headers.remove(hyper::header::HOST);
             parts.headers.remove(hyper::header::CONNECTION);
             let resp = self
@@ -110,7 +111,7 @@ impl Storage for RingStorage {
                         .unwrap_or_default();
                     ProxyError::Backend(format!("{node}: {e}: {cause}"))
                 })?;
-            Ok(resp.map(|b| b.map_err(std::io::Error::other).boxed()))
+            Ok(resp.map(Body::new))
         })
     }
 }

@@ -139,7 +139,10 @@ mod tests {
             .unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).await.unwrap();
-        assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("hi"), "{out}");
+        assert!(
+            out.starts_with("HTTP/1.1 200") && out.ends_with("hi"),
+            "{out}"
+        );
         assert!(s.stop().await);
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }

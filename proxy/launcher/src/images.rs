@@ -115,14 +115,19 @@ pub(crate) fn command(cmd: ImageCmd) -> anyhow::Result<()> {
             if listed.is_empty() {
                 println!("no images installed in {}", store.dir().display());
             } else {
-                let mut rows = vec![["NAME", "VERSION", "SIZE", "STEPS", "ALIASES", "DIR"].map(String::from)];
+                let mut rows =
+                    vec![["NAME", "VERSION", "SIZE", "STEPS", "ALIASES", "DIR"].map(String::from)];
                 for l in &listed {
                     let steps: Vec<&str> = l.steps.keys().map(String::as_str).collect();
                     rows.push([
                         l.image.name().to_string(),
                         l.image.version().to_string(),
                         image::human_bytes(l.size),
-                        if steps.is_empty() { "-".to_string() } else { steps.join(",") },
+                        if steps.is_empty() {
+                            "-".to_string()
+                        } else {
+                            steps.join(",")
+                        },
                         l.image.record.aliases.join(","),
                         l.image.dir.display().to_string(),
                     ]);
@@ -144,7 +149,6 @@ pub(crate) fn command(cmd: ImageCmd) -> anyhow::Result<()> {
         }
     }
 }
-
 
 /// Rows as columns padded to their widest cell (the size column right-aligned),
 /// two spaces apart; the last column is not padded.

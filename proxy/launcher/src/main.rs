@@ -120,8 +120,9 @@ impl ImagesPlace {
 fn load(common: &Common) -> anyhow::Result<ProxyConfig> {
     let mut cfg: ProxyConfig = match &common.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the config file {} (--config)", p.display()))?;
+            let text = std::fs::read_to_string(p).with_context(|| {
+                format!("cannot read the config file {} (--config)", p.display())
+            })?;
             toml::from_str(&text)
                 .with_context(|| format!("the config file {} (--config)", p.display()))?
         }

@@ -37,9 +37,12 @@ impl Running {
 /// created on disk), then, for `up`, starts the embedded storage node. A data
 /// dir this start created is removed again if the start fails.
 pub async fn start(mut cfg: ProxyConfig, embedded: bool) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind(&cfg.bind)
-        .await
-        .with_context(|| format!("cannot listen on {:?} (--bind, or `bind` in the config)", cfg.bind))?;
+    let listener = TcpListener::bind(&cfg.bind).await.with_context(|| {
+        format!(
+            "cannot listen on {:?} (--bind, or `bind` in the config)",
+            cfg.bind
+        )
+    })?;
     let mut object_server = None;
     if embedded {
         let created = !cfg.data_dir.exists();
@@ -145,7 +148,10 @@ mod tests {
         };
         let err = start(cfg, true).await.err().expect("the port is taken");
         let msg = format!("{err:#}");
-        assert!(msg.contains("--bind") && msg.contains(&busy.local_addr().unwrap().to_string()), "{msg}");
+        assert!(
+            msg.contains("--bind") && msg.contains(&busy.local_addr().unwrap().to_string()),
+            "{msg}"
+        );
         assert!(!dir.path().join("data").exists());
     }
 
@@ -161,6 +167,9 @@ mod tests {
         };
         let err = start(cfg, true).await.err().expect("not a directory");
         let msg = format!("{err:#}");
-        assert!(msg.contains("--data-dir") && msg.contains("a-file/data"), "{msg}");
+        assert!(
+            msg.contains("--data-dir") && msg.contains("a-file/data"),
+            "{msg}"
+        );
     }
 }

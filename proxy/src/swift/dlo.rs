@@ -9,9 +9,10 @@ use md5::{Digest, Md5};
 use wire::body::{self, Body};
 use wire::range::{parse_range, ranges_for_length};
 
+use crate::context::{RequestCtx, SwiftPath};
 use crate::error::ProxyError;
 use crate::storage::Target;
-use crate::swift::{Path, SwiftApi};
+use crate::swift::SwiftApi;
 
 /// One segment as the container listing describes it.
 struct Segment {
@@ -25,9 +26,8 @@ impl SwiftApi {
     /// response for the manifest object itself.
     pub(crate) async fn dlo_response(
         &self,
-        id: &crate::auth::Identity,
+        ctx: &RequestCtx,
         method: &Method,
-        account: &str,
         req_headers: &HeaderMap,
         manifest: Response<Body>,
     ) -> Result<Response<Body>, ProxyError> {
@@ -46,18 +46,14 @@ impl SwiftApi {
                 "X-Object-Manifest must be in the format container/prefix",
             ));
         };
-        let info = self.container_info(account, container).await?;
+        let account = ctx.path.account.as_str();
+        let info = self.container_info(ctx, account, container).await?;
         let acl = info.as_ref().and_then(|i| i.read_acl.clone());
-        let seg_path = Path {
-            account: account.to_string(),
-            container: Some(container.to_string()),
-            object: Some(prefix.to_string()),
-        };
-        let referrer = req_headers.get("referer").and_then(|v| v.to_str().ok());
-        self.authorize(id, &Method::GET, &seg_path, acl.as_deref(), referrer)
+        let seg_path = SwiftPath::object(account, container, prefix);
+        self.authorize(ctx, &Method::GET, &seg_path, acl.as_deref())
             .await?;
         let segments = if info.is_some() {
-            self.list_segments(account, container, prefix).await?
+            self.list_segments(ctx, account, container, prefix).await?
         } else {
             vec![]
         };
@@ -116,58 +112,68 @@ impl SwiftApi {
         let (tx, body) = body::channel();
         let storage = self.storage.clone();
         let (a, c) = (account.to_string(), container.to_string());
-        tokio::spawn(async move {
-            let mut offset = 0u64;
-            for s in segments {
-                let (seg_start, seg_end) = (offset, offset + s.bytes);
-                offset = seg_end;
-                if seg_end <= start || seg_start >= end || s.bytes == 0 {
-                    continue;
-                }
-                let from = start.max(seg_start) - seg_start;
-                let to = end.min(seg_end) - seg_start;
-                let mut h = HeaderMap::new();
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes={from}-{}", to - 1)) {
-                    h.insert("range", v);
-                }
-                let mut req = hyper::Request::new(body::empty());
-                *req.headers_mut() = h;
-                let resp = match storage.send(Target::Object(&a, &c, &s.name), req).await {
-                    Ok(r) if r.status().is_success() => r,
-                    _ => {
-                        let _ = tx
-                            .send(Err(std::io::Error::other(format!(
-                                "segment {} unavailable",
-                                s.name
-                            ))))
-                            .await;
-                        return;
+        // The segment reads outlive this handler: they take the trans-id along.
+        let tx_id = ctx.trans_id.clone();
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut offset = 0u64;
+                for s in segments {
+                    let (seg_start, seg_end) = (offset, offset + s.bytes);
+                    offset = seg_end;
+                    if seg_end <= start || seg_start >= end || s.bytes == 0 {
+                        continue;
                     }
-                };
-                let mut b = resp.into_body();
-                while let Some(frame) = b.frame().await {
-                    match frame {
-                        Ok(f) => {
-                            if let Ok(data) = f.into_data() {
-                                if tx.send(Ok(data)).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
+                    let from = start.max(seg_start) - seg_start;
+                    let to = end.min(seg_end) - seg_start;
+                    let mut h = HeaderMap::new();
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes={from}-{}", to - 1)) {
+                        h.insert("range", v);
+                    }
+                    let mut req = hyper::Request::new(body::empty());
+                    *req.headers_mut() = h;
+                    let resp = match storage
+                        .send(&tx_id, Target::Object(&a, &c, &s.name), req)
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => r,
+                        _ => {
+                            let _ = tx
+                                .send(Err(std::io::Error::other(format!(
+                                    "segment {} unavailable",
+                                    s.name
+                                ))))
+                                .await;
                             return;
                         }
+                    };
+                    let mut b = resp.into_body();
+                    while let Some(frame) = b.frame().await {
+                        match frame {
+                            Ok(f) => {
+                                if let Ok(data) = f.into_data() {
+                                    if tx.send(Ok(data)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(std::io::Error::other(e))).await;
+                                return;
+                            }
+                        }
                     }
                 }
-            }
-        });
+            },
+            span,
+        ));
         Ok(b.body(body)?)
     }
 
     /// Every object under `prefix`, in name order, through paged JSON listings.
     async fn list_segments(
         &self,
+        ctx: &RequestCtx,
         a: &str,
         c: &str,
         prefix: &str,
@@ -182,6 +188,7 @@ impl SwiftApi {
                 .finish();
             let resp = self
                 .call(
+                    ctx,
                     Target::Container(a, c),
                     Method::GET,
                     HeaderMap::new(),

@@ -1,0 +1,261 @@
+//! The proxy's request pipeline. [`Proxy::handle`] wraps every request: a
+//! trans-id, for `/v1/...` the caller's identity and the parsed path (a
+//! [`RequestCtx`]), CORS, then the API table in [`api_table`], then Swift's
+//! response headers, the log line and metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::FromRef;
+use axum::routing::{any, get};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response};
+use tower::ServiceExt;
+use tracing::{info, Instrument};
+use wire::body::Body;
+
+use crate::auth::Identity;
+use crate::context::{RequestCtx, SwiftPath, TransId};
+use crate::endpoints;
+use crate::error::ProxyError;
+use crate::metrics::Metrics;
+use crate::swift::{account, container, object, SwiftApi, MAX_ACCOUNT_NAME_LENGTH};
+
+/// What handlers may take as `State`.
+#[derive(Clone)]
+pub struct AppState {
+    pub api: Arc<SwiftApi>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for Arc<SwiftApi> {
+    fn from_ref(s: &AppState) -> Self {
+        s.api.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(s: &AppState) -> Self {
+        s.metrics.clone()
+    }
+}
+
+/// The API table: path shape and method → handler. `/v1` paths arrive here
+/// re-encoded by [`SwiftPath::routing_path`], one segment per name. One route
+/// is dispatched before the table, in [`Proxy::handle`]: TempAuth's
+/// `GET /v1/<account>/auth` ([`endpoints::token`]), which would otherwise
+/// shadow a container named `auth`.
+pub fn api_table(state: AppState) -> Router {
+    Router::new()
+        .route("/auth/v1.0", any(endpoints::token))
+        .route("/auth/v1.0/", any(endpoints::token))
+        .route("/auth/v1", any(endpoints::token))
+        .route("/auth", any(endpoints::token))
+        .route("/v1.0", any(endpoints::token))
+        .route("/info", any(endpoints::info))
+        .route("/metrics", get(endpoints::metrics))
+        .route("/healthcheck", get(endpoints::healthcheck))
+        .route(
+            "/v1/{account}",
+            get(account::get)
+                .head(account::get)
+                .post(account::post)
+                .fallback(account::other),
+        )
+        .route(
+            "/v1/{account}/{container}",
+            get(container::get)
+                .head(container::get)
+                .put(container::put_or_post)
+                .post(container::put_or_post)
+                .delete(container::delete)
+                .fallback(container::other),
+        )
+        .route(
+            "/v1/{account}/{container}/{object}",
+            get(object::get)
+                .head(object::get)
+                .put(object::put)
+                .post(object::post)
+                .delete(object::delete)
+                .fallback(object::other),
+        )
+        .fallback(|| async { ProxyError::NotFound })
+        .with_state(state)
+}
+
+pub struct Proxy {
+    state: AppState,
+    table: Router,
+}
+
+fn hstr<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Proxy {
+    pub fn new(api: SwiftApi) -> Proxy {
+        let state = AppState {
+            api: Arc::new(api),
+            metrics: Arc::new(Metrics::default()),
+        };
+        Proxy {
+            table: api_table(state.clone()),
+            state,
+        }
+    }
+
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let tx = TransId::new();
+        let start = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let keep_alive =
+            hstr(req.headers(), "connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive"));
+        let bytes_in = hstr(req.headers(), "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let span = tracing::info_span!("req", tx = %tx);
+        let mut resp = self
+            .route(req.map(Body::new), tx.clone())
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(ProxyError::into_response);
+        if resp.status() == 401 && !resp.headers().contains_key("www-authenticate") {
+            if let Ok(v) = HeaderValue::from_str(&format!("Swift realm=\"{}\"", realm(&path))) {
+                resp.headers_mut().insert("www-authenticate", v);
+            }
+        }
+        let h = resp.headers_mut();
+        if keep_alive {
+            // Echoed as Swift's eventlet server does for HTTP/1.0-style clients.
+            h.insert("connection", HeaderValue::from_static("keep-alive"));
+        }
+        if let Ok(v) = HeaderValue::from_str(tx.as_str()) {
+            h.insert("x-trans-id", v.clone());
+            h.insert("x-openstack-request-id", v);
+        }
+        if !h.contains_key("content-length") && method == Method::HEAD {
+            h.insert("content-length", HeaderValue::from(0));
+        }
+        let status = resp.status().as_u16();
+        let bytes_out = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let took = start.elapsed();
+        self.state
+            .metrics
+            .record(method.as_str(), status, bytes_in, bytes_out, took);
+        let ms = format!("{:.3}", took.as_secs_f64() * 1000.0);
+        span.in_scope(|| info!(%method, %path, status, %ms, "done"));
+        resp
+    }
+
+    async fn route(
+        &self,
+        mut req: Request<Body>,
+        tx: TransId,
+    ) -> Result<Response<Body>, ProxyError> {
+        let path = req.uri().path();
+        if path == "/v1" || path == "/v1/" {
+            return Err(ProxyError::precondition("Bad URL"));
+        }
+        if is_v1_auth(path) {
+            return Ok(endpoints::token_for(&self.state.api, &req));
+        }
+        if !path.starts_with("/v1/") {
+            return Ok(self
+                .table
+                .clone()
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|e| match e {}));
+        }
+        let identity = self.identity(req.headers())?;
+        let swift_path = SwiftPath::parse(path)?;
+        if swift_path.account.len() > MAX_ACCOUNT_NAME_LENGTH {
+            return Err(ProxyError::bad_request(format!(
+                "Account name length of {} longer than {MAX_ACCOUNT_NAME_LENGTH}",
+                swift_path.account.len()
+            )));
+        }
+        let ctx = RequestCtx {
+            path: swift_path,
+            identity,
+            trans_id: tx,
+            referrer: hstr(req.headers(), "referer").map(str::to_string),
+        };
+        let routed = match req.uri().query() {
+            Some(q) => format!("{}?{q}", ctx.path.routing_path()),
+            None => ctx.path.routing_path(),
+        };
+        *req.uri_mut() = routed
+            .parse()
+            .map_err(|e| ProxyError::Internal(format!("routing path {routed:?}: {e}")))?;
+        // CORS: the container's settings decide, for requests with an Origin.
+        let origin = hstr(req.headers(), "origin").map(str::to_string);
+        let cors = match (&origin, &ctx.path.container) {
+            (Some(_), Some(c)) => self
+                .state
+                .api
+                .container_info(&ctx, &ctx.path.account, c)
+                .await?
+                .map(|i| i.cors),
+            _ => None,
+        };
+        if req.method() == Method::OPTIONS {
+            if origin.is_some() && ctx.path.container.is_none() {
+                // No container, no CORS settings: a plain answer (as Swift).
+                return Ok(crate::cors::preflight(None, &HeaderMap::new()));
+            }
+            return Ok(crate::cors::preflight(cors.as_ref(), req.headers()));
+        }
+        req.extensions_mut().insert(ctx);
+        let mut resp = self
+            .table
+            .clone()
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| match e {});
+        if let (Some(origin), Some(cors)) = (origin, cors) {
+            crate::cors::decorate(&mut resp, &cors, &origin);
+        }
+        Ok(resp)
+    }
+
+    /// The caller's identity from X-Auth-Token (or X-Storage-Token), plus
+    /// X-Service-Token; 401 for a token that is not valid.
+    fn identity(&self, h: &HeaderMap) -> Result<Identity, ProxyError> {
+        let token = hstr(h, "x-auth-token").or_else(|| hstr(h, "x-storage-token"));
+        match token {
+            None => Ok(Identity::default()),
+            Some(t) => self
+                .state
+                .api
+                .auth
+                .validate(t, hstr(h, "x-service-token"))
+                .ok_or(ProxyError::Unauthorized),
+        }
+    }
+}
+
+/// swob's realm for a 401: the account segment of `/v1/<account>/...` as sent
+/// (percent-encoded), else "unknown".
+fn realm(path: &str) -> String {
+    let mut it = path.trim_start_matches('/').split('/');
+    match (it.next(), it.next()) {
+        (Some(_), Some(acct)) if !acct.is_empty() && acct != "v1.0" && acct != "auth" => {
+            acct.to_string()
+        }
+        _ => "unknown".into(),
+    }
+}
+
+pub(crate) fn is_v1_auth(p: &str) -> bool {
+    p.starts_with("/v1/") && p.ends_with("/auth") && p.matches('/').count() == 3
+}

@@ -1,0 +1,232 @@
+//! The Swift v1 API over the storage: one module per resource (the router in
+//! `router.rs` names each handler), with what they share here: the API state,
+//! the backend call, cached container/account info and authorization.
+
+pub mod account;
+pub mod constraints;
+pub mod container;
+pub mod copy;
+pub mod dlo;
+pub mod headers;
+pub mod object;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, Response};
+use wire::body::{self, Body};
+use wire::timestamp::Timestamp;
+
+use crate::auth::{self, AccountAcl, AuthzRequest, Decision, TempAuth};
+use crate::config::ProxyConfig;
+use crate::context::{RequestCtx, SwiftPath};
+use crate::error::ProxyError;
+use crate::storage::{Storage, Target};
+use headers::{hstr, ACCOUNT_ACL_SYSMETA};
+
+pub use constraints::*;
+
+pub(crate) type Res = Result<Response<Body>, ProxyError>;
+
+#[derive(Clone, Default)]
+pub(crate) struct ContainerInfo {
+    pub(crate) read_acl: Option<String>,
+    pub(crate) write_acl: Option<String>,
+    pub(crate) cors: crate::cors::Cors,
+}
+
+/// A cached lookup: when it was made, and what it found (None: does not exist).
+type Cached<T> = (Instant, Option<T>);
+
+/// The Swift API state: auth, storage, and short-lived caches of container and
+/// account info (invalidated by writes through this proxy).
+pub struct SwiftApi {
+    pub auth: TempAuth,
+    pub storage: Arc<dyn Storage>,
+    cfg: ProxyConfig,
+    containers: Mutex<HashMap<(String, String), Cached<ContainerInfo>>>,
+    accounts: Mutex<HashMap<String, Cached<AccountAcl>>>,
+    clock: Mutex<Timestamp>,
+}
+
+impl SwiftApi {
+    pub fn new(cfg: ProxyConfig, storage: Arc<dyn Storage>) -> anyhow::Result<SwiftApi> {
+        Ok(SwiftApi {
+            auth: TempAuth::new(&cfg.users, cfg.token_life)?,
+            storage,
+            cfg,
+            containers: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
+            clock: Mutex::new(Timestamp(0)),
+        })
+    }
+
+    /// A timestamp later than every one handed out before: writes through this
+    /// proxy are totally ordered.
+    pub(crate) fn next_ts(&self) -> Timestamp {
+        let mut last = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Timestamp::now().max(Timestamp(last.0 + 1));
+        *last = now;
+        now
+    }
+
+    fn ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.cfg.info_cache_ttl.max(0.0))
+    }
+
+    /// One backend request for the client request `ctx` (its trans-id goes along).
+    pub(crate) async fn call(
+        &self,
+        ctx: &RequestCtx,
+        target: Target<'_>,
+        method: Method,
+        headers: HeaderMap,
+        query: Option<&str>,
+        body: Body,
+    ) -> Res {
+        let uri = match query {
+            Some(q) => format!("/?{q}"),
+            None => "/".into(),
+        };
+        let mut req = Request::builder().method(method).uri(uri).body(body)?;
+        *req.headers_mut() = headers;
+        self.storage.send(&ctx.trans_id, target, req).await
+    }
+
+    pub(crate) async fn container_info(
+        &self,
+        ctx: &RequestCtx,
+        a: &str,
+        c: &str,
+    ) -> Result<Option<ContainerInfo>, ProxyError> {
+        let key = (a.to_string(), c.to_string());
+        if let Some((t, info)) = self
+            .containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if t.elapsed() < self.ttl() {
+                return Ok(info.clone());
+            }
+        }
+        let resp = self
+            .call(
+                ctx,
+                Target::Container(a, c),
+                Method::HEAD,
+                HeaderMap::new(),
+                None,
+                body::empty(),
+            )
+            .await?;
+        let info = if resp.status().is_success() {
+            let h = resp.headers();
+            Some(ContainerInfo {
+                read_acl: hstr(h, "x-container-read").map(str::to_string),
+                write_acl: hstr(h, "x-container-write").map(str::to_string),
+                cors: crate::cors::Cors::from_headers(h),
+            })
+        } else if resp.status().as_u16() == 404 {
+            None
+        } else {
+            return Err(ProxyError::Backend(format!(
+                "unexpected status {} from storage",
+                resp.status()
+            )));
+        };
+        self.containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (Instant::now(), info.clone()));
+        Ok(info)
+    }
+
+    pub(crate) fn forget_account(&self, a: &str) {
+        self.accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(a);
+    }
+
+    pub(crate) fn forget_container(&self, a: &str, c: &str) {
+        self.containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(a.to_string(), c.to_string()));
+    }
+
+    async fn account_acl(
+        &self,
+        ctx: &RequestCtx,
+        a: &str,
+    ) -> Result<Option<AccountAcl>, ProxyError> {
+        if let Some((t, acl)) = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(a)
+        {
+            if t.elapsed() < self.ttl() {
+                return Ok(acl.clone());
+            }
+        }
+        let resp = self
+            .call(
+                ctx,
+                Target::Account(a),
+                Method::HEAD,
+                HeaderMap::new(),
+                None,
+                body::empty(),
+            )
+            .await?;
+        let acl =
+            hstr(resp.headers(), ACCOUNT_ACL_SYSMETA).and_then(|v| auth::parse_account_acl(v).ok());
+        self.accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(a.to_string(), (Instant::now(), acl.clone()));
+        Ok(acl)
+    }
+
+    /// Authorizes the caller of `ctx` for `method` on `p` (the request's own
+    /// path, or a copy's or DLO's other end) or returns 401/403. Returns
+    /// whether the caller is an owner.
+    pub(crate) async fn authorize(
+        &self,
+        ctx: &RequestCtx,
+        method: &Method,
+        p: &SwiftPath,
+        acl: Option<&str>,
+    ) -> Result<bool, ProxyError> {
+        let id = &ctx.identity;
+        let referrer = ctx.referrer.as_deref();
+        let quick = AuthzRequest {
+            method: method.as_str(),
+            account: &p.account,
+            container: p.container.as_deref(),
+            object: p.object.as_deref(),
+            referrer,
+            acl,
+            account_acl: None,
+        };
+        match auth::authorize(id, &quick) {
+            Decision::Allow { owner } => return Ok(owner),
+            Decision::Deny if id.is_anonymous() => return Err(ProxyError::Unauthorized),
+            Decision::Deny => {}
+        }
+        // Account ACLs only matter for authenticated callers who are not owners.
+        let account_acl = self.account_acl(ctx, &p.account).await?;
+        let full = AuthzRequest {
+            account_acl: account_acl.as_ref(),
+            ..quick
+        };
+        match auth::authorize(id, &full) {
+            Decision::Allow { owner } => Ok(owner),
+            Decision::Deny => Err(ProxyError::Forbidden),
+        }
+    }
+}

@@ -134,6 +134,52 @@ impl Server {
         (server, rx)
     }
 
+    /// `zerocloud up --data-dir <data> --no-image-install` with `env` added
+    /// to its environment (`RUST_LOG=debug`, say); every stderr line (the
+    /// log) arrives on the receiver.
+    pub fn start_logging(
+        data: &Path,
+        env: &[(&str, &str)],
+    ) -> (Server, std::sync::mpsc::Receiver<String>) {
+        let mut cmd = Command::new(bin("zerocloud"));
+        cmd.args([
+            "up",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-image-install",
+            "--data-dir",
+        ])
+        .arg(data)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (child, url) = wait_for_marker(child, "zerocloud listening on");
+        let server = Server {
+            child,
+            url,
+            data_dir: data.to_path_buf(),
+            _tmp: None,
+        };
+        (server, rx)
+    }
+
+    /// Sends `signal` (`"INT"`, `"TERM"`) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{signal}");
+    }
+
     /// `zerocloud proxy` in front of the given object servers.
     pub fn proxy(object_servers: &[String]) -> Server {
         let mut cmd = Command::new(bin("zerocloud"));

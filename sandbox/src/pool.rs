@@ -524,6 +524,13 @@ impl Pool {
             .recursive(true)
             .mode(0o700)
             .create(&scratch)?;
+        // Absolute, once, for this process and its workers: a worker
+        // enters its root directory in here before removing it, so a
+        // relative path (`./zerocloud-data/images/cache`, a relative
+        // ZEROVM_CACHE_DIR) would by then name a directory that is not there.
+        let scratch = std::fs::canonicalize(&scratch)?;
+        config.engine.cache_dir = Some(scratch.clone());
+        remove_stale_roots(&scratch);
         // Workers map artifacts from here as trusted code: refuse a cache
         // another user could write into.
         let meta = std::fs::metadata(&scratch)?;
@@ -836,6 +843,32 @@ impl Drop for Pool {
     fn drop(&mut self) {
         for slot in &self.slots {
             drop(lock(slot).take());
+        }
+    }
+}
+
+/// Removes the empty root directories (`.worker-root-<pid>`, see
+/// [`crate::worker`]) that workers no longer running left in `scratch`: a
+/// worker removes its own right after entering it, so one is left only by
+/// a worker killed in between (or by the relative-path failure of old
+/// releases). A directory whose pid is alive is left alone (a worker of
+/// another pool on the same cache may be starting); `rmdir` never removes
+/// anything that is not empty.
+pub(crate) fn remove_stale_roots(scratch: &Path) {
+    let Ok(entries) = std::fs::read_dir(scratch) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(crate::worker::ROOT_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir(entry.path());
         }
     }
 }

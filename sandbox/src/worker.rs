@@ -330,12 +330,20 @@ fn load(engine: &Engine, sha256: [u8; 32], artifact: File) -> Result<Arc<Program
     })
 }
 
+/// Name prefix of a worker's root directory in its scratch directory
+/// (followed by the worker's pid).
+pub(crate) const ROOT_PREFIX: &str = ".worker-root-";
+
 /// Steps 1 and 2 of the start-up: namespaces, empty root, no capabilities.
 fn enter_namespaces(scratch: &Path) -> Result<(), String> {
     use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
-    let root = scratch.join(format!(".worker-root-{}", std::process::id()));
+    // Absolute: after the `chdir` below, a relative path would name
+    // another directory (the pool passes an absolute one already).
+    let scratch =
+        std::path::absolute(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let root = scratch.join(format!("{ROOT_PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir(&root);
     std::fs::DirBuilder::new()
         .mode(0o700)

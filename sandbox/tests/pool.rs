@@ -630,3 +630,27 @@ fn a_cache_dir_others_can_write_is_refused() {
     let e = Pool::start(c).expect_err("a world-writable cache dir");
     assert!(e.to_string().contains("writable by nobody else"), "{e}");
 }
+
+#[test]
+fn a_pool_removes_roots_dead_workers_left_in_its_cache() {
+    use std::os::unix::fs::DirBuilderExt;
+    let cache = tempfile::tempdir().unwrap();
+    // A pid that is gone (a child already reaped) and one that is alive
+    // (this test process: maybe a worker of another pool, starting).
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = cache.path().join(format!(".worker-root-{dead}"));
+    let live = cache
+        .path()
+        .join(format!(".worker-root-{}", std::process::id()));
+    for dir in [&stale, &live] {
+        std::fs::DirBuilder::new().mode(0o700).create(dir).unwrap();
+    }
+    let mut c = config(1, 0);
+    c.engine.cache_dir = Some(cache.path().to_path_buf());
+    let pool = start(c);
+    assert!(!stale.exists(), "a dead worker's root is left");
+    assert!(live.exists(), "a live process's root was removed");
+    drop(pool);
+}

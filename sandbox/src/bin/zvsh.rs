@@ -96,8 +96,7 @@ fn system_image(inv: &zvsh::Invocation) -> Result<Option<PythonImageRun>, ZvshEr
     if Path::new(&inv.command).exists() || image::find_spec(&inv.command).is_err() {
         return Ok(None);
     }
-    let dir =
-        image::images_dir_from_env().unwrap_or_else(|| PathBuf::from("./zerocloud-data/images"));
+    let dir = sandbox::cli::images_dir();
     let installed = ImageStore::at(dir.clone())
         .resolve(&inv.command)
         .map_err(|e| {

@@ -18,6 +18,20 @@ use crate::pool::{Job, Pool, PoolConfig, ProgramRef};
 use crate::python::{PythonImage, Start};
 use crate::report::{Ending, Validation};
 
+/// Where `zvsh` looks for system images when `$ZEROCLOUD_IMAGES` is not
+/// set: `zerocloud image install`'s default (`<data dir>/images` with the
+/// default data dir).
+pub const DEFAULT_IMAGES_DIR: &str = "./zerocloud-data/images";
+
+/// The images directory of a command-line run: `$ZEROCLOUD_IMAGES`, else
+/// [`DEFAULT_IMAGES_DIR`]; made absolute here, once (the paths derived
+/// from it, the compile cache among them, then stay right whatever
+/// directory a process is in later).
+pub fn images_dir() -> PathBuf {
+    let dir = crate::image::images_dir_from_env().unwrap_or_else(|| DEFAULT_IMAGES_DIR.into());
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
 /// What `zerovm` and `zvsh` were asked for beyond the manifest.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

@@ -6,12 +6,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::{RawPathParams, Request, State};
+use axum::routing::{any, get, put};
+use axum::Router;
+use axum_core::extract::FromRequestParts;
+use http::request::Parts;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
-use hyper::{Method, Request, Response};
+use hyper::{Method, Response};
 use rusqlite::{params, Connection};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tracing::{error, info, warn, Instrument};
 
 use crate::config::ObjectServerConfig;
@@ -277,9 +283,9 @@ pub async fn start(cfg: ObjectServerConfig) -> anyhow::Result<ObjectServer> {
     let addr = listener.local_addr()?;
     let node = Node::open(cfg, addr.to_string())?;
     let background = node.start_background();
-    let n = node.clone();
+    let table = api_table(node.clone());
     let server = wire::serve::spawn(listener, wire::serve::Options::default(), move |req| {
-        handle(n.clone(), req)
+        handle(table.clone(), req)
     })?;
     Ok(ObjectServer {
         node,
@@ -288,60 +294,68 @@ pub async fn start(cfg: ObjectServerConfig) -> anyhow::Result<ObjectServer> {
     })
 }
 
-/// Routes one internal request (the table in `wire.rs`).
-pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
-    let tx = header_str(req.headers(), "x-trans-id")
+/// The internal API's table (the paths are documented in the `wire` crate):
+/// path shape and method → handler. Names arrive percent-encoded, one segment
+/// each; [`Names`] decodes them.
+pub fn api_table(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/o/{a}/{c}/{o}", any(crate::object_api::handle))
+        .route(
+            "/c/{a}/{c}",
+            get(container_get)
+                .head(container_get)
+                .put(container_put)
+                .post(container_post)
+                .delete(container_delete),
+        )
+        .route("/cu/{a}/{c}/{o}", put(container_row))
+        .route(
+            "/a/{a}",
+            get(account_get).head(account_get).post(account_post),
+        )
+        .route("/au/{a}", put(account_row))
+        .method_not_allowed_fallback(|| async { StorageError::MethodNotAllowed })
+        .with_state(node)
+}
+
+/// Wraps every internal request: its log line under the trans-id the proxy sent.
+pub async fn handle(table: Router, req: Request<Incoming>) -> Response<Body> {
+    let tx = header_str(req.headers(), wire::TRANS_ID)
         .unwrap_or("-")
         .to_string();
     let span = tracing::info_span!("req", tx = %tx);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = route(node, req).instrument(span.clone()).await;
+    let resp = table
+        .oneshot(req.map(Body::new))
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(|e| match e {});
     span.in_scope(|| tracing::debug!(%method, %path, status = resp.status().as_u16(), "done"));
     resp
 }
 
-async fn route(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    let segs: Option<Vec<String>> = path
-        .strip_prefix('/')
-        .unwrap_or("")
-        .split('/')
-        .map(wire::dec)
-        .collect();
-    let Some(segs) = segs else {
-        return reply::text(412, "Invalid UTF8 or contains NULL");
-    };
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = req.method().clone();
-    let res = match (segs.as_slice(), &m) {
-        (["o", a, c, o], _) => crate::object_api::handle(&node, req, a, c, o).await,
-        (["c", a, c], &Method::GET | &Method::HEAD) => container_get(&node, &req, a, c).await,
-        (["c", a, c], &Method::PUT) => container_put(&node, &req, a, c).await,
-        (["c", a, c], &Method::POST) => container_post(&node, &req, a, c).await,
-        (["c", a, c], &Method::DELETE) => container_delete(&node, &req, a, c).await,
-        (["cu", a, c, _], &Method::PUT) => container_row(&node, req, a, c).await,
-        (["a", a], &Method::GET | &Method::HEAD) => account_get(&node, &req, a).await,
-        (["a", a], &Method::POST) => account_post(&node, &req, a).await,
-        (["au", a], &Method::PUT) => account_row(&node, req, a).await,
-        _ => Ok(reply::status(405)),
-    };
-    res.unwrap_or_else(error_response)
+/// The `N` names of an internal path, percent-decoded (412 if one is not UTF-8).
+pub struct Names<const N: usize>(pub [String; N]);
+
+impl<S: Send + Sync, const N: usize> FromRequestParts<S> for Names<N> {
+    type Rejection = StorageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| StorageError::InvalidName)?;
+        let decoded: Option<Vec<String>> = raw.iter().map(|(_, v)| wire::dec(v)).collect();
+        let decoded = decoded.ok_or(StorageError::InvalidName)?;
+        let names: [String; N] = decoded
+            .try_into()
+            .map_err(|_| StorageError::Corrupt("route and extractor disagree on names".into()))?;
+        Ok(Names(names))
+    }
 }
 
-/// The one place storage errors become HTTP responses.
 pub fn error_response(e: StorageError) -> Response<Body> {
-    match e {
-        StorageError::NotFound => reply::status(404),
-        StorageError::Conflict => reply::status(409),
-        StorageError::BadRequest(m) => reply::text(400, m),
-        StorageError::Precondition(m) => reply::text(412, m),
-        StorageError::NotAcceptable => reply::status(406),
-        e => {
-            error!("internal error: {e}");
-            reply::status(500)
-        }
-    }
+    e.into_response()
 }
 
 pub(crate) fn req_ts(h: &HeaderMap) -> Result<Timestamp> {
@@ -398,11 +412,11 @@ fn with_meta(mut b: http::response::Builder, meta: &[(String, String)]) -> http:
 }
 
 async fn container_put(
-    node: &Arc<Node>,
-    req: &Request<Incoming>,
-    a: &str,
-    c: &str,
+    State(node): State<Arc<Node>>,
+    Names([a, c]): Names<2>,
+    req: Request,
 ) -> Result<Response<Body>> {
+    let (a, c) = (a.as_str(), c.as_str());
     let ts = req_ts(req.headers())?;
     let meta = db_meta(req.headers(), "container");
     let (created, rep) = node.dbs.container_put(a, c, ts, meta).await?;
@@ -412,25 +426,25 @@ async fn container_put(
 }
 
 async fn container_post(
-    node: &Arc<Node>,
-    req: &Request<Incoming>,
-    a: &str,
-    c: &str,
+    State(node): State<Arc<Node>>,
+    Names([a, c]): Names<2>,
+    req: Request,
 ) -> Result<Response<Body>> {
+    let (a, c) = (a.as_str(), c.as_str());
     let ts = req_ts(req.headers())?;
     let meta = db_meta(req.headers(), "container");
     match node.dbs.container_post(a, c, ts, meta).await? {
         Some(()) => Ok(reply::status(204)),
-        None => Ok(reply::status(404)),
+        None => Err(StorageError::NotFound),
     }
 }
 
 async fn container_delete(
-    node: &Arc<Node>,
-    req: &Request<Incoming>,
-    a: &str,
-    c: &str,
+    State(node): State<Arc<Node>>,
+    Names([a, c]): Names<2>,
+    req: Request,
 ) -> Result<Response<Body>> {
+    let (a, c) = (a.as_str(), c.as_str());
     let ts = req_ts(req.headers())?;
     match node.dbs.container_delete(a, c, ts).await? {
         Some(rep) => {
@@ -438,16 +452,16 @@ async fn container_delete(
             node.update_account(anode, a, rep).await;
             Ok(reply::status(204))
         }
-        None => Ok(reply::status(404)),
+        None => Err(StorageError::NotFound),
     }
 }
 
 async fn container_row(
-    node: &Arc<Node>,
-    req: Request<Incoming>,
-    a: &str,
-    c: &str,
+    State(node): State<Arc<Node>>,
+    Names([a, c, _object]): Names<3>,
+    req: Request,
 ) -> Result<Response<Body>> {
+    let (a, c) = (a.as_str(), c.as_str());
     let anode = header_str(req.headers(), wire::ACCOUNT_NODE)
         .unwrap_or("")
         .to_string();
@@ -459,11 +473,16 @@ async fn container_row(
             node.update_account(&anode, a, rep).await;
             Ok(reply::status(204))
         }
-        None => Ok(reply::status(404)),
+        None => Err(StorageError::NotFound),
     }
 }
 
-async fn account_row(node: &Arc<Node>, req: Request<Incoming>, a: &str) -> Result<Response<Body>> {
+async fn account_row(
+    State(node): State<Arc<Node>>,
+    Names([a]): Names<1>,
+    req: Request,
+) -> Result<Response<Body>> {
+    let a = a.as_str();
     let body = read_small(req.into_body()).await?;
     let rep: ContainerReport = serde_json::from_slice(&body)
         .map_err(|e| StorageError::BadRequest(format!("bad container report: {e}")))?;
@@ -471,7 +490,7 @@ async fn account_row(node: &Arc<Node>, req: Request<Incoming>, a: &str) -> Resul
     Ok(reply::status(204))
 }
 
-async fn read_small(b: Incoming) -> Result<bytes::Bytes> {
+async fn read_small(b: Body) -> Result<bytes::Bytes> {
     let limited = http_body_util::Limited::new(b, 1 << 20);
     Ok(limited
         .collect()
@@ -481,7 +500,7 @@ async fn read_small(b: Incoming) -> Result<bytes::Bytes> {
 }
 
 fn listing_response(
-    req: &Request<Incoming>,
+    req: &Request,
     entries: &[Entry],
     root: (&str, &str),
     fmt: listing::Format,
@@ -517,16 +536,16 @@ fn http_err(e: http::Error) -> StorageError {
 }
 
 async fn container_get(
-    node: &Arc<Node>,
-    req: &Request<Incoming>,
-    a: &str,
-    c: &str,
+    State(node): State<Arc<Node>>,
+    Names([a, c]): Names<2>,
+    req: Request,
 ) -> Result<Response<Body>> {
+    let (a, c) = (a.as_str(), c.as_str());
     let (params, fmt) = listing::parse_query(req.uri().query())?;
     let negotiated = fmt.is_none();
     let fmt = listing::negotiate(fmt, header_str(req.headers(), "accept"))?;
     let Some(info) = node.dbs.container_info(a, c).await? else {
-        return Ok(reply::status(404));
+        return Err(StorageError::NotFound);
     };
     let b = vary(Response::builder(), negotiated)
         .header("x-container-object-count", info.object_count)
@@ -541,7 +560,7 @@ async fn container_get(
     } else {
         match node.dbs.list_container(a, c, params).await? {
             Some(e) => e,
-            None => return Ok(reply::status(404)),
+            None => return Err(StorageError::NotFound),
         }
     };
     if req.method() == Method::HEAD {
@@ -552,10 +571,15 @@ async fn container_get(
             .body(wire::body::empty())
             .map_err(http_err);
     }
-    listing_response(req, &entries, ("container", c), fmt, b)
+    listing_response(&req, &entries, ("container", c), fmt, b)
 }
 
-async fn account_get(node: &Arc<Node>, req: &Request<Incoming>, a: &str) -> Result<Response<Body>> {
+async fn account_get(
+    State(node): State<Arc<Node>>,
+    Names([a]): Names<1>,
+    req: Request,
+) -> Result<Response<Body>> {
+    let a = a.as_str();
     let (params, fmt) = listing::parse_query(req.uri().query())?;
     let negotiated = fmt.is_none();
     let fmt = listing::negotiate(fmt, header_str(req.headers(), "accept"))?;
@@ -596,14 +620,15 @@ async fn account_get(node: &Arc<Node>, req: &Request<Incoming>, a: &str) -> Resu
             .map_err(http_err);
     }
     let entries = node.dbs.list_account(a, params).await?;
-    listing_response(req, &entries, ("account", a), fmt, b)
+    listing_response(&req, &entries, ("account", a), fmt, b)
 }
 
 async fn account_post(
-    node: &Arc<Node>,
-    req: &Request<Incoming>,
-    a: &str,
+    State(node): State<Arc<Node>>,
+    Names([a]): Names<1>,
+    req: Request,
 ) -> Result<Response<Body>> {
+    let a = a.as_str();
     let ts = req_ts(req.headers())?;
     node.dbs
         .account_post(a, ts, db_meta(req.headers(), "account"))

@@ -1,6 +1,11 @@
-//! The storage node's error type; `api.rs` turns it into an HTTP response in one place.
+//! The storage node's errors, named for what went wrong, and their one mapping
+//! to Swift's statuses and bodies ([`StorageError::into_response`]).
 
+use hyper::Response;
 use thiserror::Error;
+use tracing::error;
+use wire::body::Body;
+use wire::reply;
 
 #[derive(Debug, Error)]
 pub enum StorageError {
@@ -21,6 +26,20 @@ pub enum StorageError {
     /// 412 with a plain-text body.
     #[error("{0}")]
     Precondition(String),
+    /// A conditional request's precondition (If-Match, If-None-Match) failed (412).
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// A name in the path is not valid UTF-8 or holds a NUL (412).
+    #[error("invalid UTF-8 or NUL in a name")]
+    InvalidName,
+    /// The body's MD5 is not the ETag the client sent (422).
+    #[error("ETag mismatch")]
+    EtagMismatch,
+    /// The client sent less than it announced, or went away (499: nothing stored).
+    #[error("client disconnected")]
+    ClientDisconnect,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// No listing format the client accepts (406).
     #[error("not acceptable")]
     NotAcceptable,
@@ -32,5 +51,36 @@ pub enum StorageError {
 impl From<tokio::task::JoinError> for StorageError {
     fn from(e: tokio::task::JoinError) -> Self {
         StorageError::Io(std::io::Error::other(e))
+    }
+}
+
+impl StorageError {
+    /// The one place storage errors become HTTP responses.
+    pub fn into_response(self) -> Response<Body> {
+        match self {
+            StorageError::NotFound => reply::status(404),
+            StorageError::Conflict => reply::status(409),
+            StorageError::BadRequest(m) => reply::text(400, m),
+            StorageError::Precondition(m) => reply::text(412, m),
+            StorageError::PreconditionFailed => reply::status(412),
+            StorageError::InvalidName => reply::text(412, "Invalid UTF8 or contains NULL"),
+            StorageError::EtagMismatch => reply::status(422),
+            StorageError::ClientDisconnect => reply::status(499),
+            StorageError::MethodNotAllowed => reply::status(405),
+            StorageError::NotAcceptable => reply::status(406),
+            e @ (StorageError::Io(_)
+            | StorageError::Db(_)
+            | StorageError::Corrupt(_)
+            | StorageError::Peer(_)) => {
+                error!("internal error: {e}");
+                reply::status(500)
+            }
+        }
+    }
+}
+
+impl axum_core::response::IntoResponse for StorageError {
+    fn into_response(self) -> axum_core::response::Response {
+        StorageError::into_response(self)
     }
 }

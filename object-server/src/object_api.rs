@@ -4,13 +4,14 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
+use axum::extract::{Request, State};
 use bytes::{Bytes, BytesMut};
+use http::request::Parts;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::header::HeaderMap;
-use hyper::{Method, Request, Response};
+use hyper::{Method, Response};
 
-use crate::api::{from_latin1, header_str, latin1, req_ts, Node, Result};
+use crate::api::{from_latin1, header_str, latin1, req_ts, Names, Node, Result};
 use crate::db::ObjectRow;
 use crate::error::StorageError;
 use crate::objects::{ObjectMeta, ObjectWriter};
@@ -27,19 +28,20 @@ const WRITE_CHUNK: usize = 1 << 20;
 const STREAM_CHUNK: usize = 256 * 1024;
 
 pub async fn handle(
-    node: &Arc<Node>,
-    req: Request<Incoming>,
-    a: &str,
-    c: &str,
-    o: &str,
+    State(node): State<Arc<Node>>,
+    Names([a, c, o]): Names<3>,
+    req: Request,
 ) -> Result<Response<Body>> {
+    let (node, a, c, o) = (&node, a.as_str(), c.as_str(), o.as_str());
     let name = format!("/{a}/{c}/{o}");
+    // Handlers other than PUT see only the head: a body is not Sync, and a
+    // reference to it could not be held across their awaits.
     match *req.method() {
-        Method::GET | Method::HEAD => get(node, &req, name).await,
         Method::PUT => put(node, req, a, c, o, name).await,
-        Method::POST => post(node, &req, name).await,
-        Method::DELETE => delete(node, &req, a, c, o, name).await,
-        _ => Ok(reply::status(405)),
+        Method::GET | Method::HEAD => get(node, &req.into_parts().0, name).await,
+        Method::POST => post(node, &req.into_parts().0, name).await,
+        Method::DELETE => delete(node, &req.into_parts().0, a, c, o, name).await,
+        _ => Err(StorageError::MethodNotAllowed),
     }
 }
 
@@ -78,7 +80,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 async fn put(
     node: &Arc<Node>,
-    req: Request<Incoming>,
+    req: Request,
     a: &str,
     c: &str,
     o: &str,
@@ -106,7 +108,7 @@ async fn put(
         let nm = name.clone();
         let existing = blocking(move || n.objects.head(&nm)).await?;
         if existing.is_some_and(|m| !is_expired(&m)) {
-            return Ok(reply::status(412));
+            return Err(StorageError::PreconditionFailed);
         }
     }
     let n = node.clone();
@@ -124,7 +126,7 @@ async fn put(
         let frame = match frame {
             Ok(f) => f,
             // The client went away mid-body: drop the temp file, store nothing.
-            Err(_) => return Ok(reply::status(499)),
+            Err(_) => return Err(StorageError::ClientDisconnect),
         };
         if let Ok(data) = frame.into_data() {
             received += data.len() as u64;
@@ -136,7 +138,7 @@ async fn put(
         }
     }
     if expected_len.is_some_and(|l| l != received) {
-        return Ok(reply::status(499));
+        return Err(StorageError::ClientDisconnect);
     }
     let n = node.clone();
     let chunk = buf.freeze();
@@ -154,10 +156,10 @@ async fn put(
     })
     .await?;
     let Some((ok, meta)) = committed else {
-        return Ok(reply::status(422));
+        return Err(StorageError::EtagMismatch);
     };
     if !ok {
-        return Ok(reply::status(409));
+        return Err(StorageError::Conflict);
     }
     let (cnode, anode) = nodes(&h);
     if let Some(at) = meta.delete_at {
@@ -259,9 +261,9 @@ fn build(b: http::response::Builder, body: Body) -> Result<Response<Body>> {
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))
 }
 
-async fn get(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result<Response<Body>> {
+async fn get(node: &Arc<Node>, req: &Parts, name: String) -> Result<Response<Body>> {
     let n = node.clone();
-    let head = req.method() == Method::HEAD;
+    let head = req.method == Method::HEAD;
     let opened = blocking(move || {
         let Some(mut o) = n.objects.open_object(&name)? else {
             return Ok(None);
@@ -276,12 +278,12 @@ async fn get(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result<
         Ok(Some((o, inline)))
     })
     .await?;
-    let h = req.headers();
+    let h = &req.headers;
     let Some((obj, inline)) = opened.filter(|(o, _)| !is_expired(&o.meta)) else {
         if header_str(h, "if-match").is_some_and(|v| etag_list_contains(v, "*")) {
-            return Ok(reply::status(412));
+            return Err(StorageError::PreconditionFailed);
         }
-        return Ok(reply::status(404));
+        return Err(StorageError::NotFound);
     };
     let m = &obj.meta;
     if let Some(st) = conditional(h, m) {
@@ -423,8 +425,8 @@ fn stream_file(mut file: std::fs::File, sections: Vec<(u64, u64)>, preludes: Vec
     body
 }
 
-async fn post(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result<Response<Body>> {
-    let h = req.headers();
+async fn post(node: &Arc<Node>, req: &Parts, name: String) -> Result<Response<Body>> {
+    let h = &req.headers;
     let ts = req_ts(h)?;
     let ct = h.get("content-type").map(|v| latin1(v.as_bytes()));
     let headers = persisted(h);
@@ -434,7 +436,7 @@ async fn post(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result
     let now = Timestamp::now().secs();
     let updated = blocking(move || n.objects.post(&nm, ts, ct, headers, at, now)).await?;
     let Some(m) = updated else {
-        return Ok(reply::status(404));
+        return Err(StorageError::NotFound);
     };
     let (cnode, anode) = nodes(h);
     if let Some(at) = m.delete_at {
@@ -452,13 +454,13 @@ async fn post(node: &Arc<Node>, req: &Request<Incoming>, name: String) -> Result
 
 async fn delete(
     node: &Arc<Node>,
-    req: &Request<Incoming>,
+    req: &Parts,
     a: &str,
     c: &str,
     o: &str,
     name: String,
 ) -> Result<Response<Body>> {
-    let h = req.headers();
+    let h = &req.headers;
     let ts = req_ts(h)?;
     let if_delete_at = match header_str(h, "x-if-delete-at") {
         None => None,
@@ -473,11 +475,10 @@ async fn delete(
         let nm = name.clone();
         let cur = blocking(move || n.objects.head(&nm)).await?;
         match cur {
-            None => return Ok(reply::status(404)),
+            None => return Err(StorageError::NotFound),
             Some(m) if m.delete_at != Some(want) => {
-                return Ok(reply::text(
-                    412,
-                    "X-If-Delete-At and X-Delete-At do not match",
+                return Err(StorageError::Precondition(
+                    "X-If-Delete-At and X-Delete-At do not match".into(),
                 ))
             }
             _ => {}
@@ -486,7 +487,7 @@ async fn delete(
     let n = node.clone();
     let removed = blocking(move || n.objects.delete(&name, ts)).await?;
     let Some(m) = removed else {
-        return Ok(reply::status(404));
+        return Err(StorageError::NotFound);
     };
     let (cnode, anode) = nodes(h);
     if !cnode.is_empty() {
@@ -501,7 +502,7 @@ async fn delete(
         node.update_container(&cnode, &anode, a, c, row).await;
     }
     if is_expired(&m) {
-        return Ok(reply::status(404));
+        return Err(StorageError::NotFound);
     }
     Ok(reply::status(204))
 }

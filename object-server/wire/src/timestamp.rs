@@ -59,8 +59,12 @@ impl Timestamp {
         self.0.div_ceil(100_000)
     }
 
+    /// The HTTP date (`Last-Modified`); times past the year 9999, which HTTP
+    /// dates cannot show (and `httpdate` panics on), show as its last second.
     pub fn http_date(self) -> String {
-        httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(self.ceil_secs()))
+        const LAST_HTTP_DATE: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let secs = self.ceil_secs().min(LAST_HTTP_DATE);
+        httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs))
     }
 
     /// ISO 8601 with microseconds, as in JSON/XML listings ("2023-11-14T22:13:20.123450").
@@ -101,6 +105,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn far_future_http_dates_do_not_panic() {
+        let t = Timestamp::parse("99999999999999.5").unwrap();
+        assert_eq!(t.http_date(), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
 
     #[test]
     fn parse_and_format_round_trip() {

@@ -39,7 +39,7 @@ use std::path::PathBuf;
 
 use crate::channel::{self, SharedBuffer};
 use crate::engine::{Engine, EngineConfig, Program, Session, ValidationError};
-use crate::image::{ticking, unhex32, ImageError, InstalledImage, Progress};
+use crate::image::{ticking, unhex32, ImageError, ImageStore, InstalledImage, Progress};
 use crate::manifest::{self, ChannelType, CheckedSource, Direction, Limits, LocalKind};
 use crate::report::{Ending, Validation};
 use crate::wasi::Ctx;
@@ -351,6 +351,48 @@ impl PythonImage {
             daemon,
             cache_dir: image.cache_dir.clone(),
         })
+    }
+
+    /// The installed image whose module `program` is (its plain module or
+    /// its daemon snapshot: what the manifest `zvsh --zvm-save-dir` saves
+    /// for a Python run names), found from the path alone,
+    /// `<images dir>/<name>/<version>/<file>`. `None` when `program` is not
+    /// an installed image's module; an error when it is, but the image
+    /// cannot be opened.
+    pub fn of_module(program: &Path) -> Option<Result<PythonImage, ImageError>> {
+        let version_dir = program.parent()?;
+        if !version_dir.join(crate::image::IMAGE_JSON).is_file() {
+            return None;
+        }
+        let name_dir = version_dir.parent()?;
+        let name = name_dir.file_name()?.to_str()?;
+        let store = ImageStore::at(name_dir.parent()?.to_path_buf());
+        let installed = match store.resolve(name) {
+            Ok(i) if i.dir == version_dir => Ok(Some(i)),
+            // Another version than the one resolve prefers.
+            Ok(_) => store.list().map(|listed| {
+                listed
+                    .into_iter()
+                    .map(|l| l.image)
+                    .find(|i| i.dir == version_dir)
+            }),
+            Err(e) => Err(e),
+        };
+        let installed = match installed {
+            Ok(Some(i)) => i,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        let image = match PythonImage::open(&installed) {
+            Ok(image) => image,
+            Err(e) => return Some(Err(e)),
+        };
+        let ours = image.plain.1 == program
+            || image
+                .daemon
+                .as_ref()
+                .is_some_and(|(_, daemon)| daemon == program);
+        ours.then_some(Ok(image))
     }
 
     /// The start a run gets when it asks for `wanted`: daemon mode needs

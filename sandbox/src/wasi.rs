@@ -734,9 +734,12 @@ fn path_filestat_get(
     put(mem, out, &st)
 }
 
-fn clock_time_get(mem: &mut [u8], ctx: &mut Ctx, id: i32, out: i32) -> Res {
-    let elapsed = ctx.start.elapsed().as_nanos() as u64;
-    let now = match id {
+/// The time of clock `id` in nanoseconds: realtime (0) from the NVRAM's
+/// `[time]` plus the session's elapsed time, or the host's; monotonic and
+/// the CPU-time clocks (1–3) the session's elapsed time.
+fn clock_now(ctx: &Ctx, id: u32) -> Result<u64, Errno> {
+    let elapsed = u64::try_from(ctx.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    Ok(match id {
         0 => match ctx.clock_base {
             Some(secs) => u64::try_from(secs)
                 .unwrap_or(0)
@@ -744,12 +747,150 @@ fn clock_time_get(mem: &mut [u8], ctx: &mut Ctx, id: i32, out: i32) -> Res {
                 .saturating_add(elapsed),
             None => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         },
         1..=3 => elapsed,
         _ => return Err(errno::INVAL),
-    };
+    })
+}
+
+fn clock_time_get(mem: &mut [u8], ctx: &mut Ctx, id: i32, out: i32) -> Res {
+    let now = clock_now(ctx, id as u32)?;
     put_u64(mem, out, now)
+}
+
+/// Size of a preview1 `subscription` and of an `event`.
+const SUBSCRIPTION_SIZE: u64 = 48;
+const EVENT_SIZE: u64 = 32;
+/// `eventtype`: clock, fd_read, fd_write.
+const EVENT_CLOCK: u8 = 0;
+const EVENT_FD_READ: u8 = 1;
+const EVENT_FD_WRITE: u8 = 2;
+/// `subclockflags`: the timeout is an absolute time of the clock.
+const SUBCLOCK_ABSTIME: u16 = 1;
+
+/// One event `poll_oneoff` reports.
+struct Event {
+    userdata: u64,
+    error: Errno,
+    kind: u8,
+}
+
+/// How `poll_oneoff` ended: events to report, or the session's time ran
+/// out while it slept (the session ends as a timeout).
+enum Polled {
+    Events(Vec<Event>),
+    TimedOut,
+}
+
+/// `poll_oneoff`, bounded by the session: descriptor subscriptions are
+/// ready at once (channels and files never make a reader wait for
+/// readiness: a read blocks or returns), so with any of them the call
+/// returns without sleeping; otherwise it sleeps until the earliest clock
+/// subscription (relative, or absolute on its clock) and reports the
+/// clocks due by then. A sleep past the session's deadline ends at the
+/// deadline as a timeout, since the epoch cannot interrupt a host call.
+/// This is what `time.sleep` and `select`/`poll` timeouts of wasi-libc use.
+fn poll_oneoff(mem: &[u8], ctx: &Ctx, subs: i32, n: u32) -> Result<Polled, Errno> {
+    if n == 0 {
+        return Err(errno::INVAL);
+    }
+    let table = bytes(mem, subs, u64::from(n) * SUBSCRIPTION_SIZE)?;
+    let u64_at = |b: &[u8], at: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(x)
+    };
+    let u32_at = |b: &[u8], at: usize| {
+        let mut x = [0u8; 4];
+        x.copy_from_slice(&b[at..at + 4]);
+        u32::from_le_bytes(x)
+    };
+    let mut ready = Vec::new();
+    // (nanoseconds from now, userdata) of each clock subscription.
+    let mut clocks: Vec<(u64, u64)> = Vec::new();
+    for sub in table.chunks_exact(SUBSCRIPTION_SIZE as usize) {
+        let userdata = u64_at(sub, 0);
+        match sub[8] {
+            EVENT_CLOCK => {
+                let id = u32_at(sub, 16);
+                let timeout = u64_at(sub, 24);
+                let flags = u16::from_le_bytes([sub[40], sub[41]]);
+                match clock_now(ctx, id) {
+                    Ok(now) if flags & SUBCLOCK_ABSTIME != 0 => {
+                        clocks.push((timeout.saturating_sub(now), userdata))
+                    }
+                    Ok(_) => clocks.push((timeout, userdata)),
+                    Err(error) => ready.push(Event {
+                        userdata,
+                        error,
+                        kind: EVENT_CLOCK,
+                    }),
+                }
+            }
+            kind @ (EVENT_FD_READ | EVENT_FD_WRITE) => {
+                let fd = usize::try_from(u32_at(sub, 16)).unwrap_or(usize::MAX);
+                let open = ctx.fds.get(fd).is_some_and(Option::is_some);
+                ready.push(Event {
+                    userdata,
+                    error: if open { errno::SUCCESS } else { errno::BADF },
+                    kind,
+                });
+            }
+            _ => return Err(errno::INVAL),
+        }
+    }
+    if !ready.is_empty() {
+        return Ok(Polled::Events(ready));
+    }
+    let Some(&(wait, _)) = clocks.iter().min_by_key(|(wait, _)| *wait) else {
+        return Err(errno::INVAL);
+    };
+    let until = Instant::now().checked_add(std::time::Duration::from_nanos(wait));
+    let timed_out = match (until, ctx.deadline) {
+        (Some(until), Some(deadline)) => until > deadline,
+        (None, Some(_)) => true,
+        (_, None) => false,
+    };
+    let end = if timed_out { ctx.deadline } else { until };
+    if let Some(end) = end {
+        let left = end.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            std::thread::sleep(left);
+        }
+    }
+    if timed_out {
+        return Ok(Polled::TimedOut);
+    }
+    Ok(Polled::Events(
+        clocks
+            .into_iter()
+            .filter(|(w, _)| *w <= wait)
+            .map(|(_, userdata)| Event {
+                userdata,
+                error: errno::SUCCESS,
+                kind: EVENT_CLOCK,
+            })
+            .collect(),
+    ))
+}
+
+/// Writes `events` at `out` (32 bytes each, `fd_readwrite` zeroed) and
+/// their number at `nevents`.
+fn put_events(mem: &mut [u8], events: &[Event], out: i32, nevents: i32) -> Res {
+    let len = events.len() as u64 * EVENT_SIZE;
+    let area = bytes_mut(mem, out, len)?;
+    for (slot, e) in area.chunks_exact_mut(EVENT_SIZE as usize).zip(events) {
+        slot.fill(0);
+        slot[..8].copy_from_slice(&e.userdata.to_le_bytes());
+        slot[8..10].copy_from_slice(&e.error.to_le_bytes());
+        slot[10] = e.kind;
+    }
+    put_u32(
+        mem,
+        nevents,
+        u32::try_from(events.len()).unwrap_or(u32::MAX),
+    )
 }
 
 fn memory_of(c: &mut Caller<'_, Ctx>) -> Option<wasmtime::Memory> {
@@ -805,6 +946,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "path_open",
     "path_remove_directory",
     "path_unlink_file",
+    "poll_oneoff",
     "proc_exit",
     "random_get",
     "sched_yield",
@@ -1056,6 +1198,27 @@ pub fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         },
     )?;
     linker.func_wrap(m, "sched_yield", || -> i32 { 0 })?;
+    linker.func_wrap(
+        m,
+        "poll_oneoff",
+        |mut c: Caller<'_, Ctx>, subs: i32, out: i32, n: i32, nevents: i32| {
+            let mut timed_out = false;
+            let result = call(&mut c, |mem, ctx| {
+                match poll_oneoff(mem, ctx, subs, n as u32)? {
+                    Polled::Events(events) => put_events(mem, &events, out, nevents),
+                    Polled::TimedOut => {
+                        timed_out = true;
+                        Ok(())
+                    }
+                }
+            });
+            if timed_out {
+                // As if the epoch had trapped the guest: a session timeout.
+                return Err(wasmtime::Error::new(wasmtime::Trap::Interrupt));
+            }
+            result
+        },
+    )?;
     // The Python image's one non-WASI import; -1 means "no host service".
     linker.func_wrap(
         HOST_MODULE,

@@ -350,6 +350,58 @@ fn infinite_loop_times_out() {
     assert_healthy();
 }
 
+/// A guest that sleeps `nanos` through `poll_oneoff` (one relative
+/// monotonic clock subscription, userdata 0x1234) and exits 0 when the one
+/// event reported is that clock's; else 100 + errno, 50 (event count) or
+/// 51 (event fields). With `subscriptions` 0: the call's errno + 100.
+fn sleeper(nanos: u64, subscriptions: u32) -> String {
+    wat::module_importing(
+        r#"(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))"#,
+        1,
+        &format!(
+            r#"(func (export "_start") (local $e i32)
+                 (i64.store (i32.const 1024) (i64.const 0x1234))
+                 (i32.store8 (i32.const 1032) (i32.const 0))
+                 (i32.store (i32.const 1040) (i32.const 1))
+                 (i64.store (i32.const 1048) (i64.const {nanos}))
+                 (i64.store (i32.const 1056) (i64.const 0))
+                 (i32.store16 (i32.const 1064) (i32.const 0))
+                 (local.set $e (call $poll (i32.const 1024) (i32.const 2048) (i32.const {subscriptions}) (i32.const 4000)))
+                 (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 100) (local.get $e)))))
+                 (if (i32.ne (i32.load (i32.const 4000)) (i32.const 1)) (then (call $proc_exit (i32.const 50))))
+                 (if (i64.ne (i64.load (i32.const 2048)) (i64.const 0x1234)) (then (call $proc_exit (i32.const 51))))
+                 (if (i32.load16_u (i32.const 2056)) (then (call $proc_exit (i32.const 51))))
+                 (if (i32.load8_u (i32.const 2058)) (then (call $proc_exit (i32.const 51)))))"#
+        ),
+    )
+}
+
+#[test]
+fn poll_oneoff_sleeps_on_a_clock() {
+    let started = std::time::Instant::now();
+    let r = run_full(sleeper(50_000_000, 1).as_bytes(), b"", "", &[], |_| {});
+    wat::assert_exited(&r.outcome, 0);
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    // No subscription at all: EINVAL (28).
+    let r = run_full(sleeper(0, 0).as_bytes(), b"", "", &[], |_| {});
+    wat::assert_exited(&r.outcome, 128);
+}
+
+#[test]
+fn a_sleep_past_the_timeout_ends_the_session_at_the_timeout() {
+    // 60 s asked, 300 ms allowed: a session timeout, at the timeout.
+    let started = std::time::Instant::now();
+    let r = run_full(sleeper(60_000_000_000, 1).as_bytes(), b"", "", &[], |s| {
+        s.timeout = Duration::from_millis(300)
+    });
+    assert_eq!(r.outcome.ending, Ending::Timeout, "{:?}", r.outcome.detail);
+    assert_eq!(r.state(), "session timeout");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_healthy();
+}
+
 #[test]
 fn memory_bomb_hits_the_cap() {
     let wasm = guest(

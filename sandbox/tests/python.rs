@@ -485,3 +485,93 @@ fn zvsh_runs_a_python_script_like_a_local_command() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn time_sleep_sleeps_and_ends_at_the_timeout() {
+    // Both starts: the clock-based poll_oneoff serves wasi-libc's sleep.
+    for start in [Start::Daemon, Start::Plain] {
+        let r = run_code(
+            "import time\nt = time.monotonic()\ntime.sleep(0.2)\nprint(time.monotonic() - t >= 0.2)\n",
+            start,
+        );
+        assert_eq!(r.code(), 0, "{start:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "True\n", "{start:?}");
+    }
+    // A sleep longer than the session may last ends it at the timeout.
+    let (mut s, out, err) = session(&["python3", "-c", "import time\ntime.sleep(60)\n"], b"");
+    s.timeout = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let r = run_session(s, out, err, Start::Daemon);
+    assert_eq!(r.outcome.ending, Ending::Timeout, "{:?}", r.outcome.detail);
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// `zvsh ARGS` in `dir` with the test's images dir.
+fn zvsh(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zvsh"))
+        .args(args)
+        .env(
+            "ZEROCLOUD_IMAGES",
+            std::env::var_os("ZEROCLOUD_IMAGES").expect("ZEROCLOUD_IMAGES"),
+        )
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("zvsh")
+}
+
+#[test]
+fn zvsh_says_a_script_timed_out_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spin.py"), "while True:\n    pass\n").unwrap();
+    std::fs::write(dir.path().join("zvsh.cfg"), "[manifest]\nTimeout = 1\n").unwrap();
+    let out = zvsh(dir.path(), &["python3", "@spin.py"]);
+    assert_eq!(out.status.code(), Some(4 << 4));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "zvsh: timed out after 1 s; raise the limit with `Timeout = <seconds>` \
+         under [manifest] in ./zvsh.cfg\n"
+    );
+}
+
+#[test]
+fn a_manifest_zvsh_saved_for_a_python_run_replays_with_zerovm() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hi.py"),
+        "import sys, time\ntime.sleep(0.01)\nprint('hi', sys.argv[1:])\n",
+    )
+    .unwrap();
+    let out = zvsh(
+        dir.path(),
+        &["--zvm-save-dir", "saved", "python3", "@hi.py", "x"],
+    );
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "hi ['x']\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Replayed by zerovm from the saved manifest: the same run, then the
+    // report; no $ZEROCLOUD_IMAGES needed (the image is found from the
+    // manifest's Program).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zerovm"))
+        .arg(dir.path().join("saved/manifest.1"))
+        .env_remove("ZEROCLOUD_IMAGES")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("zerovm");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("hi ['x']\n"), "{stdout}");
+    let report: Vec<&str> = stdout["hi ['x']\n".len()..].lines().collect();
+    assert_eq!((report[2], report[5]), ("0", "ok"), "{stdout}");
+}

@@ -101,3 +101,48 @@ fn bad_command_lines_exit_22_without_a_report() {
     let (code, _) = zerovm(&["a", "b"]);
     assert_eq!(code, 22);
 }
+
+#[test]
+fn help_and_version_exit_0() {
+    for flag in ["--help", "-h"] {
+        let (code, out) = zerovm(&[flag]);
+        assert_eq!(code, 0, "{flag}");
+        for says in [
+            "Usage:",
+            "Example: zerovm hello.manifest",
+            "Timeout = 50",
+            "4 GiB",
+            "Python",
+            "ZEROCLOUD_IMAGES",
+            "ZEROVM_CACHE_DIR",
+        ] {
+            assert!(out.contains(says), "{flag}: {says:?} in {out}");
+        }
+    }
+    let (code, out) = zerovm(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("zerovm (zerocloud sandbox) "), "{out}");
+}
+
+#[test]
+fn a_timeout_is_one_line_on_stderr() {
+    let spin =
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
+    let (dir, path) = setup(spin.as_bytes());
+    let manifest = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("Timeout = 5", "Timeout = 1");
+    std::fs::write(&path, manifest).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zerovm"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "zerovm: timed out after 1 s; raise the limit with the manifest's `Timeout = <seconds>`\n"
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("session timeout"), "{report}");
+    drop(dir);
+}

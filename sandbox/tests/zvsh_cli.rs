@@ -183,10 +183,17 @@ fn cat_of_an_at_file_and_of_stdin() {
         "{}",
         out.stderr
     );
-    // A missing @file is created (empty).
-    let out = zvsh_in(dir.path(), &["cat.wasm", "@new.txt"], b"");
-    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
-    assert_eq!(std::fs::read(dir.path().join("new.txt")).unwrap(), b"");
+    // A missing @file (a typo) is refused by name, and not created.
+    let out = zvsh_in(dir.path(), &["cat.wasm", "@nope.txt"], b"");
+    assert_eq!(out.code, 22, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("zvsh: @nope.txt: no such file ("),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("touch nope.txt"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(!dir.path().join("nope.txt").exists());
 }
 
 #[test]
@@ -207,7 +214,8 @@ fn a_program_writes_into_an_at_file() {
     (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 100) (local.get $e)))))
     (call $write (i32.load (i32.const 12)) (i32.const 64) (i32.const 7)))"#,
     );
-    let dir = dir_with(&[("writer.wasm", writer.as_bytes())]);
+    // An output @file is created first (a missing one is refused).
+    let dir = dir_with(&[("writer.wasm", writer.as_bytes()), ("result.txt", b"")]);
     let out = zvsh_in(dir.path(), &["writer.wasm", "@result.txt"], b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
@@ -391,9 +399,20 @@ fn exit_codes() {
         "[manifest]\nTimeout = 1\nMemory = 131072\n",
     )
     .unwrap();
+    // A timeout: one line saying so and how to raise the limit.
     let out = run(&["loop.wasm"]);
     assert_eq!(out.code, 4 << 4, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "zvsh: timed out after 1 s; raise the limit with `Timeout = <seconds>` \
+         under [manifest] in ./zvsh.cfg\n"
+    );
+    // --zvm-verbose: the manifest, NVRAM and report, then the details.
+    let out = run(&["--zvm-verbose", "loop.wasm"]);
+    assert_eq!(out.code, 4 << 4, "{}", out.stderr);
     assert!(out.stderr.contains("Timeout = 1\n"), "{}", out.stderr);
+    assert!(out.stderr.contains("[mapping]"), "{}", out.stderr);
+    assert!(out.stderr.contains("report:\n"), "{}", out.stderr);
     assert!(out.stderr.contains("session timeout"), "{}", out.stderr);
     // Two pages declared, one allowed: ENOMEM (12) << 4, low 8 bits.
     std::fs::write(dir.path().join("zvsh.cfg"), "[manifest]\nMemory = 65536\n").unwrap();
@@ -438,4 +457,76 @@ fn bad_and_refused_options_say_why() {
         assert_eq!(out.code, 22, "{args:?}");
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let dir = dir_with(&[]);
+    for flag in ["--help", "-h"] {
+        let out = zvsh_in(dir.path(), &[flag], b"");
+        assert_eq!(out.code, 0, "{flag}: {}", out.stderr);
+        for says in [
+            "usage: zvsh",
+            "zvsh python3 @hello.py",
+            "ZEROCLOUD_IMAGES",
+            "Timeout  50 s",
+            "Memory   4 GiB",
+            "zvsh.cfg",
+        ] {
+            assert!(
+                out.stdout.contains(says),
+                "{flag}: {says:?} in {}",
+                out.stdout
+            );
+        }
+        assert_eq!(out.stderr, "");
+    }
+    let out = zvsh_in(dir.path(), &["--version"], b"");
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.starts_with("zvsh (zerocloud sandbox) "),
+        "{}",
+        out.stdout
+    );
+    // Nothing was run, nothing left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_missing_python_script_is_refused_by_name() {
+    // The @file is checked before the image is looked for.
+    let dir = dir_with(&[]);
+    let out = zvsh_in(dir.path(), &["python3", "@nope.py"], b"");
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.starts_with("zvsh: @nope.py: no such file ("),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("nope.py").exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_missing_image_is_explained_once() {
+    // An images dir with no python in it.
+    let dir = dir_with(&[("hi.py", b"print(1)\n")]);
+    let images = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zvsh"))
+        .args(["python3", "@hi.py"])
+        .current_dir(dir.path())
+        .env("ZEROCLOUD_IMAGES", images.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(22), "{stderr}");
+    let d = images.path().display();
+    assert_eq!(
+        stderr,
+        format!(
+            "zvsh: python3: the python image is not installed in {d}; install it with \
+             `zerocloud image install python --images-dir {d}`\n"
+        )
+    );
 }

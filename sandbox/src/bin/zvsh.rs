@@ -4,20 +4,23 @@
 //! private temporary one, or `--zvm-save-dir`, kept), runs the program exactly
 //! as `zerovm` does (`run_manifest_file`: in an isolated `zerovm --worker`
 //! process beside this binary), and exits with
-//! zvsh's exit code. On a zerovm failure the generated files, the report and
-//! `ERROR: ZeroVM return code is <n>` go to stderr, as in the original.
+//! zvsh's exit code. On a zerovm failure stderr says why (a timeout in one
+//! line: `timed out after N s` and how to raise the limit; otherwise the
+//! exit state, the detail and `ERROR: ZeroVM return code is <n>`); with
+//! `--zvm-verbose` the generated manifest and NVRAM and the report come
+//! first, as the original always printed them.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use sandbox::cli::zvsh::{self, Config, Host, Plan, Stream, ZvshError};
-use sandbox::cli::{run_manifest_file, PythonRun, RunOptions};
+use sandbox::cli::{self, run_manifest_file, PythonRun, RunOptions};
 use sandbox::errno;
 use sandbox::image::{self, ImageStore};
 use sandbox::manifest::{HostKind, HostProbe, StdHost};
 use sandbox::python::{self, PythonImage, Start};
-use sandbox::report::zvsh_exit_code;
+use sandbox::report::{zvsh_exit_code, Ending};
 use sandbox::tar::TarImage;
 
 struct RealHost {
@@ -100,12 +103,17 @@ fn system_image(inv: &zvsh::Invocation) -> Result<Option<PythonImageRun>, ZvshEr
     let installed = ImageStore::at(dir.clone())
         .resolve(&inv.command)
         .map_err(|e| {
-            ZvshError::Refused(format!(
-                "{}: {e} (install it: zerocloud image install {} --images-dir {})",
-                inv.command,
-                inv.command,
-                dir.display()
-            ))
+            ZvshError::Refused(match e {
+                // Said once, with the directory zvsh looked in.
+                image::ImageError::NotInstalled { name, dir } => format!(
+                    "{}: the {name} image is not installed in {}; install it with \
+                     `zerocloud image install {name} --images-dir {}`",
+                    inv.command,
+                    dir.display(),
+                    dir.display()
+                ),
+                e => format!("{}: {e}", inv.command),
+            })
         })?;
     let image = PythonImage::open(&installed)
         .map_err(|e| ZvshError::Refused(format!("{}: {e}", inv.command)))?;
@@ -177,6 +185,15 @@ fn main() -> ExitCode {
 
 fn real_main(args: &[String]) -> Result<i32, ZvshError> {
     let inv = zvsh::parse_args(args)?;
+    if inv.help || inv.version {
+        let text = if inv.help {
+            zvsh::help()
+        } else {
+            zvsh::version()
+        };
+        print!("{text}");
+        return Ok(0);
+    }
     let config = load_config()?;
     let refused = |what: String| ZvshError::Refused(what);
     let cwd = std::env::current_dir()
@@ -184,12 +201,7 @@ fn real_main(args: &[String]) -> Result<i32, ZvshError> {
         .to_str()
         .ok_or_else(|| refused("the current directory is not UTF-8".into()))?
         .to_string();
-    for path in zvsh::at_files(&inv, &cwd) {
-        if !Path::new(&path).exists() {
-            std::fs::File::create(&path)
-                .map_err(|e| refused(format!("cannot create {path}: {e}")))?;
-        }
-    }
+    zvsh::check_at_files(&inv, &cwd, |path| Path::new(path).exists())?;
     // `--zvm-save-dir` keeps the manifest and NVRAM; else a private (0700)
     // temporary directory, removed when the session is over.
     let (dir, _temporary) = match &inv.save_dir {
@@ -241,17 +253,28 @@ fn session(
     let status = outcome.exit_code();
     if status != 0 {
         let mut err = std::io::stderr().lock();
-        for (path, text) in [
-            (&plan.manifest_path, &plan.manifest_text),
-            (&plan.nvram_path, &plan.nvram_text),
-        ] {
-            let _ = writeln!(err, "{path}:\n{text}");
+        if inv.verbose {
+            for (path, text) in [
+                (&plan.manifest_path, &plan.manifest_text),
+                (&plan.nvram_path, &plan.nvram_text),
+            ] {
+                let _ = writeln!(err, "{path}:\n{text}");
+            }
+            let _ = write!(err, "report:\n{report}");
         }
-        let _ = write!(err, "report:\n{report}");
-        if let Some(detail) = &outcome.detail {
-            let _ = writeln!(err, "zvsh: {detail}");
+        if outcome.ending == Ending::Timeout && !inv.verbose {
+            let _ = writeln!(
+                err,
+                "zvsh: {}",
+                cli::timed_out(plan.manifest.timeout, cli::RAISE_IN_ZVSH_CFG)
+            );
+        } else {
+            let _ = writeln!(err, "zvsh: {}", outcome.ending.exit_state());
+            if let Some(detail) = &outcome.detail {
+                let _ = writeln!(err, "zvsh: {detail}");
+            }
+            let _ = writeln!(err, "ERROR: ZeroVM return code is {status}");
         }
-        let _ = writeln!(err, "ERROR: ZeroVM return code is {status}");
     }
     Ok(zvsh_exit_code(outcome.report.user_code, status, inv.getrc))
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::{self, Outcome, Session};
 use crate::errno;
-use crate::manifest::{self, CheckedSource, Manifest};
+use crate::manifest::{self, CheckedSource, LocalKind, Manifest};
 use crate::nvram::Nvram;
 use crate::pool::{Job, Pool, PoolConfig, ProgramRef};
 use crate::python::{PythonImage, Start};
@@ -30,6 +30,19 @@ pub const DEFAULT_IMAGES_DIR: &str = "./zerocloud-data/images";
 pub fn images_dir() -> PathBuf {
     let dir = crate::image::images_dir_from_env().unwrap_or_else(|| DEFAULT_IMAGES_DIR.into());
     std::path::absolute(&dir).unwrap_or(dir)
+}
+
+/// How a zvsh user raises the time limit ([`timed_out`]).
+pub const RAISE_IN_ZVSH_CFG: &str =
+    "raise the limit with `Timeout = <seconds>` under [manifest] in ./zvsh.cfg";
+
+/// How a zerovm user raises the time limit ([`timed_out`]).
+pub const RAISE_IN_MANIFEST: &str = "raise the limit with the manifest's `Timeout = <seconds>`";
+
+/// The one line a timed-out run is told with: `timed out after N s;
+/// <how to raise the limit>`.
+pub fn timed_out(seconds: i64, raise: &str) -> String {
+    format!("timed out after {seconds} s; {raise}")
 }
 
 /// What `zerovm` and `zvsh` were asked for beyond the manifest.
@@ -63,6 +76,11 @@ pub struct PythonRun {
 /// the same isolated path every run takes. Every failure becomes an
 /// [`Outcome`] with ZeroVM's exit state. `ZEROVM_CACHE_DIR` names the
 /// on-disk cache of compiled modules (a private temporary one otherwise).
+///
+/// A manifest whose program is an installed Python image's module (as
+/// `zvsh --zvm-save-dir` saves one for a Python run) replays that Python
+/// run, its start from the NVRAM ([`crate::python::start_from_env`]): the
+/// module alone is a snapshot that cannot run outside its image.
 pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
     let manifest = match Manifest::load(path) {
         Ok(m) => m,
@@ -71,6 +89,36 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
     let channels = match manifest.check(&manifest::StdHost) {
         Ok(c) => c,
         Err(e) => return Outcome::failed(Validation::NotValidated, Ending::from(&e), None),
+    };
+    let mut session = Session::from_manifest(&manifest, channels);
+    if options.skip_validation {
+        session.validation = Validation::NotValidated;
+    }
+    session.prevalidate = options.prevalidate;
+    let python = match options.python.clone() {
+        Some(py) => Some(py),
+        None => match PythonImage::of_module(Path::new(&manifest.program)) {
+            None => None,
+            Some(Ok(image)) => {
+                let nvram = nvram_of(&session);
+                let env = nvram.env.iter().map(|v| (&*v.name, &*v.value));
+                let start = crate::python::start_from_env(env);
+                Some(PythonRun { image, start })
+            }
+            Some(Err(e)) => {
+                return Outcome::failed(
+                    Validation::NotValidated,
+                    Ending::Failed {
+                        errno: errno::ENOENT,
+                        message: "program open error".into(),
+                    },
+                    Some(format!(
+                        "{} is a module of an installed image, which cannot be opened: {e}",
+                        manifest.program
+                    )),
+                )
+            }
+        },
     };
     let worker_program = match options.worker_program.clone().or_else(|| {
         std::env::current_exe()
@@ -83,7 +131,7 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
     let mut config = PoolConfig::new(worker_program);
     config.workers = 1;
     config.queue = 0;
-    config.engine.cache_dir = match &options.python {
+    config.engine.cache_dir = match &python {
         Some(py) => Some(py.image.cache_dir.clone()),
         None => std::env::var_os("ZEROVM_CACHE_DIR").map(Into::into),
     };
@@ -91,7 +139,7 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
         Ok(p) => p,
         Err(e) => return internal(format!("worker pool: {e}")),
     };
-    let program = match &options.python {
+    let program = match &python {
         // Compiled at install: nothing to load here unless the cache lost it.
         Some(py) => {
             let sha256 = py.image.module(py.start).0;
@@ -123,12 +171,7 @@ pub fn run_manifest_file(path: &Path, options: RunOptions) -> Outcome {
             )
         }
     };
-    let mut session = Session::from_manifest(&manifest, channels);
-    if options.skip_validation {
-        session.validation = Validation::NotValidated;
-    }
-    session.prevalidate = options.prevalidate;
-    if let Some(py) = &options.python {
+    if let Some(py) = &python {
         // The image rewrites the job's command line, which is in the NVRAM.
         let (args, env) = engine::command_line(&session, &nvram_of(&session));
         session.args = Some(args);
@@ -162,15 +205,20 @@ fn internal(detail: String) -> Outcome {
 }
 
 /// The NVRAM the session's readable [`engine::NVRAM_ALIAS`] channel holds
-/// (a host file), read leniently as the engine will; empty when there is
-/// none or it cannot be read here (the run then reports why).
+/// when its source is a regular host file (a stream is not read here: that
+/// would take its bytes from the run), read leniently as the engine will;
+/// empty otherwise, or when it cannot be read here (the run then reports
+/// why).
 pub fn nvram_of(session: &Session) -> Nvram {
     let path = session
         .channels
         .iter()
         .find(|c| c.alias == engine::NVRAM_ALIAS && c.limits.readable())
         .and_then(|c| match c.sources.first() {
-            Some(CheckedSource::Local { path, .. }) => Some(path.clone()),
+            Some(CheckedSource::Local {
+                path,
+                kind: LocalKind::Regular { .. },
+            }) => Some(path.clone()),
             _ => None,
         });
     path.and_then(|p| std::fs::read(p).ok())

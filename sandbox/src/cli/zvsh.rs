@@ -19,7 +19,7 @@
 //!   type 3, read-only) and `/dev/nvram` (`nvram.<node>`, type 3). Limits from
 //!   the config's `[limits]` (default 4294967296 each).
 //! - `@path` becomes a channel (read-write if the user may write the file,
-//!   else read-only; the binary creates a missing file) and the argument the
+//!   else read-only) and the argument the
 //!   program sees is the channel's alias, mapped `file`; `@NAME=value` with
 //!   `NAME` in `[_A-Z0-9]+` sets an environment variable instead.
 //! - The NVRAM (`nvram.<node>`): `[args]` (argv0 = basename of `COMMAND`),
@@ -50,6 +50,14 @@
 //!   silent no-op in ZRT).
 //! - A bad command line prints the usage on stderr and exits 22 (EINVAL), as
 //!   `zerovm` does.
+//! - An `@file` that does not exist is refused by name ([`check_at_files`]);
+//!   the original created it empty, so a typo ran the program on a new,
+//!   empty file.
+//! - `--help`/`-h` and `--version` (before the command) print the help or
+//!   the version and exit 0; `--zvm-verbose` adds the manifest, NVRAM and
+//!   report to a failure's message (the original always printed them).
+//!   Without it a failure is one line, a timeout `timed out after N s`
+//!   with the way to raise the limit.
 //! - Paths that the manifest or NVRAM syntax cannot carry (a `,`, `;`, `=`,
 //!   `:` or line break in a channel path, a `,`/`;`/`=` in an alias, an
 //!   empty argument) are refused instead of producing a broken manifest.
@@ -64,11 +72,13 @@ use crate::nvram::{Access, EnvVar, FstabEntry, Mapping, MappingMode, Nvram, FSNA
 
 /// The usage text (printed with a bad command line).
 pub const USAGE: &str = "usage: zvsh [--zvm-image PATH[,MOUNT[,ACCESS]]]... [--zvm-debug]
-            [--zvm-verbosity N] [--zvm-getrc] [--zvm-save-dir DIR]
+            [--zvm-verbosity N] [--zvm-getrc] [--zvm-save-dir DIR] [--zvm-verbose]
             COMMAND [ARGS...]
+       zvsh --help | -h | --version
 
-  COMMAND              a wasm program, or the name of one inside an image
-  @FILE                (in ARGS) becomes a channel /dev/<k>.<basename>
+  COMMAND              a wasm program, the name of one inside an image, or
+                       python3 (python, python2.7): the Python image
+  @FILE                (in ARGS) an existing file, a channel /dev/<k>.<basename>
   @NAME=VALUE          (in ARGS) sets an environment variable
   --zvm-image PATH[,MOUNT[,ACCESS]]
                        mount the tar image at MOUNT (default /), ACCESS ro
@@ -76,7 +86,59 @@ pub const USAGE: &str = "usage: zvsh [--zvm-image PATH[,MOUNT[,ACCESS]]]... [--z
   --zvm-verbosity N    NVRAM [debug] verbosity
   --zvm-getrc          exit with zerovm's status only
   --zvm-save-dir DIR   keep manifest, NVRAM and report in DIR
+  --zvm-verbose        on a failure, also print the manifest, NVRAM and report
 ";
+
+/// `zvsh --help`: the usage, an example, the Python image and the
+/// defaults (from [`Config::default`], so the text cannot drift from them).
+pub fn help() -> String {
+    let d = Config::default();
+    let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
+    format!(
+        "zvsh: runs a WebAssembly program, or a Python script, like a local command,
+in the sandbox (a manifest and NVRAM are made from the command line, then
+run as `zerovm` runs them).
+
+{USAGE}
+Examples:
+  zvsh python3 @hello.py world      # the script reads argv[1] = 'world'
+  zvsh python3 -c 'print(6 * 7)'
+  zvsh --zvm-image app.tar prog.wasm @input.txt
+
+Python: `python3` runs the Python image that `zerocloud image install python`
+installs, found in ${images_env} if set, else in {images_dir}
+(relative to the current directory).
+
+Defaults (change them in zvsh.cfg):
+  Timeout  {timeout} s       wall clock; past it the run is stopped: timed out after {timeout} s
+  Memory   {memory} GiB      the program's memory, and the files it writes in memory
+  [limits] reads, rbytes, writes, wbytes: {limit} each, per channel
+zvsh.cfg files are read in this order, a later one overriding an earlier one:
+{files}. For example:
+  [manifest]
+  Timeout = 120
+  Memory = 1073741824
+  [env]
+  GREETING = hello
+  [limits]
+  wbytes = 1048576
+
+Exit code: the program's code, OR'ed with zerovm's status shifted left by 4
+(64 after a timeout; --zvm-getrc: the status alone). 22: a bad command line.
+",
+        images_env = crate::image::IMAGES_ENV,
+        images_dir = super::DEFAULT_IMAGES_DIR,
+        timeout = d.timeout,
+        memory = gib(u64::try_from(d.memory).unwrap_or(0)),
+        limit = DEFAULT_LIMIT,
+        files = CONFIG_FILES.join(", "),
+    )
+}
+
+/// `zvsh --version`.
+pub fn version() -> String {
+    format!("zvsh (zerocloud sandbox) {}\n", env!("CARGO_PKG_VERSION"))
+}
 
 /// A command line zvsh will not run; `Display` is the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +181,12 @@ pub struct Invocation {
     pub getrc: bool,
     /// `--zvm-save-dir`.
     pub save_dir: Option<String>,
+    /// `--zvm-verbose`: a failure also shows the manifest, NVRAM and report.
+    pub verbose: bool,
+    /// `--help` or `-h` (before the command): print the help, run nothing.
+    pub help: bool,
+    /// `--version` (before the command): print the version, run nothing.
+    pub version: bool,
     /// The program.
     pub command: String,
     /// Its arguments as given (`@…` not yet rewritten).
@@ -133,6 +201,17 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ZvshError> {
         let arg = &args[i];
         i += 1;
         if !arg.starts_with("--zvm-") {
+            match arg.as_str() {
+                "--help" | "-h" => {
+                    inv.help = true;
+                    return Ok(inv);
+                }
+                "--version" => {
+                    inv.version = true;
+                    return Ok(inv);
+                }
+                _ => {}
+            }
             if arg.starts_with('-') && arg != "-" {
                 return Err(ZvshError::Usage(format!("unknown option {arg}")));
             }
@@ -162,7 +241,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ZvshError> {
                 },
             }
         } else {
-            if inline.is_some() && matches!(name, "--zvm-debug" | "--zvm-getrc") {
+            if inline.is_some() && matches!(name, "--zvm-debug" | "--zvm-getrc" | "--zvm-verbose") {
                 return Err(ZvshError::Usage(format!("option {name} takes no value")));
             }
             String::new()
@@ -183,6 +262,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ZvshError> {
             "--zvm-save-dir" => inv.save_dir = Some(value),
             "--zvm-debug" => inv.debug = true,
             "--zvm-getrc" => inv.getrc = true,
+            "--zvm-verbose" => inv.verbose = true,
             "--zvm-trace" => {
                 return Err(ZvshError::Refused(
                     "--zvm-trace is not supported: there is no ztrace in the wasm engine".into(),
@@ -441,15 +521,33 @@ fn env_assignment(rest: &str) -> Option<(&str, &str)> {
     ok.then_some((name, value))
 }
 
-/// The host files named by `@file` arguments (absolute), which the binary
-/// creates when missing before planning.
-pub fn at_files(inv: &Invocation, cwd: &str) -> Vec<String> {
+/// The `@file` arguments, without their `@`.
+fn at_file_args(inv: &Invocation) -> impl Iterator<Item = &str> {
     inv.args
         .iter()
         .filter_map(|a| a.strip_prefix('@'))
         .filter(|rest| !rest.is_empty() && env_assignment(rest).is_none())
-        .map(|rest| absolute(cwd, rest))
-        .collect()
+}
+
+/// Refuses an `@file` argument naming no existing file (`exists` asks the
+/// host), by the name given: the original created it empty, so a typo
+/// (`@scirpt.py`) ran the program on a new empty file and left it behind.
+/// A file the program is to write must be created first.
+pub fn check_at_files(
+    inv: &Invocation,
+    cwd: &str,
+    exists: impl Fn(&str) -> bool,
+) -> Result<(), ZvshError> {
+    for rest in at_file_args(inv) {
+        let path = absolute(cwd, rest);
+        if !exists(&path) {
+            return Err(ZvshError::Refused(format!(
+                "@{rest}: no such file ({path}); an @file must exist: for a file the program \
+                 writes, create it first (touch {rest})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_source(path: &str) -> Result<(), ZvshError> {
@@ -727,6 +825,36 @@ mod tests {
     }
 
     #[test]
+    fn help_and_version_before_the_command_only() {
+        for flag in ["--help", "-h"] {
+            let inv = parse_args(&args(&["--zvm-verbose", flag, "junk"])).unwrap();
+            assert!(inv.help && inv.verbose && inv.command.is_empty(), "{flag}");
+        }
+        assert!(parse_args(&args(&["--version"])).unwrap().version);
+        // After the command they are the program's.
+        let inv = parse_args(&args(&["prog.wasm", "-h", "--version"])).unwrap();
+        assert!(!inv.help && !inv.version);
+        assert_eq!(inv.args, ["-h", "--version"]);
+        assert!(matches!(
+            parse_args(&args(&["--zvm-verbose=1", "p"])),
+            Err(ZvshError::Usage(_))
+        ));
+        let help = help();
+        for says in [
+            "zvsh python3 @hello.py",
+            "$ZEROCLOUD_IMAGES",
+            "./zerocloud-data/images",
+            "Timeout  50 s",
+            "Memory   4 GiB",
+            "4294967296 each",
+            "zvsh.cfg, ~/.zvsh.cfg, /etc/zvsh.cfg",
+            "--zvm-verbose",
+        ] {
+            assert!(help.contains(says), "{says:?} not in:\n{help}");
+        }
+    }
+
+    #[test]
     fn options_then_command_then_program_args() {
         let inv = parse_args(&args(&[
             "--zvm-image",
@@ -818,6 +946,21 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_at_file_is_refused_by_name() {
+        let inv = parse_args(&args(&["python3", "@here.py", "@NAME=v", "@nope.py"])).unwrap();
+        let exists = |p: &str| p == "/home/me/here.py";
+        let e = check_at_files(&inv, "/home/me", exists).unwrap_err();
+        let ZvshError::Refused(m) = e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.starts_with("@nope.py: no such file (/home/me/nope.py)"),
+            "{m}"
+        );
+        assert!(check_at_files(&inv, "/home/me", |_| true).is_ok());
+    }
+
+    #[test]
     fn at_files_become_channels_and_env() {
         let mut h = host();
         let inv = parse_args(&args(&[
@@ -831,8 +974,15 @@ mod tests {
             "@lower=case",
         ]))
         .unwrap();
+        // The host files the binary checks exist.
+        let asked = std::cell::RefCell::new(Vec::new());
+        check_at_files(&inv, "/home/me", |p| {
+            asked.borrow_mut().push(p.to_string());
+            true
+        })
+        .unwrap();
         assert_eq!(
-            at_files(&inv, "/home/me"),
+            asked.into_inner(),
             [
                 "/home/me/input.txt",
                 "/home/me/dir/out.log",

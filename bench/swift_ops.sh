@@ -110,7 +110,7 @@ run_zc() {
 # ---- build --------------------------------------------------------------------------------------
 cd "$repo"
 have_zc=1
-if ! cargo build --release -p bench -p proxy; then
+if ! cargo build --release -p bench -p zerocloud; then
   cargo build --release -p bench || die "building bench failed"
   [[ -n ${ZEROCLOUD_BIN:-} ]] || { log "building proxy failed: benchmarking without zerocloud"; have_zc=0; }
 fi

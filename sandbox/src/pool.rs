@@ -26,21 +26,12 @@
 //!   runs already waiting, [`Pool::run`] fails at once with
 //!   [`PoolError::NoSlot`].
 //!
-//! Wire format (both directions): a message is one or more SEQPACKET
-//! records; each record is one flag byte (`+` more records follow, `.` the
-//! last), up to 32 KiB of the message and up to 128 attached descriptors;
-//! the message bytes are JSON. Parent → worker: a `Request` (`sha256` hex,
-//! the session minus buffers and files, `artifact`: the artifact's index
-//! among the descriptors, `channels`: `[alias, index]` pairs,
-//! `system_images`: `[mount point, index]` pairs). Worker → parent: a
-//! `Reply`: `{"ready":{"pid":…}}` once at start-up, then per request
-//! `{"outcome":{"report":…,"ending":…,"detail":…}}` or
-//! `{"refused":{"error":…}}`.
+//! The messages between the pool and its workers, and how a worker's
+//! reply is checked before it is believed, are in [`wire`].
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
-use std::mem::MaybeUninit;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
@@ -49,34 +40,18 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rustix::io::Errno;
-use rustix::net::{
-    recvmsg, sendmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage,
-    RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags,
-    SocketType,
-};
-use serde::{Deserialize, Serialize};
+use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+
+pub mod wire;
+
+use wire::{decode_reply, MAX_REPLY};
+pub(crate) use wire::{recv_message, send_message, Reply, Request, MAX_REQUEST};
 
 use crate::channel::{OpenChannel, SharedBuffer};
 use crate::engine::{Engine, EngineConfig, Outcome, Session, ValidationError};
 use crate::manifest::Direction;
-use crate::report::{Ending, Report};
+use crate::report::Ending;
 
-/// Most message bytes in one SEQPACKET record (well under the default
-/// socket buffer, so a record never fails with EMSGSIZE).
-pub(crate) const PACKET: usize = 32 * 1024;
-/// Most descriptors attached to one record (the kernel allows 253).
-pub(crate) const FDS_PER_PACKET: usize = 128;
-/// Flag byte: more records of this message follow.
-const MORE: u8 = b'+';
-/// Flag byte: the last record of this message.
-const LAST: u8 = b'.';
-/// Largest reply the parent accepts from a worker.
-const MAX_REPLY: usize = 16 << 20;
-
-/// Largest request a worker accepts; the parent refuses a bigger job
-/// before sending it.
-pub(crate) const MAX_REQUEST: usize = 256 << 20;
 /// How long a new worker may take to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a send to a worker (which is waiting for it) may block.
@@ -192,161 +167,6 @@ pub struct PoolStats {
     pub waiting: usize,
 }
 
-/// Parent → worker: one job.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Request {
-    /// sha256 of the module.
-    pub sha256: [u8; 32],
-    /// The session; its buffers, files and system images arrive as the
-    /// descriptors named below.
-    pub session: Session,
-    /// Index of the artifact among the received descriptors.
-    pub artifact: usize,
-    /// `(alias, descriptor index)` of every channel.
-    pub channels: Vec<(String, usize)>,
-    /// `(mount point, descriptor index)` of every system image.
-    pub system_images: Vec<(String, usize)>,
-}
-
-/// Worker → parent.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Reply {
-    /// Start-up done (isolated, engine up): send jobs.
-    Ready {
-        /// The worker's pid.
-        pid: u32,
-    },
-    /// The worker cannot start, or cannot take this job.
-    Refused {
-        /// Why.
-        error: String,
-    },
-    /// A job's end, as [`Outcome`].
-    Outcome {
-        /// The report (boxed: the other replies are small).
-        report: Box<Report>,
-        /// How the session ended.
-        ending: Ending,
-        /// More detail.
-        detail: Option<String>,
-    },
-}
-
-/// Sends one message (`bytes` and `fds`) as SEQPACKET records.
-pub(crate) fn send_message(
-    socket: BorrowedFd<'_>,
-    bytes: &[u8],
-    fds: &[BorrowedFd<'_>],
-) -> std::io::Result<()> {
-    let records = bytes
-        .len()
-        .div_ceil(PACKET)
-        .max(fds.len().div_ceil(FDS_PER_PACKET))
-        .max(1);
-    for k in 0..records {
-        let data = bytes
-            .get(k * PACKET..)
-            .map(|rest| &rest[..rest.len().min(PACKET)])
-            .unwrap_or(&[]);
-        let group = fds
-            .get(k * FDS_PER_PACKET..)
-            .map(|rest| &rest[..rest.len().min(FDS_PER_PACKET)])
-            .unwrap_or(&[]);
-        let flag = [if k + 1 == records { LAST } else { MORE }];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_PACKET))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        if !group.is_empty() && !control.push(SendAncillaryMessage::ScmRights(group)) {
-            return Err(std::io::Error::other("descriptors do not fit a record"));
-        }
-        let iov = [IoSlice::new(&flag), IoSlice::new(data)];
-        loop {
-            match sendmsg(socket, &iov, &mut control, SendFlags::NOSIGNAL) {
-                Ok(_) => break,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Receives one message; `Ok(None)` when the peer has closed its end
-/// before a message began. With a `deadline`, `ErrorKind::TimedOut` when
-/// it passes first. More than `limit` bytes or `max_fds` descriptors is
-/// `InvalidData` (the descriptors received so far are closed).
-pub(crate) fn recv_message(
-    socket: BorrowedFd<'_>,
-    deadline: Option<Instant>,
-    limit: usize,
-    max_fds: usize,
-) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-    use std::io::{Error, ErrorKind};
-    let mut message = Vec::new();
-    let mut fds = Vec::new();
-    let mut buf = vec![0u8; PACKET + 1];
-    loop {
-        if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ErrorKind::TimedOut.into());
-            }
-            // Zero would mean "no timeout".
-            let left = left.max(Duration::from_millis(1));
-            rustix::net::sockopt::set_socket_timeout(
-                socket,
-                rustix::net::sockopt::Timeout::Recv,
-                Some(left),
-            )?;
-        }
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_PACKET))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let received = {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
-        };
-        let msg = match received {
-            Ok(msg) => msg,
-            Err(Errno::INTR) => continue,
-            Err(Errno::AGAIN) if deadline.is_some() => return Err(ErrorKind::TimedOut.into()),
-            Err(e) => return Err(e.into()),
-        };
-        for m in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(received) = m {
-                fds.extend(received);
-            }
-        }
-        if fds.len() > max_fds {
-            return Err(Error::new(ErrorKind::InvalidData, "unexpected descriptors"));
-        }
-        if msg.bytes == 0 {
-            return if message.is_empty() && fds.is_empty() {
-                Ok(None)
-            } else {
-                Err(ErrorKind::UnexpectedEof.into())
-            };
-        }
-        if msg
-            .flags
-            .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
-        {
-            return Err(Error::new(ErrorKind::InvalidData, "truncated record"));
-        }
-        let Some((&flag, data)) = buf.get(..msg.bytes).and_then(|b| b.split_first()) else {
-            return Err(Error::new(ErrorKind::InvalidData, "empty record"));
-        };
-        if message.len() + data.len() > limit {
-            return Err(Error::new(ErrorKind::InvalidData, "message too large"));
-        }
-        message.extend_from_slice(data);
-        match flag {
-            LAST => return Ok(Some((message, fds))),
-            MORE => {}
-            _ => return Err(Error::new(ErrorKind::InvalidData, "bad record flag")),
-        }
-    }
-}
-
 /// A running worker process and the parent's end of its socket.
 struct Worker {
     child: Child,
@@ -416,7 +236,7 @@ impl Worker {
             PoolError::Spawn(format!("worker {}: {why} ({status})", worker.pid))
         };
         match reply {
-            Ok(Some((bytes, _))) => match serde_json::from_slice::<Reply>(&bytes) {
+            Ok(Some((bytes, _))) => match decode_reply(&bytes) {
                 Ok(Reply::Ready { .. }) => Ok(()),
                 Ok(Reply::Refused { error }) => Err(fail(self, error)),
                 Ok(_) => Err(fail(self, "unexpected message at start-up".into())),
@@ -715,7 +535,7 @@ impl Pool {
             .min(Duration::from_secs(365 * 24 * 3600));
         let deadline = Some(Instant::now() + limit);
         match recv_message(worker.socket.as_fd(), deadline, MAX_REPLY, 0) {
-            Ok(Some((bytes, _))) => match serde_json::from_slice::<Reply>(&bytes) {
+            Ok(Some((bytes, _))) => match decode_reply(&bytes) {
                 Ok(Reply::Outcome {
                     report,
                     ending,
@@ -974,70 +794,6 @@ mod tests {
     use super::*;
     use crate::manifest::{ChannelType, CheckedSource, Limits, LocalKind};
     use std::os::unix::fs::FileExt;
-
-    #[test]
-    fn a_reply_carrying_descriptors_is_refused() {
-        let (a, b) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::SEQPACKET,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .unwrap();
-        let extra = rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        send_message(a.as_fd(), b"{}", &[extra.as_fd()]).unwrap();
-        let e = recv_message(b.as_fd(), None, MAX_REPLY, 0).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-        send_message(a.as_fd(), b"{}", &[]).unwrap();
-        let (bytes, fds) = recv_message(b.as_fd(), None, MAX_REPLY, 0)
-            .unwrap()
-            .unwrap();
-        assert_eq!((bytes.as_slice(), fds.len()), (&b"{}"[..], 0));
-        // And a message over the byte limit.
-        send_message(a.as_fd(), &[b'x'; 100], &[]).unwrap();
-        let e = recv_message(b.as_fd(), None, 99, 0).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-    }
-
-    #[test]
-    fn a_message_past_one_record_arrives_whole_with_every_descriptor() {
-        // More bytes than PACKET and more descriptors than FDS_PER_PACKET:
-        // several records, put back together in order.
-        let (a, b) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::SEQPACKET,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .unwrap();
-        let bytes: Vec<u8> = (0..3 * PACKET + 123).map(|i| (i % 251) as u8).collect();
-        let files: Vec<File> = (0..2 * FDS_PER_PACKET as u32 + 7)
-            .map(|i| {
-                let fd = rustix::fs::memfd_create("m", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-                let file = File::from(fd);
-                file.write_all_at(&i.to_le_bytes(), 0).unwrap();
-                file
-            })
-            .collect();
-        let (bytes_in, fds_in) = std::thread::scope(|scope| {
-            let sender = scope.spawn(|| {
-                let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
-                send_message(a.as_fd(), &bytes, &fds)
-            });
-            let got = recv_message(b.as_fd(), None, bytes.len(), files.len())
-                .unwrap()
-                .unwrap();
-            sender.join().unwrap().unwrap();
-            got
-        });
-        assert_eq!(bytes_in, bytes);
-        assert_eq!(fds_in.len(), files.len());
-        for (i, fd) in fds_in.into_iter().enumerate() {
-            let mut n = [0u8; 4];
-            File::from(fd).read_exact_at(&mut n, 0).unwrap();
-            assert_eq!(u32::from_le_bytes(n) as usize, i, "descriptor order");
-        }
-    }
 
     #[test]
     fn an_output_memfd_grown_past_its_quota_is_refused() {

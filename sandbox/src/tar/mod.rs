@@ -567,9 +567,7 @@ impl Index {
             let block = block_at(data, at).unwrap_or(&[0; BLOCK]);
             let header = entry.header();
             let flag = header.entry_type().as_byte();
-            if header.entry_size().is_ok() {
-                declared_size(block).map_err(|k| fail(None, k))?;
-            }
+            declared_size(block).map_err(|k| fail(None, k))?;
             match flag {
                 flag::PAX_GLOBAL | flag::GNU_VOLUME => continue,
                 _ => {}

@@ -350,19 +350,20 @@ fn infinite_loop_times_out() {
     assert_healthy();
 }
 
-/// A guest that sleeps `nanos` through `poll_oneoff` (one relative
-/// monotonic clock subscription, userdata 0x1234) and exits 0 when the one
-/// event reported is that clock's; else 100 + errno, 50 (event count) or
-/// 51 (event fields). With `subscriptions` 0: the call's errno + 100.
-fn sleeper(nanos: u64, subscriptions: u32) -> String {
+/// A guest making one `poll_oneoff` call over `subscriptions` copies of
+/// one subscription (userdata 0x1234) of type `tag`: a relative monotonic
+/// clock of `nanos` (0), or descriptor 0 (1: fd_read). Exits 0 when one
+/// event came back, that subscription's, without error; else 100 + errno,
+/// 50 (event count) or 51 (event fields).
+fn poller(tag: u32, nanos: u64, subscriptions: u32) -> String {
     wat::module_importing(
         r#"(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))"#,
         1,
         &format!(
             r#"(func (export "_start") (local $e i32)
                  (i64.store (i32.const 1024) (i64.const 0x1234))
-                 (i32.store8 (i32.const 1032) (i32.const 0))
-                 (i32.store (i32.const 1040) (i32.const 1))
+                 (i32.store8 (i32.const 1032) (i32.const {tag}))
+                 (i32.store (i32.const 1040) (i32.const {fd_or_clock}))
                  (i64.store (i32.const 1048) (i64.const {nanos}))
                  (i64.store (i32.const 1056) (i64.const 0))
                  (i32.store16 (i32.const 1064) (i32.const 0))
@@ -371,9 +372,15 @@ fn sleeper(nanos: u64, subscriptions: u32) -> String {
                  (if (i32.ne (i32.load (i32.const 4000)) (i32.const 1)) (then (call $proc_exit (i32.const 50))))
                  (if (i64.ne (i64.load (i32.const 2048)) (i64.const 0x1234)) (then (call $proc_exit (i32.const 51))))
                  (if (i32.load16_u (i32.const 2056)) (then (call $proc_exit (i32.const 51))))
-                 (if (i32.load8_u (i32.const 2058)) (then (call $proc_exit (i32.const 51)))))"#
+                 (if (i32.ne (i32.load8_u (i32.const 2058)) (i32.const {tag})) (then (call $proc_exit (i32.const 51)))))"#,
+            fd_or_clock = if tag == 0 { 1 } else { 0 },
         ),
     )
+}
+
+/// [`poller`] with one clock subscription.
+fn sleeper(nanos: u64, subscriptions: u32) -> String {
+    poller(0, nanos, subscriptions)
 }
 
 #[test]
@@ -384,6 +391,12 @@ fn poll_oneoff_sleeps_on_a_clock() {
     assert!(started.elapsed() >= Duration::from_millis(50));
     // No subscription at all: EINVAL (28).
     let r = run_full(sleeper(0, 0).as_bytes(), b"", "", &[], |_| {});
+    wat::assert_exited(&r.outcome, 128);
+    // A descriptor is ready at once: no sleep, its event alone.
+    let r = run_full(poller(1, 0, 1).as_bytes(), b"", "", &[], |_| {});
+    wat::assert_exited(&r.outcome, 0);
+    // An unknown subscription type: EINVAL.
+    let r = run_full(poller(9, 0, 1).as_bytes(), b"", "", &[], |_| {});
     wat::assert_exited(&r.outcome, 128);
 }
 

@@ -241,7 +241,9 @@ pub fn clean_acl(header: &str, value: &str) -> Result<String, String> {
             while second != "*" && second.starts_with('*') {
                 second = second[1..].trim();
             }
-            if second.is_empty() || second == "." {
+            // A host never starts with `-`: `.r:*-` would store `.r:-`, which
+            // reads back as a negation of nothing (the fuzzer found it).
+            if second.is_empty() || second == "." || second.starts_with('-') {
                 return Err(format!(
                     "No host/domain value after referrer designation in ACL: '{raw}'"
                 ));
@@ -493,6 +495,9 @@ mod tests {
         assert_eq!(clean_acl("x-container-read", &once).unwrap(), once);
         assert_eq!(clean_acl("x-container-read", ".r:**").unwrap(), ".r:*");
         assert!(clean_acl("x-container-read", ".r:**.").is_err());
+        assert!(clean_acl("x-container-read", ".r:*-").is_err());
+        assert!(clean_acl("x-container-read", ".r:--a").is_err());
+        assert_eq!(clean_acl("x-container-read", ".r:-a").unwrap(), ".r:-a");
         assert!(parse_account_acl(r#"{"admin":["a"]}"#).is_ok());
         assert_eq!(
             parse_account_acl(r#"{"foo":[]}"#).unwrap_err(),

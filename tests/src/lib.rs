@@ -113,25 +113,8 @@ impl Server {
         let mut cmd = Command::new(bin("zerocloud"));
         cmd.args(["up", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn server");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (child, url) = wait_for_marker(child, "zerocloud listening on");
-        let server = Server {
-            child,
-            url,
-            data_dir: data.to_path_buf(),
-            _tmp: None,
-        };
-        (server, rx)
+            .envs(env.iter().copied());
+        Server::start_with_log(cmd, data)
     }
 
     /// `zerocloud up --data-dir <data> --no-image-install` with `env` added
@@ -150,9 +133,16 @@ impl Server {
             "--data-dir",
         ])
         .arg(data)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .envs(env.iter().copied());
+        Server::start_with_log(cmd, data)
+    }
+
+    /// Starts `cmd` (a `zerocloud up`), sending each stderr line to the receiver.
+    fn start_with_log(
+        mut cmd: Command,
+        data: &Path,
+    ) -> (Server, std::sync::mpsc::Receiver<String>) {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn server");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();

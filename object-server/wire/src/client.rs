@@ -1,7 +1,8 @@
 //! The HTTP client both sides use for internal requests (proxy → node, node →
 //! node). hyper's pooled client rather than reqwest: this is the hot path of
 //! every object request and hyper adds no layer between us and the connection
-//! (docs/architecture.md gives the measurement).
+//! (`bench --bin clients` measures both;
+//! docs/architecture.md has the figures).
 
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;

@@ -27,7 +27,7 @@ struct Args {
 
 #[derive(Clone)]
 enum Client {
-    Hyper(wire::client::HttpClient),
+    Hyper(Box<wire::client::HttpClient>),
     Reqwest(reqwest::Client),
 }
 
@@ -115,7 +115,10 @@ async fn main() -> Result<()> {
     .await?;
     let url = format!("{base}{}", wire::object_path("AUTH_b", "c", "o"));
     let clients = [
-        ("hyper (wire::client)", Client::Hyper(hyper.clone())),
+        (
+            "hyper (wire::client)",
+            Client::Hyper(Box::new(hyper.clone())),
+        ),
         (
             "reqwest",
             Client::Reqwest(

@@ -354,10 +354,6 @@ impl<S: Send + Sync, const N: usize> FromRequestParts<S> for Names<N> {
     }
 }
 
-pub fn error_response(e: StorageError) -> Response<Body> {
-    e.into_response()
-}
-
 pub(crate) fn req_ts(h: &HeaderMap) -> Result<Timestamp> {
     match h.get("x-timestamp").and_then(|v| v.to_str().ok()) {
         Some(s) => Timestamp::parse(s)

@@ -12,11 +12,8 @@ use wire::reply;
 use crate::auth::TokenReply;
 use crate::metrics::Metrics;
 use crate::router::is_v1_auth;
+use crate::swift::headers::hstr;
 use crate::swift::{self, SwiftApi};
-
-fn hstr<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
 
 /// `GET /auth/v1.0` (and its aliases): a token for X-Auth-User/X-Auth-Key.
 pub async fn token(State(api): State<Arc<SwiftApi>>, req: Request) -> Response<Body> {
@@ -35,11 +32,11 @@ pub fn token_for(api: &SwiftApi, req: &Request) -> Response<Body> {
             .trim_end_matches("/auth")
             .to_string()
     });
-    let mut user = hstr(req, "x-auth-user")
-        .or_else(|| hstr(req, "x-storage-user"))
+    let mut user = hstr(req.headers(), "x-auth-user")
+        .or_else(|| hstr(req.headers(), "x-storage-user"))
         .map(str::to_string);
     if let Some(acct) = &v1_account {
-        if let Some(u) = hstr(req, "x-storage-user") {
+        if let Some(u) = hstr(req.headers(), "x-storage-user") {
             user = Some(if u.contains(':') {
                 u.to_string()
             } else {
@@ -47,14 +44,14 @@ pub fn token_for(api: &SwiftApi, req: &Request) -> Response<Body> {
             });
         }
     }
-    let key = hstr(req, "x-auth-key").or_else(|| hstr(req, "x-storage-pass"));
+    let key = hstr(req.headers(), "x-auth-key").or_else(|| hstr(req.headers(), "x-storage-pass"));
     match api.auth.get_token(user.as_deref(), key) {
         TokenReply::Ok {
             token,
             expires_in,
             account_id,
         } => {
-            let host = hstr(req, "host").unwrap_or("127.0.0.1");
+            let host = hstr(req.headers(), "host").unwrap_or("127.0.0.1");
             let url = format!("http://{host}/v1/{account_id}");
             Response::builder()
                 .status(200)

@@ -21,6 +21,7 @@ use crate::context::{RequestCtx, SwiftPath, TransId};
 use crate::endpoints;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
+use crate::swift::headers::hstr;
 use crate::swift::{account, container, object, SwiftApi, MAX_ACCOUNT_NAME_LENGTH};
 
 /// What handlers may take as `State`.
@@ -43,7 +44,8 @@ impl FromRef<AppState> for Arc<Metrics> {
 }
 
 /// The API table: path shape and method → handler. `/v1` paths arrive here
-/// re-encoded by [`SwiftPath::routing_path`], one segment per name. One route
+/// with one segment per name (as sent, or re-encoded by
+/// [`SwiftPath::routing_path`] when a name holds `/` or one is empty). One route
 /// is dispatched before the table, in [`Proxy::handle`]: TempAuth's
 /// `GET /v1/<account>/auth` ([`endpoints::token`]), which would otherwise
 /// shadow a container named `auth`.
@@ -89,10 +91,6 @@ pub fn api_table(state: AppState) -> Router {
 pub struct Proxy {
     state: AppState,
     table: Router,
-}
-
-fn hstr<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
 }
 
 impl Proxy {
@@ -190,13 +188,15 @@ impl Proxy {
             trans_id: tx,
             referrer: hstr(req.headers(), "referer").map(str::to_string),
         };
-        let routed = match req.uri().query() {
-            Some(q) => format!("{}?{q}", ctx.path.routing_path()),
-            None => ctx.path.routing_path(),
-        };
-        *req.uri_mut() = routed
-            .parse()
-            .map_err(|e| ProxyError::Internal(format!("routing path {routed:?}: {e}")))?;
+        if !ctx.path.has_routing_shape(req.uri().path()) {
+            let routed = match req.uri().query() {
+                Some(q) => format!("{}?{q}", ctx.path.routing_path()),
+                None => ctx.path.routing_path(),
+            };
+            *req.uri_mut() = routed
+                .parse()
+                .map_err(|e| ProxyError::Internal(format!("routing path {routed:?}: {e}")))?;
+        }
         // CORS: the container's settings decide, for requests with an Origin.
         let origin = hstr(req.headers(), "origin").map(str::to_string);
         let cors = match (&origin, &ctx.path.container) {

@@ -201,10 +201,8 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
             (cfg, false, false)
         }
     };
+    // The images dir is made absolute where it is chosen (images::dir).
     cfg.data_dir = absolute(&cfg.data_dir)?;
-    if let Some(d) = &cfg.images_dir {
-        cfg.images_dir = Some(absolute(d)?);
-    }
     let users = cfg.users.clone();
     // Jobs run beside the embedded object server: `up` needs the images.
     let store = (up && cfg.install_images).then(|| images::store(&cfg, data_dir_given));

@@ -146,4 +146,23 @@ mod tests {
         assert!(s.stop().await);
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
+
+    #[tokio::test]
+    async fn a_request_that_never_finishes_is_closed_after_the_drain() {
+        use http_body_util::BodyExt;
+        use tokio::io::AsyncWriteExt;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = spawn(l, Options::default(), |req: Request<Incoming>| async move {
+            let _ = req.into_body().collect().await;
+            Response::new(body::empty())
+        })
+        .unwrap();
+        let mut c = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+        c.write_all(b"PUT / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\npart")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The upload never completes: stop gives up after DRAIN and says so.
+        assert!(!s.stop().await);
+    }
 }

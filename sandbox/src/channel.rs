@@ -11,6 +11,20 @@
 //! - Writable regular files are not preallocated to `put_size` (ZeroVM's
 //!   default without `-P`), so nothing needs truncating at close.
 //!
+//! **File offsets** (not in ZeroVM; for the exec agent, whose object files
+//! hold a header area before the object's bytes): a channel opened with an
+//! offset ([`OpenChannel::open_at`], [`OpenChannel::from_file_at`], the
+//! session's `file_offsets`) over a regular file sees the file from that
+//! byte on as its whole contents. Channel byte `n` is file byte `offset + n`
+//! for every read and write (sequential, random, appending); the channel's
+//! size is the file's length minus the offset (0 for a shorter file); a tar
+//! image read from it starts at the offset (memory-mapped when the offset is
+//! a multiple of the page size, else read). A write-only file opened from its
+//! path keeps its bytes before the offset and loses the rest (not all of
+//! them). Quotas, host I/O counts and etags count channel bytes, as without
+//! an offset. Streams, sockets and in-memory buffers have no positions: an
+//! offset is ignored there.
+//!
 //! Quotas, exactly as §4.4: a call made when `gets`/`puts` calls are used up
 //! fails with [`ChannelError::Quota`] (EDQUOT); a transfer that would cross
 //! `get_size`/`put_size` is **clipped to what remains** (a short read/write,
@@ -57,7 +71,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapOptions};
 
 use crate::manifest::{
     self, ChannelType, CheckedSource, Direction, Limits, LocalKind, NetHost, NetworkUri,
@@ -228,8 +242,11 @@ pub struct OpenChannel {
     channel_type: ChannelType,
     limits: Limits,
     backing: Backing,
-    /// Bytes in the source (files, memory); 0 for streams.
+    /// Bytes in the source (files, memory) from `base` on; 0 for streams.
     size: u64,
+    /// Where the channel's byte 0 is in its regular file (0 for every
+    /// other source): see "File offsets" in the module doc.
+    base: u64,
     read_pos: u64,
     write_pos: u64,
     eof: bool,
@@ -243,8 +260,15 @@ pub struct OpenChannel {
 impl OpenChannel {
     /// Opens a checked manifest channel on its (single, local) host source.
     pub fn open(channel: &manifest::Channel) -> Result<OpenChannel, OpenError> {
-        let file = Self::open_source(channel)?;
-        Self::from_file(channel, file)
+        Self::open_at(channel, 0)
+    }
+
+    /// [`OpenChannel::open`] with the channel's byte 0 at byte `offset` of
+    /// its source when that is a regular file (ignored for other sources):
+    /// [`OpenChannel::open_source_at`], then [`OpenChannel::from_file_at`].
+    pub fn open_at(channel: &manifest::Channel, offset: u64) -> Result<OpenChannel, OpenError> {
+        let file = Self::open_source_at(channel, offset)?;
+        Self::from_file_at(channel, file, offset)
     }
 
     /// Opens the host source of a channel the way [`OpenChannel::open`]
@@ -255,6 +279,16 @@ impl OpenChannel {
     /// back as a `File` holding its descriptor; [`OpenChannel::from_file`]
     /// tells listening and connected sockets apart.
     pub fn open_source(channel: &manifest::Channel) -> Result<File, OpenError> {
+        Self::open_source_at(channel, 0)
+    }
+
+    /// [`OpenChannel::open_source`] for a channel that starts at byte
+    /// `offset` of its source: a write-only regular file keeps its first
+    /// `offset` bytes and loses the rest (one shorter than `offset` is left
+    /// as it is); with offset 0, or another source, the same as
+    /// [`OpenChannel::open_source`]. The offset itself is applied by
+    /// [`OpenChannel::from_file_at`].
+    pub fn open_source_at(channel: &manifest::Channel, offset: u64) -> Result<File, OpenError> {
         let alias = &channel.alias;
         let (path, kind) = match channel.sources.as_slice() {
             [CheckedSource::Local { path, kind }] => (path, *kind),
@@ -268,37 +302,64 @@ impl OpenChannel {
             Direction::ReadWrite => options.read(true).write(true),
         };
         let regular = matches!(kind, LocalKind::Regular { .. });
+        let write_only = regular && channel.direction == Direction::WriteOnly;
         if regular && channel.direction != Direction::ReadOnly {
             options.create(true).mode(0o600);
-            // A write-only file starts empty; read-write keeps its bytes.
-            options.truncate(channel.direction == Direction::WriteOnly);
+            // A write-only file starts empty (from its offset on, below);
+            // read-write keeps its bytes.
+            options.truncate(write_only && offset == 0);
         }
-        options
+        let file = options
             .open(path)
-            .map_err(|_| OpenError::CannotOpen(path.clone()))
+            .map_err(|_| OpenError::CannotOpen(path.clone()))?;
+        if write_only && offset > 0 {
+            let cannot = |_| OpenError::CannotOpen(path.clone());
+            let meta = file.metadata().map_err(cannot)?;
+            if meta.is_file() && meta.len() > offset {
+                file.set_len(offset).map_err(cannot)?;
+            }
+        }
+        Ok(file)
     }
 
     /// A channel over an already open host file: positioned I/O when it is
     /// a regular file, stream I/O otherwise (pipes, terminals, sockets; a
     /// listening socket accepts one connection at the first transfer).
     pub fn from_file(channel: &manifest::Channel, file: File) -> Result<OpenChannel, OpenError> {
+        Self::from_file_at(channel, file, 0)
+    }
+
+    /// [`OpenChannel::from_file`] with the channel's byte 0 at byte
+    /// `offset` of `file` when it is a regular file (see "File offsets" in
+    /// the module doc; ignored for streams and sockets). Nothing is
+    /// truncated here: a write-only file's bytes from `offset` on are the
+    /// channel's initial contents ([`OpenChannel::open_source_at`] cuts them
+    /// off when it opens the path).
+    pub fn from_file_at(
+        channel: &manifest::Channel,
+        file: File,
+        offset: u64,
+    ) -> Result<OpenChannel, OpenError> {
         let meta = file
             .metadata()
             .map_err(|_| OpenError::CannotOpen(channel.alias.clone()))?;
-        let (backing, size) = if meta.is_file() {
-            (Backing::File(file), meta.len())
-        } else if meta.file_type().is_socket() {
+        if meta.is_file() {
+            let size = meta.len().saturating_sub(offset);
+            let mut c = Self::with_backing(channel, Backing::File(file), size);
+            c.base = offset;
+            return Ok(c);
+        }
+        let stream = if meta.file_type().is_socket() {
             let fd = OwnedFd::from(file);
-            let stream = if rustix::net::sockopt::socket_acceptconn(&fd).unwrap_or(false) {
+            if rustix::net::sockopt::socket_acceptconn(&fd).unwrap_or(false) {
                 Stream::Listening(fd)
             } else {
                 Stream::Socket(TcpStream::from(fd))
-            };
-            (Backing::Stream(stream), 0)
+            }
         } else {
-            (Backing::Stream(Stream::Host(file)), 0)
+            Stream::Host(file)
         };
-        Ok(Self::with_backing(channel, backing, size))
+        Ok(Self::with_backing(channel, Backing::Stream(stream), 0))
     }
 
     /// A channel over an in-memory buffer instead of its host source (the
@@ -330,6 +391,7 @@ impl OpenChannel {
             limits: channel.limits,
             backing,
             size,
+            base: 0,
             read_pos: 0,
             write_pos,
             eof: false,
@@ -365,9 +427,11 @@ impl OpenChannel {
         }
     }
 
-    /// A read-only memory map of the whole host file, when the source is a
-    /// regular file opened for reading by a channel that cannot write
-    /// (`None` otherwise; `Some(Err)` when mapping fails).
+    /// A read-only memory map of the host file from the channel's offset
+    /// to its end, when the source is a regular file opened for reading by
+    /// a channel that cannot write and the offset is 0 or a multiple of the
+    /// page size below the file's length (`None` otherwise; `Some(Err)`
+    /// when mapping fails).
     ///
     /// **Requirement on the caller:** the file must not be truncated or
     /// written in place, by anyone, while the map lives (the session).
@@ -389,8 +453,13 @@ impl OpenChannel {
         if !self.limits.readable() || self.limits.writable() {
             return None;
         }
-        // SAFETY: `Mmap::map` is unsafe because the returned `&[u8]` aliases
-        // a file other processes may change: truncation makes pages vanish
+        // Past the end there is nothing to map (and an offset a map cannot
+        // start at is read instead: see "File offsets" in the module doc).
+        if self.base > 0 && (self.size == 0 || self.base % page_size() != 0) {
+            return None;
+        }
+        // SAFETY: `MmapOptions::map` is unsafe because the returned `&[u8]`
+        // aliases a file other processes may change: truncation makes pages vanish
         // (SIGBUS), in-place writes change bytes Rust assumes immutable. We
         // map only a channel that cannot write (checked above), the engine
         // skips files any writable channel of the session has open, guests
@@ -403,8 +472,10 @@ impl OpenChannel {
         // its own process, so a breach kills only that worker. A private
         // (MAP_PRIVATE) map would not help: Linux shows later file changes
         // in untouched private pages too, and truncation still faults.
+        // With an offset the map covers the file from there to its end, the
+        // same bytes the channel reads: the same contract, a smaller map.
         #[allow(unsafe_code)]
-        let map = unsafe { Mmap::map(f) };
+        let map = unsafe { MmapOptions::new().offset(self.base).map(f) };
         Some(map)
     }
 
@@ -612,10 +683,11 @@ impl OpenChannel {
         };
         match &mut self.backing {
             Backing::File(f) => {
+                let at = self.base.checked_add(offset).ok_or(ChannelError::Invalid)?;
                 // Read until full or EOF, as ZeroVM did (64 KiB chunks).
                 let mut done = 0;
                 while done < buf.len() {
-                    match f.read_at(&mut buf[done..], offset + done as u64) {
+                    match f.read_at(&mut buf[done..], at + done as u64) {
                         Ok(0) => break,
                         Ok(n) => done += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -712,7 +784,10 @@ impl OpenChannel {
             ChannelError::Io(format!("{alias};0 failed to write: {}", reason(&e)))
         };
         match &mut self.backing {
-            Backing::File(f) => f.write_all_at(data, offset).map_err(io),
+            Backing::File(f) => {
+                let at = self.base.checked_add(offset).ok_or(ChannelError::Invalid)?;
+                f.write_all_at(data, at).map_err(io)
+            }
             Backing::Stream(Stream::Host(f)) => f.write_all(data).map_err(io),
             // Each partial send may only wait for what is left of the
             // session, so a slow reader cannot hold the writer past it.
@@ -904,6 +979,21 @@ fn open_network(channel: &manifest::Channel, uri: &NetworkUri) -> Result<File, O
         Direction::ReadWrite => return Err(OpenError::Unsupported(alias.clone())),
     };
     Ok(File::from(fd))
+}
+
+/// The host's memory page size: where a map of a file may start.
+fn page_size() -> u64 {
+    // Not `rustix::param::page_size`: it reads `/proc/self/auxv` on first
+    // use, which an isolated worker cannot open any more.
+    // SAFETY: `sysconf` takes an integer and returns one; it reads no
+    // caller memory and is thread-safe. `_SC_PAGESIZE` is answered from
+    // the value the kernel passed at exec (no system call, so also under
+    // the worker's seccomp filter); memmap2 asks the same way.
+    #[allow(unsafe_code)]
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    // Linux's smallest page; a size the host cannot tell (never on Linux)
+    // only decides whether an image is mapped or read.
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
 /// Host operations for `n` bytes: one per 64 KiB chunk, at least one.
@@ -1131,6 +1221,144 @@ mod tests {
         let spec = file_chan(&path, ChannelType::RGetRPut, lim(0, 0, 1, 1));
         let mut c = OpenChannel::open(&spec).unwrap();
         assert_eq!(c.read_image(true).unwrap_err(), ChannelError::Invalid);
+    }
+
+    /// `junk` bytes of prefix, then `data`, in a new file in `dir`.
+    fn prefixed(dir: &std::path::Path, name: &str, junk: usize, data: &[u8]) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let mut bytes = vec![b'J'; junk];
+        bytes.extend_from_slice(data);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_offset_shifts_reads_and_the_size_to_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = prefixed(dir.path(), "in", 4096, b"0123456789");
+        // Random reads.
+        let spec = file_chan(&path, ChannelType::RGetRPut, lim(100, 1000, 0, 0));
+        let mut c = OpenChannel::open_at(&spec, 4096).unwrap();
+        assert_eq!(c.size(), 10);
+        let mut buf = [0u8; 4];
+        assert_eq!(c.pread(&mut buf, 6), Ok(4));
+        assert_eq!(&buf, b"6789");
+        assert_eq!(c.pread(&mut buf, 0), Ok(4));
+        assert_eq!(&buf, b"0123");
+        assert_eq!(c.pread(&mut buf, 10), Ok(0));
+        // Counted as channel bytes: 8 read, the etag of what was read.
+        assert_eq!(c.used().get_size, 8);
+        assert_eq!(c.io().bytes_read, 8);
+        let mut h = Md5::new();
+        h.update(b"67890123");
+        assert_eq!(c.etag().unwrap().digest, hex(&h.finalize()));
+        // Sequential reads, through an already open file.
+        let spec = file_chan(&path, ChannelType::SGetSPut, lim(100, 1000, 0, 0));
+        let file = File::open(&path).unwrap();
+        let mut c = OpenChannel::from_file_at(&spec, file, 4096).unwrap();
+        assert_eq!(c.read_all().unwrap(), b"0123456789");
+        // A file shorter than its offset: an empty channel.
+        let mut c = OpenChannel::open_at(&spec, 1 << 20).unwrap();
+        assert_eq!(c.size(), 0);
+        assert_eq!(c.read_all().unwrap(), b"");
+        // The same channel without an offset sees everything.
+        let c = OpenChannel::open(&spec).unwrap();
+        assert_eq!(c.size(), 4106);
+    }
+
+    #[test]
+    fn an_offset_shifts_writes_and_a_write_only_file_keeps_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = prefixed(dir.path(), "out", 4096, b"old tail to be cut");
+        let spec = file_chan(&path, ChannelType::RGetRPut, lim(0, 0, 10, 100));
+        let mut c = OpenChannel::open_at(&spec, 4096).unwrap();
+        assert_eq!(c.size(), 0, "the bytes from the offset on are gone");
+        assert_eq!(c.pwrite(b"world", 6), Ok(5));
+        assert_eq!(c.pwrite(b"hello ", 0), Ok(6));
+        assert_eq!(c.size(), 11);
+        c.close();
+        let mut expect = vec![b'J'; 4096];
+        expect.extend_from_slice(b"hello world");
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
+        // Sequential writes through an already open file: nothing is cut
+        // there, the writes start at the offset.
+        let spec = file_chan(&path, ChannelType::SGetSPut, lim(0, 0, 10, 100));
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let mut c = OpenChannel::from_file_at(&spec, file, 4096).unwrap();
+        assert_eq!(c.size(), 11);
+        assert_eq!(c.pwrite(b"HELLO", 99), Ok(5));
+        c.close();
+        expect[4096..4101].copy_from_slice(b"HELLO");
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
+        // A file shorter than the offset is left as it is (not extended).
+        let short = prefixed(dir.path(), "short", 10, b"");
+        let spec = file_chan(&short, ChannelType::SGetSPut, lim(0, 0, 10, 100));
+        let c = OpenChannel::open_at(&spec, 4096).unwrap();
+        assert_eq!(
+            (c.size(), std::fs::metadata(&short).unwrap().len()),
+            (0, 10)
+        );
+    }
+
+    #[test]
+    fn an_appending_channel_with_an_offset_starts_at_the_end_of_its_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = prefixed(dir.path(), "log", 100, b"ab");
+        let spec = file_chan(&path, ChannelType::RGetSPut, lim(10, 100, 10, 100));
+        let mut c = OpenChannel::open_at(&spec, 100).unwrap();
+        assert_eq!(c.size(), 2);
+        c.pwrite(b"cd", 0).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(c.pread(&mut buf, 0), Ok(4));
+        assert_eq!(&buf[..4], b"abcd");
+        let mut expect = vec![b'J'; 100];
+        expect.extend_from_slice(b"abcd");
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
+    }
+
+    #[test]
+    fn streams_ignore_offsets() {
+        let spec = chan(ChannelType::SGetSPut, lim(10, 100, 0, 0), false);
+        let mut c =
+            OpenChannel::from_file_at(&spec, File::open("/dev/zero").unwrap(), 4096).unwrap();
+        assert!(c.is_stream());
+        assert_eq!(c.size(), 0);
+        let mut buf = [1u8; 4];
+        assert_eq!(c.pread(&mut buf, 0), Ok(4));
+        assert_eq!(buf, [0; 4]);
+    }
+
+    #[test]
+    fn an_image_at_an_offset_is_mapped_when_page_aligned_and_read_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let page = page_size() as usize;
+        for (junk, mapped) in [
+            (page, true),
+            (3 * page, true),
+            (page + 512, false),
+            (1, false),
+        ] {
+            let path = prefixed(dir.path(), "image", junk, &bytes);
+            let spec = file_chan(&path, ChannelType::RGetRPut, lim(100, 1 << 30, 0, 0));
+            let mut c = OpenChannel::open_at(&spec, junk as u64).unwrap();
+            let image = c.read_image(true).unwrap();
+            assert_eq!(image.is_mapped(), mapped, "offset {junk}");
+            assert_eq!(image.as_ref(), &bytes[..], "offset {junk}");
+            // Counted as reading the window would count.
+            let mut read = OpenChannel::open_at(&spec, junk as u64).unwrap();
+            assert_eq!(read.read_image(false).unwrap().as_ref(), &bytes[..]);
+            assert_eq!(c.used(), read.used());
+            assert_eq!(c.io(), read.io());
+            assert_eq!(c.etag(), read.etag());
+        }
+        // Past the end: an empty image, nothing mapped.
+        let path = prefixed(dir.path(), "image", page, b"");
+        let spec = file_chan(&path, ChannelType::RGetRPut, lim(100, 1 << 30, 0, 0));
+        let mut c = OpenChannel::open_at(&spec, 2 * page as u64).unwrap();
+        let image = c.read_image(true).unwrap();
+        assert!(!image.is_mapped());
+        assert_eq!(image.as_ref(), b"");
     }
 
     #[test]

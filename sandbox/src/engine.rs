@@ -44,7 +44,7 @@
 //!   its engine an open `/proc/self/stat` ([`Engine::measure_cpu_from`])
 //!   and reports the whole process's, as ZeroVM did.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -206,6 +206,14 @@ pub struct Session {
     /// sources (a worker gets its channels this way and opens no path).
     #[serde(skip)]
     pub files: HashMap<String, Arc<std::fs::File>>,
+    /// Aliases whose regular host file (in `files`, or opened from the
+    /// source path) starts at this byte: the channel's byte 0 is the file's
+    /// byte `offset`, its size the file's length minus the offset, and a
+    /// write-only file opened from its path keeps the bytes before it (see
+    /// "File offsets" in [`crate::channel`]). Ignored for channels served
+    /// from `buffers` and for streams. Sent to pool workers with the session.
+    #[serde(default)]
+    pub file_offsets: BTreeMap<String, u64>,
     /// Wall-clock limit.
     pub timeout: Duration,
     /// Cap on linear memory (bytes); also caps the writable in-memory layer.
@@ -240,6 +248,7 @@ impl Session {
             channels,
             buffers: HashMap::new(),
             files: HashMap::new(),
+            file_offsets: BTreeMap::new(),
             timeout: Duration::from_secs(u64::try_from(m.timeout).unwrap_or(1).max(1)),
             memory: u64::try_from(m.memory.size).unwrap_or(0),
             memory_etag: m.memory.etag,
@@ -809,14 +818,16 @@ fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
 }
 
 /// The session's channels in handle order: its buffers and open files
-/// where it has them, else opened on their host sources. Each gives up
-/// blocking host calls at `deadline`.
+/// where it has them, else opened on their host sources; files start at
+/// their [`Session::file_offsets`]. Each gives up blocking host calls at
+/// `deadline`.
 fn open_channels(
     session: &Session,
     deadline: Option<Instant>,
 ) -> Result<Vec<OpenChannel>, Failure> {
     let mut channels = Vec::with_capacity(session.channels.len());
     for spec in &session.channels {
+        let offset = session.file_offsets.get(&spec.alias).copied().unwrap_or(0);
         let opened = match (
             session.buffers.get(&spec.alias),
             session.files.get(&spec.alias),
@@ -825,8 +836,8 @@ fn open_channels(
             (None, Some(file)) => file
                 .try_clone()
                 .map_err(|_| channel::OpenError::CannotOpen(spec.alias.clone()))
-                .and_then(|f| OpenChannel::from_file(spec, f)),
-            (None, None) => OpenChannel::open(spec),
+                .and_then(|f| OpenChannel::from_file_at(spec, f, offset)),
+            (None, None) => OpenChannel::open_at(spec, offset),
         };
         let mut c = opened.map_err(|e| {
             let ending = Ending::Failed {

@@ -10,11 +10,13 @@
 //!   image: its program, and how it rewrites a session: `PythonImage::apply`);
 //! - **command line**: `cli` (`zerovm`, `zvsh`).
 //!
-//! A server (the exec agent) needs [`Pool`], [`ImageStore`] and [`Session`],
-//! and reads an [`Outcome`]'s [`Report`]; they are re-exported here.
+//! A server (the exec agent) needs [`Pool`] (and [`Cancel`] to stop a run
+//! whose client went away), [`ImageStore`] and [`Session`], and reads an
+//! [`Outcome`]'s [`Report`]; they are re-exported here.
 // `unsafe` is denied; each use is allowed where it stands with a SAFETY note:
 // loading our own compiled artifacts (engine.rs `deserialize_file`, worker.rs
 // `deserialize_open_file`), read-only maps of image files (channel.rs, engine.rs),
+// the page size for mapping an image at a file offset (channel.rs `sysconf`),
 // and the worker's isolation (worker.rs: unshare, closing inherited fds).
 #![deny(unsafe_code)]
 
@@ -35,5 +37,5 @@ pub mod worker;
 
 pub use engine::{Outcome, Session};
 pub use image::ImageStore;
-pub use pool::{Job, Pool, PoolConfig, PoolError, ProgramRef};
+pub use pool::{Cancel, Job, Pool, PoolConfig, PoolError, ProgramRef};
 pub use report::Report;

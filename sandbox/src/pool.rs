@@ -3,7 +3,9 @@
 //!
 //! Decisions:
 //! - **The parent opens everything.** [`Pool::run`] opens every channel's
-//!   host source itself ([`OpenChannel::open_source`]), turns in-memory
+//!   host source itself ([`OpenChannel::open_source_at`]: a write-only file
+//!   is cut at its [`Session::file_offsets`] entry here, since a worker may
+//!   not truncate; the worker applies the offset), turns in-memory
 //!   [`SharedBuffer`]s into memfds (input bytes written first; afterwards
 //!   the bytes are copied back into the same buffer, so a caller sees what
 //!   an in-process [`Engine::run`] would have left there) and passes the
@@ -25,6 +27,14 @@
 //! - **Bounded queue.** With every worker busy and [`PoolConfig::queue`]
 //!   runs already waiting, [`Pool::run`] fails at once with
 //!   [`PoolError::NoSlot`].
+//! - **Cancellation** ([`Pool::run_cancellable`], a [`Cancel`] token): a
+//!   run cancelled before it has a worker (waiting in the queue included:
+//!   [`Cancel::cancel`] wakes it) runs nothing; one cancelled while its
+//!   worker runs the session has the worker SIGKILLed by the thread calling
+//!   [`Cancel::cancel`], at once, and the worker replaced as a dead one is.
+//!   Either returns [`PoolError::Cancelled`]. The kill goes to a pid only
+//!   while the worker is known unreaped (its registration with the token
+//!   ends before the pool reaps it), so it can never hit a reused pid.
 //!
 //! The messages between the pool and its workers, and how a worker's
 //! reply is checked before it is believed, are in [`wire`].
@@ -37,6 +47,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -154,6 +165,116 @@ pub enum PoolError {
     /// Local I/O (memfds, the socket).
     #[error("pool I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The run's [`Cancel`] was cancelled: before it had a worker (nothing
+    /// ran), or while its worker ran the session (the worker was killed and
+    /// replaced).
+    #[error("the run was cancelled")]
+    Cancelled,
+}
+
+/// A cancellation token for [`Pool::run_cancellable`]: clones share one
+/// flag, so the thread serving a client keeps a clone and calls
+/// [`Cancel::cancel`] when the client goes away. Once cancelled, a token
+/// stays cancelled.
+#[derive(Clone, Default)]
+pub struct Cancel {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    /// What [`Cancel::cancel`] does besides setting the flag, by
+    /// registration id: wake a queued run, kill a running worker. Taken
+    /// out and run under this lock, so a registration that ends (takes
+    /// the lock) afterwards knows its action has run completely.
+    actions: Mutex<Actions>,
+}
+
+#[derive(Default)]
+struct Actions {
+    next: u64,
+    pending: Vec<(u64, Box<dyn FnOnce() + Send>)>,
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cancel")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl Cancel {
+    /// A token not cancelled yet.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Cancels every run using this token (or a clone of it): a run not
+    /// started yet will not start, a queued one stops waiting, and a
+    /// running one has its worker SIGKILLed before this returns.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        let mut actions = lock(&self.inner.actions);
+        for (_, action) in std::mem::take(&mut actions.pending) {
+            action();
+        }
+    }
+
+    /// Whether [`Cancel::cancel`] has been called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Registers `action` to run at [`Cancel::cancel`]; `None` (and
+    /// `action` dropped unrun) when the token is cancelled already. The
+    /// flag is checked under the lock `cancel` runs actions under, so a
+    /// cancel is either seen here or runs the action: never lost.
+    fn on_cancel(&self, action: Box<dyn FnOnce() + Send>) -> Option<OnCancel<'_>> {
+        let mut actions = lock(&self.inner.actions);
+        if self.is_cancelled() {
+            return None;
+        }
+        let id = actions.next;
+        actions.next += 1;
+        actions.pending.push((id, action));
+        Some(OnCancel { cancel: self, id })
+    }
+}
+
+/// A registered cancel action; unregistered by [`OnCancel::release`] (or
+/// on drop).
+struct OnCancel<'a> {
+    cancel: &'a Cancel,
+    id: u64,
+}
+
+impl OnCancel<'_> {
+    /// Unregisters the action; whether it ran (completely: `cancel` runs
+    /// actions under the lock taken here).
+    fn release(self) -> bool {
+        let ran = self.unregister();
+        std::mem::forget(self);
+        ran
+    }
+
+    fn unregister(&self) -> bool {
+        let mut actions = lock(&self.cancel.inner.actions);
+        match actions.pending.iter().position(|(id, _)| *id == self.id) {
+            Some(i) => {
+                drop(actions.pending.swap_remove(i));
+                false
+            }
+            None => true,
+        }
+    }
+}
+
+impl Drop for OnCancel<'_> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
 }
 
 /// Load figures of a pool.
@@ -285,14 +406,22 @@ struct State {
     pids: Vec<Option<u32>>,
 }
 
+/// The state, and the condition queued runs wait on: a slot freed, or
+/// their run cancelled.
+struct Queue {
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
 /// Pre-started worker processes running sessions (see the module docs).
 pub struct Pool {
     config: PoolConfig,
     engine: Engine,
     scratch: PathBuf,
     slots: Vec<Mutex<Option<Worker>>>,
-    state: Mutex<State>,
-    freed: Condvar,
+    /// Slots' states and the queue; shared with [`Cancel`] actions that
+    /// wake queued runs.
+    queue: Arc<Queue>,
     /// The cache dir the pool made itself (none was configured); removed
     /// with the pool, after its workers.
     _own_cache: Option<tempfile::TempDir>,
@@ -315,8 +444,8 @@ struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        lock(&self.pool.state).idle.push(self.index);
-        self.pool.freed.notify_one();
+        lock(&self.pool.queue.state).idle.push(self.index);
+        self.pool.queue.freed.notify_one();
     }
 }
 
@@ -367,12 +496,14 @@ impl Pool {
             engine,
             scratch,
             slots: (0..n).map(|_| Mutex::new(None)).collect(),
-            state: Mutex::new(State {
-                idle: (0..n).rev().collect(),
-                waiting: 0,
-                pids: vec![None; n],
+            queue: Arc::new(Queue {
+                state: Mutex::new(State {
+                    idle: (0..n).rev().collect(),
+                    waiting: 0,
+                    pids: vec![None; n],
+                }),
+                freed: Condvar::new(),
             }),
-            freed: Condvar::new(),
             _own_cache: own_cache,
             config,
         };
@@ -383,7 +514,7 @@ impl Pool {
         for (i, worker) in launched.into_iter().enumerate() {
             let mut worker = worker?;
             worker.ready()?;
-            lock(&pool.state).pids[i] = Some(worker.pid);
+            lock(&pool.queue.state).pids[i] = Some(worker.pid);
             *lock(&pool.slots[i]) = Some(worker);
         }
         Ok(pool)
@@ -404,26 +535,69 @@ impl Pool {
     /// [`PoolError::NoSlot`]. A channel that cannot be opened ends the run
     /// with the same [`Outcome`] as [`Engine::run`].
     pub fn run(&self, job: Job) -> Result<Outcome, PoolError> {
-        let Job { program, session } = job;
-        let slot = self.acquire()?;
-        self.run_in(slot.index, &program, &session)
+        self.run_cancellable(job, &Cancel::new())
     }
 
-    fn acquire(&self) -> Result<Slot<'_>, PoolError> {
-        let mut state = lock(&self.state);
-        if let Some(index) = state.idle.pop() {
-            return Ok(Slot { pool: self, index });
+    /// [`Pool::run`] that [`Cancel::cancel`] on `cancel` (from any thread)
+    /// ends with [`PoolError::Cancelled`]: before a worker is taken
+    /// (waiting in the queue included) nothing runs; while the worker runs
+    /// the session it is SIGKILLed at once and replaced, as a dead worker is.
+    pub fn run_cancellable(&self, job: Job, cancel: &Cancel) -> Result<Outcome, PoolError> {
+        let Job { program, session } = job;
+        let slot = self.acquire(cancel)?;
+        if cancel.is_cancelled() {
+            return Err(PoolError::Cancelled);
         }
-        if state.waiting >= self.config.queue {
-            return Err(PoolError::NoSlot);
-        }
-        state.waiting += 1;
-        loop {
-            state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+        self.run_in(slot.index, &program, &session, cancel)
+    }
+
+    /// A free slot, waiting in the queue for one if there is room there;
+    /// `Cancelled` as soon as `cancel` is (a cancel wakes the wait).
+    fn acquire(&self, cancel: &Cancel) -> Result<Slot<'_>, PoolError> {
+        let queue = &self.queue;
+        {
+            let mut state = lock(&queue.state);
+            if cancel.is_cancelled() {
+                return Err(PoolError::Cancelled);
+            }
             if let Some(index) = state.idle.pop() {
-                state.waiting -= 1;
                 return Ok(Slot { pool: self, index });
             }
+            if state.waiting >= self.config.queue {
+                return Err(PoolError::NoSlot);
+            }
+            state.waiting += 1;
+        }
+        // Registered without the state locked: `cancel` runs this under its
+        // own lock and takes the state's (never the other way round). Taking
+        // the state's lock before notifying means a waiter is either before
+        // its flag check or inside `wait`: the wake-up cannot fall between.
+        let shared = Arc::clone(queue);
+        let wake = cancel.on_cancel(Box::new(move || {
+            let _state = lock(&shared.state);
+            shared.freed.notify_all();
+        }));
+        let mut state = lock(&queue.state);
+        let taken = loop {
+            if wake.is_none() || cancel.is_cancelled() {
+                break None;
+            }
+            if let Some(index) = state.idle.pop() {
+                break Some(index);
+            }
+            state = queue.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+        };
+        state.waiting -= 1;
+        if taken.is_none() && !state.idle.is_empty() {
+            // The wake-up this run took may have been a freed slot's meant
+            // for another waiter: pass it on.
+            queue.freed.notify_one();
+        }
+        drop(state);
+        drop(wake);
+        match taken {
+            Some(index) => Ok(Slot { pool: self, index }),
+            None => Err(PoolError::Cancelled),
         }
     }
 
@@ -432,6 +606,7 @@ impl Pool {
         index: usize,
         program: &ProgramRef,
         session: &Session,
+        cancel: &Cancel,
     ) -> Result<Outcome, PoolError> {
         // `Pool::start` gave the engine a cache dir, so this is `Some`.
         let path = self
@@ -448,7 +623,8 @@ impl Pool {
             } else if let Some(file) = session.files.get(&spec.alias) {
                 file.as_fd().try_clone_to_owned()?
             } else {
-                match OpenChannel::open_source(spec) {
+                let offset = session.file_offsets.get(&spec.alias).copied().unwrap_or(0);
+                match OpenChannel::open_source_at(spec, offset) {
                     Ok(file) => file.into(),
                     Err(e) => {
                         return Ok(Outcome::failed(
@@ -470,9 +646,15 @@ impl Pool {
             system_images.push((point.clone(), fds.len()));
             fds.push(file.as_fd().try_clone_to_owned()?);
         }
+        // A buffer reaches the worker as a memfd, which is a regular file
+        // there: its offset, ignored in-process, must not travel with it.
+        let mut described = session.clone();
+        described
+            .file_offsets
+            .retain(|alias, _| !session.buffers.contains_key(alias));
         let request = Request {
             sha256: program.sha256,
-            session: session.clone(),
+            session: described,
             artifact: 0,
             channels,
             system_images,
@@ -483,47 +665,70 @@ impl Pool {
             return Err(PoolError::TooLarge(bytes.len()));
         }
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-        let result = self.exchange(index, &bytes, &borrowed, session);
+        let result = self.exchange(index, &bytes, &borrowed, session, cancel);
         drop(borrowed);
         drop(fds);
-        memfds.read_back()?;
+        // A cancelled run's in-memory outputs are left as they were.
+        if !matches!(result, Err(PoolError::Cancelled)) {
+            memfds.read_back()?;
+        }
         result
     }
 
     /// Sends the request to the slot's worker and waits for its answer,
-    /// replacing the worker when it dies, hangs or talks nonsense.
+    /// replacing the worker when it dies, hangs, talks nonsense or is
+    /// killed by `cancel`.
     fn exchange(
         &self,
         index: usize,
         request: &[u8],
         fds: &[BorrowedFd<'_>],
         session: &Session,
+        cancel: &Cancel,
     ) -> Result<Outcome, PoolError> {
         let mut slot = lock(&self.slots[index]);
         // A worker that died while idle is replaced and the job resent once.
-        let mut sent = false;
+        let mut watch = None;
         for _ in 0..2 {
             let worker = self.ensure_worker(index, &mut slot)?;
+            // The worker's pid goes to the token before anything is sent:
+            // from here on a cancel kills it. A token cancelled already
+            // (the cancel raced the start of the run) stops it unsent.
+            let pid = worker.pid;
+            let Some(registered) = cancel.on_cancel(Box::new(move || kill_worker(pid))) else {
+                return Err(PoolError::Cancelled);
+            };
             match send_message(worker.socket.as_fd(), request, fds) {
                 Ok(()) => {
-                    sent = true;
+                    watch = Some(registered);
                     break;
                 }
                 Err(e) if is_disconnect(&e) => {
+                    // Unregistered before the worker is reaped (here and
+                    // below): a kill never reaches a reused pid.
+                    let killed = registered.release();
                     let (pid, status) = self.replace(index, &mut slot, false);
+                    if killed {
+                        return Err(PoolError::Cancelled);
+                    }
                     log_death(pid, status);
                 }
                 // Maybe half a message went out: the worker cannot be trusted
                 // to be in step any more.
                 Err(e) => {
+                    let killed = registered.release();
                     self.replace(index, &mut slot, true);
-                    return Err(PoolError::Io(e));
+                    return Err(if killed {
+                        PoolError::Cancelled
+                    } else {
+                        PoolError::Io(e)
+                    });
                 }
             }
         }
-        if !sent {
+        let Some(watch) = watch else {
             return Err(PoolError::Spawn("workers die before taking a job".into()));
-        }
+        };
         let Some(worker) = slot.as_mut() else {
             return Err(PoolError::Spawn("no worker".into()));
         };
@@ -534,7 +739,14 @@ impl Pool {
             .saturating_add(self.config.grace)
             .min(Duration::from_secs(365 * 24 * 3600));
         let deadline = Some(Instant::now() + limit);
-        match recv_message(worker.socket.as_fd(), deadline, MAX_REPLY, 0) {
+        let received = recv_message(worker.socket.as_fd(), deadline, MAX_REPLY, 0);
+        if watch.release() {
+            // SIGKILLed by a cancel, whatever it managed to answer first:
+            // replaced like a dead worker.
+            self.replace(index, &mut slot, true);
+            return Err(PoolError::Cancelled);
+        }
+        match received {
             Ok(Some((bytes, _))) => match decode_reply(&bytes) {
                 Ok(Reply::Outcome {
                     report,
@@ -601,9 +813,9 @@ impl Pool {
 
     /// Starts a fresh worker in the emptied slot `index`.
     fn refill(&self, index: usize, slot: &mut Option<Worker>) -> Result<(), PoolError> {
-        lock(&self.state).pids[index] = None;
+        lock(&self.queue.state).pids[index] = None;
         let worker = Worker::start(&self.config, &self.scratch)?;
-        lock(&self.state).pids[index] = Some(worker.pid);
+        lock(&self.queue.state).pids[index] = Some(worker.pid);
         *slot = Some(worker);
         Ok(())
     }
@@ -627,7 +839,12 @@ impl Pool {
 
     /// The pids of the current workers (a slot being refilled has none).
     pub fn worker_pids(&self) -> Vec<u32> {
-        lock(&self.state).pids.iter().flatten().copied().collect()
+        lock(&self.queue.state)
+            .pids
+            .iter()
+            .flatten()
+            .copied()
+            .collect()
     }
 
     /// Sum of the workers' resident memory (`VmRSS` in `/proc/<pid>/status`).
@@ -645,7 +862,7 @@ impl Pool {
 
     /// Workers, idle ones and waiting runs right now.
     pub fn stats(&self) -> PoolStats {
-        let state = lock(&self.state);
+        let state = lock(&self.queue.state);
         PoolStats {
             workers: self.slots.len(),
             idle: state.idle.len(),
@@ -690,6 +907,18 @@ pub(crate) fn remove_stale_roots(scratch: &Path) {
         if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir(entry.path());
         }
+    }
+}
+
+/// SIGKILLs a worker from a [`Cancel`] action. Sound only while the
+/// worker has not been reaped (a zombie keeps its pid from reuse): the
+/// pool unregisters the action before it reaps the worker.
+fn kill_worker(pid: u32) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
 }
 

@@ -6,9 +6,10 @@
 //! the message and up to [`FDS_PER_PACKET`] attached descriptors
 //! ([`Assembler`] puts the bytes back together); the message bytes are
 //! JSON. Parent → worker: a `Request` (`sha256`, the session minus buffers
-//! and files, `artifact`: the artifact's index among the descriptors,
-//! `channels`: `[alias, index]` pairs, `system_images`: `[mount point,
-//! index]` pairs). Worker → parent: a [`Reply`]: `{"ready":{"pid":…}}` once
+//! and files, with `file_offsets` of file channels only, since a buffer
+//! arrives as a memfd; `artifact`: the artifact's index among the
+//! descriptors, `channels`: `[alias, index]` pairs, `system_images`:
+//! `[mount point, index]` pairs). Worker → parent: a [`Reply`]: `{"ready":{"pid":…}}` once
 //! at start-up, then per request `{"outcome":{"report":…,"ending":…,
 //! "detail":…}}` or `{"refused":{"error":…}}`, never with descriptors.
 //!

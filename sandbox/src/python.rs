@@ -136,18 +136,53 @@ pub fn guest_argv(args: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The source of the one turn a daemon-mode run takes: `_reactor.run` with
-/// this run's argv and environment, its result the turn's exit status.
-/// JSON string literals are valid Python string literals, and JSON
+/// The source of the one turn a daemon-mode run takes: `sys.path[0]` set
+/// as CPython's command line sets it ([`path0_source`]), then `_reactor.run`
+/// with this run's argv and environment, its result the turn's exit
+/// status. JSON string literals are valid Python string literals, and JSON
 /// arrays/objects of strings are Python lists/dicts.
 pub fn turn_source(argv: &[String], env: &[(String, String)]) -> String {
     let env: serde_json::Map<String, serde_json::Value> = env
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
+    let path0 = path0_source(argv);
     let argv = serde_json::to_string(argv).unwrap_or_else(|_| "[]".into());
     let env = serde_json::to_string(&env).unwrap_or_else(|_| "{}".into());
-    format!("__import__('sys').exit(__import__('_reactor').run({argv}, {env}))")
+    format!(
+        "__import__('sys').path.insert(0, {path0})\n\
+         __import__('sys').exit(__import__('_reactor').run({argv}, {env}))"
+    )
+}
+
+/// A Python expression for what `python <args>` puts first in `sys.path`
+/// (the image's `_reactor` adds nothing, so `import mymath` beside
+/// `main.py` would fail): the script's directory (symlinks resolved), the
+/// current directory for `-m`, and `''` for `-c`, `-` or no script.
+pub fn path0_source(argv: &[String]) -> String {
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-m" => return "__import__('os').getcwd()".into(),
+            "-c" | "-" => return "''".into(),
+            // Options that take the next word.
+            "-W" | "-X" => {
+                args.next();
+            }
+            o if o.starts_with("-m") => return "__import__('os').getcwd()".into(),
+            o if o.starts_with('-') && o.contains('c') && !o.starts_with("--") => {
+                return "''".into()
+            }
+            o if o.starts_with('-') => {}
+            script => {
+                let script = serde_json::to_string(script).unwrap_or_else(|_| "''".into());
+                return format!(
+                    "__import__('os').path.dirname(__import__('os').path.realpath({script}))"
+                );
+            }
+        }
+    }
+    "''".into()
 }
 
 /// Why a snapshot could not be built.
@@ -293,6 +328,7 @@ pub fn session_with_stdio(stdin: &[u8], stdout: SharedBuffer, stderr: SharedBuff
         ],
         buffers: Default::default(),
         files: Default::default(),
+        file_offsets: Default::default(),
         timeout: Duration::from_secs(60),
         memory: 1 << 30,
         memory_etag: false,
@@ -612,7 +648,34 @@ mod tests {
         let src = turn_source(&argv, &env);
         assert_eq!(
             src,
-            "__import__('sys').exit(__import__('_reactor').run([\"/usr/local/bin/python.wasm\",\"it's \\\"q\\\"\\n\\\\ é\"], {\"K\":\"v'\u{7f}\"}))"
+            "__import__('sys').path.insert(0, __import__('os').path.dirname(__import__('os').path.realpath(\"it's \\\"q\\\"\\n\\\\ é\")))\n\
+             __import__('sys').exit(__import__('_reactor').run([\"/usr/local/bin/python.wasm\",\"it's \\\"q\\\"\\n\\\\ é\"], {\"K\":\"v'\u{7f}\"}))"
         );
+    }
+
+    #[test]
+    fn sys_path_0_as_cpython_sets_it() {
+        let argv = |a: &[&str]| -> Vec<String> {
+            std::iter::once(ARGV0)
+                .chain(a.iter().copied())
+                .map(String::from)
+                .collect()
+        };
+        let dir_of = |s: &str| {
+            format!("__import__('os').path.dirname(__import__('os').path.realpath(\"{s}\"))")
+        };
+        assert_eq!(path0_source(&argv(&["main.py", "-c"])), dir_of("main.py"));
+        assert_eq!(
+            path0_source(&argv(&["-u", "-W", "ignore", "a/b.py"])),
+            dir_of("a/b.py")
+        );
+        assert_eq!(path0_source(&argv(&["-c", "print(1)"])), "''");
+        assert_eq!(path0_source(&argv(&["-uc", "print(1)"])), "''");
+        assert_eq!(
+            path0_source(&argv(&["-m", "json.tool"])),
+            "__import__('os').getcwd()"
+        );
+        assert_eq!(path0_source(&argv(&["-"])), "''");
+        assert_eq!(path0_source(&argv(&[])), "''");
     }
 }

@@ -17,7 +17,8 @@
 // loading our own compiled artifacts (engine.rs `deserialize_file`, worker.rs
 // `deserialize_open_file`), read-only maps of image files (channel.rs, engine.rs),
 // the page size for mapping an image at a file offset (channel.rs `sysconf`),
-// and the worker's isolation (worker.rs: unshare, closing inherited fds).
+// the worker's isolation (worker.rs: unshare, closing inherited fds) and its
+// watchdog's `ppoll` on its own socket (worker.rs `watch_parent`).
 #![deny(unsafe_code)]
 
 pub mod channel;

@@ -149,8 +149,9 @@ pub fn turn_source(argv: &[String], env: &[(String, String)]) -> String {
     let path0 = path0_source(argv);
     let argv = serde_json::to_string(argv).unwrap_or_else(|_| "[]".into());
     let env = serde_json::to_string(&env).unwrap_or_else(|_| "{}".into());
+    // One line: callers may splice it into a block.
     format!(
-        "__import__('sys').path.insert(0, {path0})\n\
+        "__import__('sys').path.insert(0, {path0}); \
          __import__('sys').exit(__import__('_reactor').run({argv}, {env}))"
     )
 }
@@ -648,7 +649,7 @@ mod tests {
         let src = turn_source(&argv, &env);
         assert_eq!(
             src,
-            "__import__('sys').path.insert(0, __import__('os').path.dirname(__import__('os').path.realpath(\"it's \\\"q\\\"\\n\\\\ é\")))\n\
+            "__import__('sys').path.insert(0, __import__('os').path.dirname(__import__('os').path.realpath(\"it's \\\"q\\\"\\n\\\\ é\"))); \
              __import__('sys').exit(__import__('_reactor').run([\"/usr/local/bin/python.wasm\",\"it's \\\"q\\\"\\n\\\\ é\"], {\"K\":\"v'\u{7f}\"}))"
         );
     }

@@ -1,7 +1,8 @@
 //! A pool worker: the process behind `zerovm --worker` ([`crate::pool`]).
 //!
 //! Start-up, before any request is read (the process is single-threaded
-//! until the engine starts, which `unshare(CLONE_NEWUSER)` requires):
+//! until the watchdog starts, which closing inherited descriptors and
+//! `unshare(CLONE_NEWUSER)` require):
 //! 1. **Namespaces** (unless `--no-isolate`): a new user namespace (our
 //!    uid/gid mapped to themselves, `setgroups` denied), a new mount
 //!    namespace and a new network namespace (only a loopback that is down:
@@ -17,20 +18,43 @@
 //!    descriptor: the filter denies the calls, and every descriptor above
 //!    stderr inherited through exec is closed first thing.) Then every
 //!    capability is dropped.
-//! 3. **The engine** starts (its epoch ticker thread), then the one
+//! 3. **The watchdog** thread ([`watch_parent`]): it ends the process as
+//!    soon as the pool's end of the socket is gone (see below).
+//! 4. **The engine** starts (its epoch ticker thread), then the one
 //!    long-lived guest thread (stack [`Engine::run_thread_stack`]).
-//! 4. **seccomp**: an allowlist ([`ALLOWED`]) installed on every thread
-//!    (TSYNC); anything else fails with EPERM. No thread is created after
-//!    this point, so `clone`/`clone3` are not in it.
-//! 5. `ready`, then one job at a time: the artifact arrives as a
+//! 5. **seccomp**: an allowlist ([`ALLOWED`]) installed on every thread
+//!    (TSYNC: the watchdog, the ticker and the guest thread, all created
+//!    before it, included); anything else fails with EPERM. No thread is
+//!    created after this point, so `clone`/`clone3` are not in it.
+//! 6. `ready`, then one job at a time: the artifact arrives as a
 //!    descriptor and is mapped with `Module::deserialize_open_file` unless
 //!    its sha256 is in the engine's cache already; channels arrive as
-//!    descriptors (`Session::files`); the outcome goes back as JSON.
+//!    descriptors (`Session::files`, each at its `Session::file_offsets`
+//!    entry, which the engine applies; the parent already cut write-only
+//!    files there, as the filter allows no `ftruncate`); the outcome goes
+//!    back as JSON. A cancelled run ends with a SIGKILL from the parent.
 //!
 //! The socket is the worker's standard input. CPU figures in a worker's
 //! report are the whole worker process's (ZeroVM's own definition), read
 //! from a `/proc/self/stat` opened before the root went away.
-
+//!
+//! **When the parent goes away** (the pool dropped, or its process killed
+//! or crashed: the kernel closes its end of the socket either way), the
+//! worker exits within moments, whatever it is doing. The job loop only
+//! reads the socket between sessions, so a guest spinning under a long
+//! session timeout would otherwise run on as an orphan; instead the
+//! watchdog thread blocks in `ppoll` on its own duplicate of the socket
+//! with no requested events (it never reads, so it takes no message from
+//! the job loop) and, once the kernel reports `POLLHUP` or `POLLERR`,
+//! calls `std::process::exit(0)`, which ends every thread. `poll` reports
+//! the state of the socket, not an edge, so a parent that died while the
+//! worker was still starting is noticed as soon as the watchdog runs,
+//! before the engine starts; what comes before it (closing inherited
+//! descriptors, steps 1 and 2) waits for nothing. (Without the watchdog,
+//! the `ready` message would still fail with EPIPE and end such a worker.)
+//! Not `PR_SET_PDEATHSIG`: it fires when the *thread* that spawned the
+//! worker exits, and the pool starts workers from any thread (tokio's
+//! blocking pool retires idle ones), which would kill healthy workers.
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -183,6 +207,9 @@ fn serve(options: &Options) -> ExitCode {
             return refuse(e);
         }
     }
+    if let Err(e) = watch_parent(socket.as_fd()) {
+        return refuse(format!("watchdog thread: {e}"));
+    }
     let mut engine = match Engine::new(options.engine.clone()) {
         Ok(e) => e,
         Err(e) => return refuse(format!("engine: {e:#}")),
@@ -223,6 +250,92 @@ fn serve(options: &Options) -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         }
     })
+}
+
+/// Stack of the watchdog thread: it makes two calls, `ppoll` and `exit`.
+const WATCHDOG_STACK: usize = 64 * 1024;
+
+/// Step 3: starts the watchdog thread, which ends the process as soon as
+/// the pool's end of `socket` is gone (the module docs say why), and
+/// returns once the thread runs.
+///
+/// Why this keeps the sandbox whole:
+/// - It starts after steps 1 and 2, which need a single thread, and
+///   before the filter, like the engine's threads: `install_seccomp` puts
+///   the filter on every thread of the process (TSYNC) and fails, so the
+///   worker refuses to start, if it cannot; the watchdog is filtered like
+///   the guest thread, and no `clone` is needed after the filter.
+/// - Its start-up syscalls (robust list, rseq, signal stack, name) are
+///   done before the filter: the filter is installed only after it
+///   reported in here.
+/// - Once filtered it makes `ppoll`, the one syscall added to [`ALLOWED`]
+///   for it (it only waits on descriptors the process holds already,
+///   reading and changing nothing), and then the exit path, which ends in
+///   `exit_group` (allowed); anything the exit handlers might call on the
+///   way and the filter denies fails with EPERM, which cannot keep the
+///   process from ending. It needs no file, path or namespace: it holds
+///   the socket's duplicate, made before the filter.
+/// - It consumes nothing from the socket, so the job loop's protocol is
+///   untouched, and it only ever ends the process, as a SIGKILL from the
+///   parent would.
+fn watch_parent(socket: BorrowedFd<'_>) -> std::io::Result<()> {
+    let socket = socket.try_clone_to_owned()?;
+    let (started, wait_for_start) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("watchdog".into())
+        .stack_size(WATCHDOG_STACK)
+        .spawn(move || {
+            let _ = started.send(());
+            match wait_for_hangup(socket.as_fd()) {
+                // The parent closed its end or died: nobody is left to
+                // send jobs or read outcomes.
+                Ok(revents) if revents & libc::POLLNVAL == 0 => std::process::exit(0),
+                Ok(_) => eprintln!("zerovm --worker: watchdog: the socket is not open"),
+                Err(e) => eprintln!("zerovm --worker: watchdog: {e}"),
+            }
+            // A watchdog that cannot watch would leave orphans running
+            // unseen: fail loudly instead (the pool sees the worker die).
+            std::process::exit(1)
+        })?;
+    // Err only if the thread ended without reporting in, which it cannot
+    // do without ending the process.
+    let _ = wait_for_start.recv();
+    Ok(())
+}
+
+/// Blocks until `poll` reports something on `socket` without any event
+/// asked for: `POLLHUP` or `POLLERR` (the peer is gone), or `POLLNVAL`;
+/// returns those `revents`.
+fn wait_for_hangup(socket: BorrowedFd<'_>) -> std::io::Result<libc::c_short> {
+    use std::os::fd::AsRawFd;
+    let mut fds = [libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    }];
+    loop {
+        // SAFETY: `fds` is a live, writable array of exactly the one
+        // `pollfd` the count says, borrowed for the whole call; the null
+        // timeout (wait without end) and null signal mask (keep the
+        // thread's) are the documented ways of passing neither. `socket`
+        // is borrowed for the whole call, so its number stays this
+        // process's open socket (a stale number would only yield
+        // POLLNVAL: the kernel reads nothing through it). glibc and musl
+        // make this the `ppoll` syscall (`SYS_ppoll`) on the architectures
+        // the filter exists for.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::ppoll(fds.as_mut_ptr(), 1, std::ptr::null(), std::ptr::null()) };
+        if n > 0 && fds[0].revents != 0 {
+            return Ok(fds[0].revents);
+        }
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        // Zero (impossible without a timeout) or EINTR: wait again.
+    }
 }
 
 /// The job loop, on the guest thread, until the parent closes the socket.
@@ -335,6 +448,7 @@ fn load(engine: &Engine, sha256: [u8; 32], artifact: File) -> Result<Arc<Program
 pub(crate) const ROOT_PREFIX: &str = ".worker-root-";
 
 /// Steps 1 and 2 of the start-up: namespaces, empty root, no capabilities.
+/// The process must still be single-threaded.
 fn enter_namespaces(scratch: &Path) -> Result<(), String> {
     use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
     let uid = rustix::process::getuid().as_raw();
@@ -381,7 +495,7 @@ fn enter_namespaces(scratch: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Step 4 elsewhere: no allowlist was made for this architecture, so the
+/// Step 5 elsewhere: no allowlist was made for this architecture, so the
 /// worker refuses to start isolated rather than run unfiltered.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn install_seccomp() -> Result<(), String> {
@@ -391,7 +505,7 @@ fn install_seccomp() -> Result<(), String> {
     ))
 }
 
-/// Step 4: the seccomp allowlist, on every thread of the process.
+/// Step 5: the seccomp allowlist, on every thread of the process.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn install_seccomp() -> Result<(), String> {
     let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
@@ -604,6 +718,9 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_set_robust_list,
     libc::SYS_rseq,
     libc::SYS_sched_getaffinity,
+    // The watchdog ([`watch_parent`]) waiting for the parent's end of the
+    // socket to close (`libc::ppoll` is this syscall with glibc and musl).
+    libc::SYS_ppoll,
     // Identity (abort, logging) and the end.
     libc::SYS_getpid,
     libc::SYS_gettid,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sandbox::channel::{shared, SharedBuffer};
 use sandbox::engine::{Session, ValidationError};
 use sandbox::manifest::{Manifest, StdHost};
-use sandbox::pool::{Job, Pool, PoolConfig, PoolError, ProgramRef};
+use sandbox::pool::{Cancel, Job, Pool, PoolConfig, PoolError, ProgramRef};
 use sandbox::report::Ending;
 
 const ZEROVM: &str = env!("CARGO_BIN_EXE_zerovm");
@@ -653,4 +653,364 @@ fn a_pool_removes_roots_dead_workers_left_in_its_cache() {
     assert!(!stale.exists(), "a dead worker's root is left");
     assert!(live.exists(), "a live process's root was removed");
     drop(pool);
+}
+
+#[test]
+fn a_cancel_token_is_cheap_to_share_between_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<Cancel>();
+    let cancel = Cancel::new();
+    let clone = cancel.clone();
+    assert!(!cancel.is_cancelled());
+    std::thread::spawn(move || clone.cancel()).join().unwrap();
+    assert!(cancel.is_cancelled(), "clones share one flag");
+}
+
+#[test]
+fn a_run_cancelled_while_its_worker_runs_ends_at_once_and_the_worker_is_replaced() {
+    let pool = start(config(1, 0));
+    let before = pool.worker_pids();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path(), None);
+    s.timeout = Duration::from_secs(60);
+    let spinning = job(&pool, &spin(), s);
+    let cancel = Cancel::new();
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| pool.run_cancellable(spinning, &cancel));
+        wait_until("the spin to start", || pool.stats().idle == 0);
+        std::thread::sleep(Duration::from_millis(200));
+        cancel.cancel();
+        // Not a timeout (after 60 s) nor a dead worker: cancelled.
+        match run.join().unwrap() {
+            Err(PoolError::Cancelled) => {}
+            other => panic!("expected Cancelled, got {other:?}"),
+        }
+    });
+    assert_eq!(pool.stats().idle, 1, "the slot is free again");
+    let after = pool.worker_pids();
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before, "the killed worker was replaced");
+    assert!(
+        !Path::new(&format!("/proc/{}", before[0])).exists(),
+        "the killed worker was reaped"
+    );
+    assert_hello(&pool, dir.path());
+}
+
+#[test]
+fn a_queued_run_cancelled_stops_waiting_while_the_running_one_goes_on() {
+    let pool = start(config(1, 1));
+    let pids = pool.worker_pids();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session(dir.path(), None);
+    s.timeout = Duration::from_secs(60);
+    let spinning = job(&pool, &spin(), s);
+    let (queued_session, out) = stdout_session(dir.path());
+    let queued = job(&pool, &hello(), queued_session);
+    let (first_cancel, second_cancel) = (Cancel::new(), Cancel::new());
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| pool.run_cancellable(spinning, &first_cancel));
+        wait_until("the spin to start", || pool.stats().idle == 0);
+        let second = scope.spawn(|| pool.run_cancellable(queued, &second_cancel));
+        wait_until("the second run to queue", || pool.stats().waiting == 1);
+        second_cancel.cancel();
+        match second.join().unwrap() {
+            Err(PoolError::Cancelled) => {}
+            other => panic!("expected Cancelled, got {other:?}"),
+        }
+        // It returned while the first still runs (its session lasts 60 s).
+        assert!(!first.is_finished(), "the first run is still going");
+        assert_eq!(pool.stats().waiting, 0, "no longer queued");
+        assert_eq!(pool.stats().idle, 0, "the running slot is still taken");
+        assert_eq!(
+            pool.worker_pids(),
+            pids,
+            "the running worker was left alone"
+        );
+        first_cancel.cancel();
+        assert!(matches!(first.join().unwrap(), Err(PoolError::Cancelled)));
+    });
+    assert!(out.lock().unwrap().is_empty(), "the queued run never ran");
+    assert_hello(&pool, dir.path());
+}
+
+#[test]
+fn a_run_cancelled_before_it_starts_runs_nothing() {
+    let pool = start(config(1, 0));
+    let pids = pool.worker_pids();
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let s = session(dir.path(), None);
+    let r = pool.run_cancellable(job(&pool, &hello(), s), &cancel);
+    assert!(matches!(r, Err(PoolError::Cancelled)), "{r:?}");
+    assert!(
+        !dir.path().join("out").exists(),
+        "no channel source was even opened"
+    );
+    assert_eq!(pool.worker_pids(), pids, "no worker was touched");
+    assert_eq!(pool.stats().idle, 1);
+    assert_hello(&pool, dir.path());
+}
+
+#[test]
+fn cancels_racing_short_runs_end_each_as_cancelled_or_done_and_the_pool_stays_whole() {
+    let pool = start(config(1, 1));
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..12u64 {
+        let (s, out) = stdout_session(dir.path());
+        let j = job(&pool, &hello(), s);
+        let cancel = Cancel::new();
+        std::thread::scope(|scope| {
+            let run = scope.spawn(|| pool.run_cancellable(j, &cancel));
+            std::thread::sleep(Duration::from_micros(i * 700));
+            cancel.cancel();
+            match run.join().unwrap() {
+                Ok(outcome) => {
+                    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+                    assert_eq!(&*out.lock().unwrap(), b"hello, world\n");
+                }
+                Err(PoolError::Cancelled) => {}
+                Err(e) => panic!("run {i}: {e}"),
+            }
+        });
+        assert_eq!(pool.stats().idle, 1, "run {i}: the slot came back");
+    }
+    assert_hello(&pool, dir.path());
+}
+
+#[test]
+fn every_thread_of_an_isolated_worker_is_filtered_the_watchdog_included() {
+    let pool = start(config(1, 0));
+    let pid = pool.worker_pids()[0];
+    let mut names = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the worker's threads") {
+        let path = task.expect("a thread").path();
+        let name = std::fs::read_to_string(path.join("comm")).expect("comm");
+        let status = std::fs::read_to_string(path.join("status")).expect("status");
+        let mode = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:"))
+            .map(str::trim);
+        // 2: SECCOMP_MODE_FILTER.
+        assert_eq!(mode, Some("2"), "thread {}", name.trim());
+        names.push(name.trim().to_string());
+    }
+    assert!(names.iter().any(|n| n == "watchdog"), "{names:?}");
+    assert!(names.iter().any(|n| n == "guest"), "{names:?}");
+}
+
+/// What makes [`orphan_parent`] act, and as what: `busy` or `idle`.
+const ORPHAN_ROLE: &str = "ZEROVM_TEST_ORPHAN_PARENT";
+/// The directory the orphan test lends it (its pool's cache, the session's
+/// files): the test's, so a SIGKILLed parent leaves nothing behind.
+const ORPHAN_DIR: &str = "ZEROVM_TEST_ORPHAN_DIR";
+
+/// Not a test by itself: the parent process of the orphan tests, which run
+/// this test binary again for it alone. Starts a one-worker pool, as
+/// `busy` has its worker spin in an infinite loop under an hour's timeout,
+/// then prints `worker-pid=<pid>` and waits to be SIGKILLed. Should the
+/// test go first (its end of our stdin closes), exits at once without
+/// dropping the pool, orphaning the worker the same way.
+#[test]
+#[ignore = "the parent process of the orphan tests, started by them"]
+fn orphan_parent() {
+    use std::io::{Read, Write};
+    let Ok(role) = std::env::var(ORPHAN_ROLE) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(std::env::var_os(ORPHAN_DIR).expect(ORPHAN_DIR));
+    let mut c = config(1, 0);
+    c.engine.cache_dir = Some(dir.join("cache"));
+    let pool = start(c);
+    let pid = pool.worker_pids()[0];
+    std::thread::scope(|scope| {
+        if role == "busy" {
+            let mut s = session(&dir, None);
+            s.timeout = Duration::from_secs(3600);
+            let spinning = job(&pool, &spin(), s);
+            let _run = scope.spawn(|| pool.run(spinning));
+            wait_until("the spin to start", || pool.stats().idle == 0);
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "\nworker-pid={pid}")
+            .and_then(|()| out.flush())
+            .expect("stdout");
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0)
+    })
+}
+
+/// An [`orphan_parent`] process and its pool's worker, which this process
+/// adopts (it is a child subreaper) when the parent dies. Dropped: the
+/// parent is killed and reaped, and the worker too unless it was reaped.
+struct Orphan {
+    parent: std::process::Child,
+    worker: rustix::process::Pid,
+    reaped: bool,
+    _stdin: std::process::ChildStdin,
+    _dir: tempfile::TempDir,
+}
+
+impl Orphan {
+    fn start(role: &str) -> Orphan {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        // Orphans come to this process instead of init: waited for here,
+        // and killed safely should the test fail (an unreaped child's pid
+        // cannot be reused). Set before the parent is spawned, so that the
+        // kernel looks for a subreaper above it.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .expect("PR_SET_CHILD_SUBREAPER");
+        let dir = tempfile::tempdir().unwrap();
+        let mut parent = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "orphan_parent", "--ignored", "--nocapture"])
+            .args(["--test-threads=1"])
+            .env(ORPHAN_ROLE, role)
+            .env(ORPHAN_DIR, dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the parent process");
+        let (stdin, stdout) = (parent.stdin.take(), parent.stdout.take());
+        let named = stdout.and_then(|stdout| {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|l| l.strip_prefix("worker-pid=")?.trim().parse::<i32>().ok())
+        });
+        let Some((stdin, worker)) = stdin.zip(named.and_then(rustix::process::Pid::from_raw))
+        else {
+            let _ = parent.kill();
+            let status = parent.wait();
+            panic!("the parent process named no worker ({status:?})");
+        };
+        Orphan {
+            parent,
+            worker,
+            reaped: false,
+            _stdin: stdin,
+            _dir: dir,
+        }
+    }
+
+    /// The worker's CPU time so far, in clock ticks (`utime` + `stime`).
+    fn worker_cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.worker.as_raw_nonzero()))
+            .expect("the worker's stat");
+        // Fields after the command name (which may hold spaces): state is
+        // the 3rd field of the line, utime the 14th, stime the 15th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field =
+            |n: usize| -> u64 { fields.get(n - 3).and_then(|f| f.parse().ok()).unwrap_or(0) };
+        field(14) + field(15)
+    }
+
+    /// SIGKILLs the parent, as a crash would, and reaps it.
+    fn kill_parent(&mut self) {
+        kill(self.parent.id());
+        let status = self.parent.wait().expect("wait for the parent");
+        assert_eq!(status.signal(), Some(9), "{status}");
+    }
+
+    /// How the (adopted) worker ended, if it did within `limit`.
+    fn wait_for_worker(&mut self, limit: Duration) -> Option<rustix::process::WaitStatus> {
+        use rustix::process::{waitpid, WaitOptions};
+        let until = Instant::now() + limit;
+        loop {
+            match waitpid(Some(self.worker), WaitOptions::NOHANG) {
+                Ok(Some((_, status))) => {
+                    self.reaped = true;
+                    return Some(status);
+                }
+                Ok(None) => {}
+                Err(e) => panic!("waitpid for the worker: {e}"),
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        use rustix::process::{waitpid, WaitOptions};
+        let _ = self.parent.kill();
+        let _ = self.parent.wait();
+        // Killed only while it is this process's unreaped child: its pid
+        // is still its own.
+        if !self.reaped && matches!(waitpid(Some(self.worker), WaitOptions::NOHANG), Ok(None)) {
+            let _ = rustix::process::kill_process(self.worker, rustix::process::Signal::KILL);
+            let _ = waitpid(Some(self.worker), WaitOptions::empty());
+        }
+    }
+}
+
+/// Asserts the orphaned worker exits by itself (status 0, not a signal)
+/// within a bound far above what it needs.
+fn assert_orphan_exits(orphan: &mut Orphan) {
+    orphan.kill_parent();
+    let status = orphan
+        .wait_for_worker(Duration::from_secs(10))
+        .expect("the worker still runs 10 s after its parent died");
+    assert_eq!(status.exit_status(), Some(0), "{status:?}");
+}
+
+#[test]
+fn a_worker_running_a_guest_exits_when_its_parent_is_killed() {
+    let mut orphan = Orphan::start("busy");
+    // It spins: its CPU time grows (10 ticks: 0.1 s at the usual 100 Hz).
+    let first = orphan.worker_cpu_ticks();
+    wait_until("the worker to spin", || {
+        orphan.worker_cpu_ticks() >= first + 10
+    });
+    assert_orphan_exits(&mut orphan);
+}
+
+#[test]
+fn an_idle_worker_exits_when_its_parent_is_killed() {
+    let mut orphan = Orphan::start("idle");
+    assert_orphan_exits(&mut orphan);
+}
+
+#[test]
+fn a_worker_whose_parent_is_gone_before_it_starts_exits() {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    // The pool's end closed before the worker even runs: a parent that
+    // died right after spawning it.
+    drop(ours);
+    let scratch = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(ZEROVM)
+        .arg("--worker")
+        .arg(format!("--scratch={}", scratch.path().display()))
+        .stdin(std::process::Stdio::from(theirs))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= until {
+            let _ = worker.kill();
+            let _ = worker.wait();
+            panic!("the worker still runs 10 s after its parent was gone");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
 }

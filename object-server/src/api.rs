@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{RawPathParams, Request, State};
-use axum::routing::{any, get, put};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 use axum_core::extract::FromRequestParts;
 use http::request::Parts;
@@ -39,6 +39,8 @@ pub struct Node {
     pub(crate) client: HttpClient,
     pending: Pending,
     expiring: Mutex<Connection>,
+    /// The exec agent: sessions of jobs next to this node's data.
+    pub agent: Arc<crate::exec::Agent>,
     pub cfg: ObjectServerConfig,
 }
 
@@ -51,6 +53,11 @@ impl Node {
         let objects = ObjectStore::open(&cfg.data_dir, cfg.fsync)?;
         let dbs = Databases::open(&cfg.data_dir, cfg.fsync)?;
         let expiring = Connection::open(cfg.data_dir.join("expiring.db"))?;
+        let agent = Arc::new(crate::exec::Agent::new(
+            cfg.exec.clone(),
+            &cfg.data_dir,
+            addr.clone(),
+        )?);
         expiring.execute_batch(
             "PRAGMA journal_mode=WAL;
              CREATE TABLE IF NOT EXISTS expiring (name TEXT NOT NULL, delete_at INTEGER NOT NULL,
@@ -63,6 +70,7 @@ impl Node {
             client: http_client(),
             pending: Pending::open(&cfg.data_dir)?,
             expiring: Mutex::new(expiring),
+            agent,
             cfg,
         }))
     }
@@ -282,6 +290,8 @@ pub async fn start(cfg: ObjectServerConfig) -> anyhow::Result<ObjectServer> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.bind))?;
     let addr = listener.local_addr()?;
     let node = Node::open(cfg, addr.to_string())?;
+    let agent = node.agent.clone();
+    tokio::task::spawn_blocking(move || agent.start_pool()).await?;
     let background = node.start_background();
     let table = api_table(node.clone());
     let server = wire::serve::spawn(listener, wire::serve::Options::default(), move |req| {
@@ -314,6 +324,9 @@ pub fn api_table(node: Arc<Node>) -> Router {
             get(account_get).head(account_get).post(account_post),
         )
         .route("/au/{a}", put(account_row))
+        .route("/x/{a}", post(crate::exec::handle))
+        .route("/x/{a}/{c}", post(crate::exec::handle))
+        .route("/x/{a}/{c}/{o}", post(crate::exec::handle))
         .method_not_allowed_fallback(|| async { StorageError::MethodNotAllowed })
         .with_state(node)
 }

@@ -20,6 +20,8 @@ pub struct ObjectServerConfig {
     pub expirer_interval: f64,
     /// Seconds between retries of container/account updates that failed.
     pub updater_interval: f64,
+    /// The exec agent: sessions of jobs run next to this node's data.
+    pub exec: ExecConfig,
 }
 
 impl Default for ObjectServerConfig {
@@ -30,6 +32,89 @@ impl Default for ObjectServerConfig {
             fsync: true,
             expirer_interval: 5.0,
             updater_interval: 5.0,
+            exec: ExecConfig::default(),
+        }
+    }
+}
+
+/// The exec agent's `[exec]` section: its worker pool, its system images
+/// and the limits every session gets (spec/zerocloud.md §5.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecConfig {
+    /// Run sessions at all. Off: every exec request gets 503.
+    pub enabled: bool,
+    /// Sessions running at once: worker processes (0: one per core).
+    pub workers: usize,
+    /// Sessions that may wait for a worker; beyond that a session is
+    /// refused with 503 `Slot not available`.
+    pub queue: usize,
+    /// System images (the Python image). `$ZEROCLOUD_IMAGES` overrides it;
+    /// default `<data_dir>/images`.
+    pub images_dir: Option<PathBuf>,
+    /// Install missing system images in the background at start (a
+    /// download of ~100 MB and a few minutes of compiling the first time);
+    /// sessions that need one meanwhile get 503 saying how far it is.
+    pub install_images: bool,
+    /// The program started as `<program> --worker` for each worker
+    /// process. Default: this executable (`zerocloud` and `object-server`
+    /// both serve as workers).
+    pub worker_program: Option<PathBuf>,
+    /// Isolate workers (user, mount and network namespaces, seccomp).
+    pub isolate: bool,
+    /// The longest session timeout a request may ask for, in seconds.
+    pub max_timeout: u64,
+    /// Memory of a session (`Memory=`), bytes.
+    pub memory: u64,
+    /// Reads and writes per channel (`zerovm_maxiops`).
+    pub max_iops: u64,
+    /// Bytes a channel may read (`zerovm_maxinput`); also the largest input
+    /// a request may bring.
+    pub max_input: u64,
+    /// Bytes a channel may write (`zerovm_maxoutput`).
+    pub max_output: u64,
+    /// Largest executable (wasm module) a session may bring, bytes.
+    pub max_program: u64,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig {
+            enabled: true,
+            workers: 0,
+            queue: 64,
+            images_dir: None,
+            install_images: false,
+            worker_program: None,
+            isolate: true,
+            max_timeout: 3600,
+            memory: 1 << 30,
+            max_iops: 1 << 30,
+            max_input: 1 << 30,
+            max_output: 1 << 30,
+            max_program: 256 << 20,
+        }
+    }
+}
+
+impl ExecConfig {
+    /// The images directory: `$ZEROCLOUD_IMAGES`, else `images_dir`, else
+    /// `<data_dir>/images`, made absolute.
+    pub fn images_dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        let dir = sandbox::image::images_dir_from_env()
+            .or_else(|| self.images_dir.clone())
+            .unwrap_or_else(|| data_dir.join("images"));
+        std::path::absolute(&dir).unwrap_or(dir)
+    }
+
+    /// Worker processes: `workers`, or one per core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         }
     }
 }

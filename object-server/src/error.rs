@@ -43,6 +43,23 @@ pub enum StorageError {
     /// No listing format the client accepts (406).
     #[error("not acceptable")]
     NotAcceptable,
+    /// Not found, with a plain-text reason (exec: `Error 404 Not Found
+    /// while fetching /a/c/o`).
+    #[error("{0}")]
+    Missing(String),
+    /// Too large, with a reason (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Understood but unusable (422), with a reason.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Cannot serve this now (503): no slot, an image still installing;
+    /// `retry_after` in seconds when trying again may help.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after: Option<u64>,
+    },
     /// A peer node did not answer or failed.
     #[error("peer error: {0}")]
     Peer(String),
@@ -68,6 +85,19 @@ impl StorageError {
             StorageError::ClientDisconnect => reply::status(499),
             StorageError::MethodNotAllowed => reply::status(405),
             StorageError::NotAcceptable => reply::status(406),
+            StorageError::Missing(m) => reply::text(404, m),
+            StorageError::TooLarge(m) => reply::text(413, m),
+            StorageError::Unprocessable(m) => reply::text(422, m),
+            StorageError::Unavailable {
+                message,
+                retry_after,
+            } => {
+                let mut r = reply::text(503, message);
+                if let Some(s) = retry_after {
+                    r.headers_mut().insert("retry-after", s.into());
+                }
+                r
+            }
             e @ (StorageError::Io(_)
             | StorageError::Db(_)
             | StorageError::Corrupt(_)

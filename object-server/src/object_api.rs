@@ -180,7 +180,7 @@ async fn put(
 }
 
 /// The container-listing row of an object; the content type is shown as UTF-8.
-fn listing_row(o: &str, ts: Timestamp, m: &ObjectMeta) -> ObjectRow {
+pub(crate) fn listing_row(o: &str, ts: Timestamp, m: &ObjectMeta) -> ObjectRow {
     ObjectRow {
         name: o.to_string(),
         created_at: ts,

@@ -129,10 +129,18 @@ impl ObjectStore {
         )
     }
 
+    /// The data file of an object (it may not exist).
+    pub fn data_path(&self, name: &str) -> PathBuf {
+        self.paths(name).0
+    }
+
     /// Starts a write; the caller streams data into it and then commits.
     pub fn writer(&self) -> io::Result<ObjectWriter> {
         let tmp_path = self.tmp.join(format!("{:016x}.tmp", rand::random::<u64>()));
+        // Readable too: an exec session writes the data itself and
+        // `adopt_data` reads it back for its MD5.
         let file = File::options()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&tmp_path)?;
@@ -385,6 +393,50 @@ impl ObjectWriter {
 
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The temporary file being written.
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+
+    /// The open temporary file, for someone else to write the data into
+    /// (at [`ObjectWriter::header_len`] and after); then
+    /// [`ObjectWriter::adopt_data`].
+    pub fn file(&self) -> io::Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("writer closed"))
+    }
+
+    /// Where the data starts in the file (set by `reserve_header`).
+    pub fn header_len(&self) -> u64 {
+        self.header_len
+    }
+
+    /// Takes the data someone else wrote after the header area as this
+    /// object's data: its size and MD5 are computed from the file.
+    pub fn adopt_data(&mut self) -> io::Result<()> {
+        let header_len = self.header_len;
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("writer closed"))?;
+        f.seek(SeekFrom::Start(header_len))?;
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+            size += n as u64;
+        }
+        self.md5 = md5;
+        self.size = size;
+        Ok(())
     }
 
     pub fn etag(&self) -> String {

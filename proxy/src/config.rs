@@ -28,6 +28,49 @@ pub struct ProxyConfig {
     /// `zerocloud up` installs missing system images in the background at
     /// start (download, verify, compile; a few minutes the first time).
     pub install_images: bool,
+    /// Jobs (`X-Zerovm-Execute`): ZeroCloud's proxy options (spec §5.1).
+    pub zerocloud: JobConfig,
+    /// The embedded object server's exec agent (`zerocloud up`): its
+    /// `[exec]` section, see the object server's keys below.
+    pub exec: Option<toml::Table>,
+}
+
+/// `[zerocloud]`: how the proxy runs jobs. Names follow ZeroCloud's
+/// options without their `zerovm_` prefix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobConfig {
+    /// Session timeout in seconds (`zerovm_timeout`); sent to every node
+    /// as `X-Zerovm-Timeout` (a client's value is replaced).
+    pub timeout: u64,
+    /// Largest job description (JSON body, `.zvm` template) in bytes
+    /// (`zerovm_maxconfig`); a zapp's system map is looked for in its
+    /// first `max(2 * maxconfig, 128 KiB)` bytes.
+    pub maxconfig: usize,
+    /// Content type of stored outputs whose device names none
+    /// (`zerovm_default_content_type`).
+    pub default_content_type: String,
+    /// Seconds a job upload (script, zapp, JSON) may take in all
+    /// (`max_upload_time`).
+    pub max_upload_time: u64,
+    /// Seconds between two pieces of a job upload before it is given up
+    /// (`client_timeout`).
+    pub client_timeout: u64,
+    /// Most sessions one job may have (ZeroCloud had no limit).
+    pub max_sessions: u32,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            timeout: 10,
+            maxconfig: 65_536,
+            default_content_type: "application/octet-stream".into(),
+            max_upload_time: 86_400,
+            client_timeout: 60,
+            max_sessions: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +132,8 @@ impl Default for ProxyConfig {
             ring: RingConfig::default(),
             images_dir: None,
             install_images: true,
+            zerocloud: JobConfig::default(),
+            exec: None,
         }
     }
 }

@@ -89,6 +89,16 @@ impl SwiftPath {
     }
 
     /// The container name ("" for an account path).
+    /// `/a`, `/a/c` or `/a/c/o`, names as they are (not encoded).
+    pub fn path_info(&self) -> String {
+        let mut p = format!("/{}", self.account);
+        for name in [&self.container, &self.object].into_iter().flatten() {
+            p.push('/');
+            p.push_str(name);
+        }
+        p
+    }
+
     pub fn c(&self) -> &str {
         self.container.as_deref().unwrap_or("")
     }

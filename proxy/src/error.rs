@@ -49,6 +49,26 @@ pub enum ProxyError {
     /// A feature Swift refuses with 501 and a reason.
     #[error("not implemented: {0}")]
     NotImplemented(String),
+    /// The request took longer than allowed (408), with a reason.
+    #[error("timeout: {0}")]
+    Timeout(String),
+    /// The client sent less than it announced or went away (499).
+    #[error("client disconnected: {0}")]
+    ClientDisconnect(String),
+    /// Understood but unusable (422), with a reason (`Error reading
+    /// application/x-tar stream`); `None`: Swift's default body.
+    #[error("unprocessable: {0:?}")]
+    Unprocessable(Option<String>),
+    /// Cannot be served now (503) with a reason, and when to try again.
+    #[error("unavailable: {message}")]
+    Unavailable {
+        message: String,
+        retry_after: Option<u64>,
+    },
+    /// A job input could not be read from storage: its status, and
+    /// `Error <status line> while fetching /a/c/o`.
+    #[error("fetch failed: {status} {path}")]
+    FetchFailed { status: u16, path: String },
     /// A job description the compiler refused; its status and message.
     #[error(transparent)]
     Job(#[from] sysmap::Error),
@@ -100,6 +120,30 @@ impl ProxyError {
                 r
             }
             ProxyError::NotImplemented(m) => reply::text(501, m),
+            ProxyError::Timeout(m) => reply::text(408, m),
+            ProxyError::ClientDisconnect(m) => reply::text(499, m),
+            ProxyError::Unprocessable(Some(m)) => reply::text(422, m),
+            ProxyError::Unprocessable(None) => reply::status(422),
+            ProxyError::Unavailable {
+                message,
+                retry_after,
+            } => {
+                let mut r = reply::text(503, message);
+                if let Some(s) = retry_after {
+                    r.headers_mut().insert("retry-after", s.into());
+                }
+                r
+            }
+            ProxyError::FetchFailed { status, path } => {
+                let reason = hyper::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("");
+                reply::text(
+                    status,
+                    format!("Error {status} {reason} while fetching {path}"),
+                )
+            }
             ProxyError::Job(e) => reply::text(e.http_status(), e.to_string()),
             ProxyError::Backend(m) => {
                 tracing::error!("backend error: {m}");

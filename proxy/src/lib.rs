@@ -1,6 +1,7 @@
 //! The zerocloud proxy: Swift v1 API with TempAuth, ring placement over storage
-//! nodes. [`start`] serves it; `router.rs` is the request pipeline and the
-//! API table, whose handlers live in `swift/` (one module per resource).
+//! nodes, and jobs run next to the data. [`start`] serves it; `router.rs` is the
+//! request pipeline and the API table, whose handlers live in `swift/` (one
+//! module per resource); requests with `X-Zerovm-Execute` go to `job/`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod context;
 pub mod cors;
 pub mod endpoints;
 pub mod error;
+pub mod job;
 pub mod metrics;
 pub mod mime;
 pub mod ring;

@@ -24,6 +24,11 @@ impl Ring {
         })
     }
 
+    /// Every node, in configuration order.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
     /// The partition of `/account[/container[/object]]`.
     pub fn partition(&self, path: &str) -> u32 {
         let d = Md5::new()

@@ -215,6 +215,9 @@ impl Proxy {
             }
             return Ok(crate::cors::preflight(cors.as_ref(), req.headers()));
         }
+        if req.headers().contains_key(crate::job::EXECUTE) {
+            return crate::job::dispatch(self.state.api.clone(), ctx, req).await;
+        }
         req.extensions_mut().insert(ctx);
         let mut resp = self
             .table

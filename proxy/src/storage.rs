@@ -1,5 +1,8 @@
 //! The storage the proxy talks to, behind one trait: today our object servers
 //! placed by the ring; an OpenStack Swift cluster can implement it later.
+//! Besides Swift's requests, the trait places job sessions: which exec
+//! agents hold an object (they run the sessions attached to it), and the
+//! exec request itself (`wire::exec`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,12 +35,31 @@ pub trait Storage: Send + Sync {
         target: Target<'a>,
         req: Request<Body>,
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>>;
+
+    /// The exec agents that can run a session attached to `target` (those
+    /// holding it, best first), or, for `None`, any agent (an unattached
+    /// session; the order spreads the load).
+    fn exec_agents(&self, target: Option<Target<'_>>) -> Vec<String>;
+
+    /// Sends one session (`req`: a `wire::exec` body) to `agent`, at the
+    /// session's placement path `path_info`; `writes` is the object an
+    /// attached session writes, whose listing must be updated.
+    fn exec<'a>(
+        &'a self,
+        tx: &'a TransId,
+        agent: &'a str,
+        path_info: &'a str,
+        writes: Option<Target<'a>>,
+        req: Request<Body>,
+    ) -> BoxFut<'a, Result<Response<Body>, ProxyError>>;
 }
 
-/// Our object servers, placed by the ring.
+/// Our object servers, placed by the ring; each runs an exec agent.
 pub struct RingStorage {
     ring: Ring,
     client: HttpClient,
+    /// Turns of the round robin over agents for unattached sessions.
+    next_agent: std::sync::atomic::AtomicUsize,
 }
 
 impl RingStorage {
@@ -45,7 +67,64 @@ impl RingStorage {
         RingStorage {
             ring,
             client: http_client(),
+            next_agent: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    async fn forward(
+        &self,
+        node: &str,
+        path: String,
+        tx: &TransId,
+        req: Request<Body>,
+        listing_of: Option<Target<'_>>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let (mut parts, body) = req.into_parts();
+        let query = parts
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        parts.uri = format!("http://{node}{path}{query}")
+            .parse()
+            .map_err(|e| ProxyError::Internal(format!("bad backend uri: {e}")))?;
+        // Writes name the DBs they must update.
+        match listing_of {
+            Some(Target::Object(a, c, _)) => {
+                insert(
+                    &mut parts.headers,
+                    wire::CONTAINER_NODE,
+                    self.ring.container_node(a, c),
+                );
+                insert(
+                    &mut parts.headers,
+                    wire::ACCOUNT_NODE,
+                    self.ring.account_node(a),
+                );
+            }
+            Some(Target::Container(a, _)) => {
+                insert(
+                    &mut parts.headers,
+                    wire::ACCOUNT_NODE,
+                    self.ring.account_node(a),
+                );
+            }
+            Some(Target::Account(_)) | None => {}
+        }
+        insert(&mut parts.headers, wire::TRANS_ID, tx.as_str());
+        parts.headers.remove(hyper::header::HOST);
+        parts.headers.remove(hyper::header::CONNECTION);
+        let resp = self
+            .client
+            .request(Request::from_parts(parts, body))
+            .await
+            .map_err(|e| {
+                let cause = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                ProxyError::Backend(format!("{node}: {e}: {cause}"))
+            })?;
+        Ok(resp.map(Body::new))
     }
 }
 
@@ -66,52 +145,38 @@ impl Storage for RingStorage {
                     (self.ring.object_node(a, c, o), wire::object_path(a, c, o))
                 }
             };
-            let (mut parts, body) = req.into_parts();
-            let query = parts
-                .uri
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            parts.uri = format!("http://{node}{path}{query}")
-                .parse()
-                .map_err(|e| ProxyError::Internal(format!("bad backend uri: {e}")))?;
-            // Writes name the DBs they must update.
-            match target {
-                Target::Object(a, c, _) => {
-                    insert(
-                        &mut parts.headers,
-                        wire::CONTAINER_NODE,
-                        self.ring.container_node(a, c),
-                    );
-                    insert(
-                        &mut parts.headers,
-                        wire::ACCOUNT_NODE,
-                        self.ring.account_node(a),
-                    );
-                }
-                Target::Container(a, _) => {
-                    insert(
-                        &mut parts.headers,
-                        wire::ACCOUNT_NODE,
-                        self.ring.account_node(a),
-                    );
-                }
-                Target::Account(_) => {}
+            self.forward(node, path, tx, req, Some(target)).await
+        })
+    }
+
+    fn exec_agents(&self, target: Option<Target<'_>>) -> Vec<String> {
+        match target {
+            Some(Target::Object(a, c, o)) => vec![self.ring.object_node(a, c, o).to_string()],
+            Some(Target::Container(a, c)) => vec![self.ring.container_node(a, c).to_string()],
+            Some(Target::Account(a)) => vec![self.ring.account_node(a).to_string()],
+            None => {
+                let nodes = self.ring.nodes();
+                let turn = self
+                    .next_agent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (0..nodes.len())
+                    .map(|i| nodes[(turn + i) % nodes.len()].clone())
+                    .collect()
             }
-            insert(&mut parts.headers, wire::TRANS_ID, tx.as_str());
-            parts.headers.remove(hyper::header::HOST);
-            parts.headers.remove(hyper::header::CONNECTION);
-            let resp = self
-                .client
-                .request(Request::from_parts(parts, body))
-                .await
-                .map_err(|e| {
-                    let cause = std::error::Error::source(&e)
-                        .map(|s| s.to_string())
-                        .unwrap_or_default();
-                    ProxyError::Backend(format!("{node}: {e}: {cause}"))
-                })?;
-            Ok(resp.map(Body::new))
+        }
+    }
+
+    fn exec<'a>(
+        &'a self,
+        tx: &'a TransId,
+        agent: &'a str,
+        path_info: &'a str,
+        writes: Option<Target<'a>>,
+        req: Request<Body>,
+    ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
+        Box::pin(async move {
+            let path = wire::exec::exec_path(path_info);
+            self.forward(agent, path, tx, req, writes).await
         })
     }
 }

@@ -114,7 +114,7 @@ impl Catalog for MemoryCatalog {
 /// Wildcard patterns: `*` matches any run of characters, everything else is
 /// literal, and a pattern must match the whole name. Captures follow
 /// Python's greedy `(.*)` semantics (earlier stars take as much as they can).
-pub(crate) mod glob {
+pub mod glob {
     use std::collections::HashSet;
 
     /// The literal text before the first `*` (a listing prefix hint).

@@ -172,8 +172,16 @@ impl Server {
 
     /// `zerocloud proxy` in front of the given object servers.
     pub fn proxy(object_servers: &[String]) -> Server {
+        Server::proxy_with(object_servers, None)
+    }
+
+    /// [`Server::proxy`] with a `--config` file.
+    pub fn proxy_with(object_servers: &[String], config: Option<&Path>) -> Server {
         let mut cmd = Command::new(bin("zerocloud"));
         cmd.args(["proxy", "--bind", "127.0.0.1:0"]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
         for o in object_servers {
             cmd.args(["--object-server", o]);
         }
@@ -242,8 +250,19 @@ pub struct ObjectServer {
 impl ObjectServer {
     /// Starts one on `data` at `bind` (use "127.0.0.1:0" for any port).
     pub fn start(data: &Path, bind: &str) -> ObjectServer {
+        ObjectServer::start_with(data, bind, "")
+    }
+
+    /// [`ObjectServer::start`] with `config` (TOML, may be empty) as its
+    /// `--config` file, written beside `data`.
+    pub fn start_with(data: &Path, bind: &str, config: &str) -> ObjectServer {
         let mut cmd = Command::new(bin("object-server"));
         cmd.args(["--bind", bind, "--data-dir"]).arg(data);
+        if !config.is_empty() {
+            let file = data.with_extension("toml");
+            std::fs::write(&file, config).expect("object-server config");
+            cmd.arg("--config").arg(file);
+        }
         let (child, addr) = spawn_until(cmd, "object-server listening on");
         ObjectServer {
             child,
@@ -274,13 +293,45 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, "", "")
+    }
+
+    /// `n` object servers with `node_config` and a proxy with
+    /// `proxy_config` (TOML; empty for the defaults).
+    pub fn start_with(n: usize, node_config: &str, proxy_config: &str) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let nodes: Vec<ObjectServer> = (0..n)
-            .map(|i| ObjectServer::start(&tmp.path().join(format!("node{i}")), "127.0.0.1:0"))
+            .map(|i| {
+                ObjectServer::start_with(
+                    &tmp.path().join(format!("node{i}")),
+                    "127.0.0.1:0",
+                    node_config,
+                )
+            })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-        let proxy = Server::proxy(&addrs);
+        let config = (!proxy_config.is_empty()).then(|| {
+            let file = tmp.path().join("proxy.toml");
+            std::fs::write(&file, proxy_config).expect("proxy config");
+            file
+        });
+        let proxy = Server::proxy_with(&addrs, config.as_deref());
         Cluster { nodes, proxy, tmp }
+    }
+
+    /// The object server whose data dir holds `/account/container/object`.
+    pub fn holder_of(&self, account: &str, container: &str, object: &str) -> Option<&ObjectServer> {
+        use md5::{Digest, Md5};
+        let h = hex::encode(Md5::digest(
+            format!("/{account}/{container}/{object}").as_bytes(),
+        ));
+        self.nodes.iter().find(|n| {
+            n.data_dir
+                .join("objects")
+                .join(&h[..3])
+                .join(format!("{h}.data"))
+                .is_file()
+        })
     }
 }
 

@@ -84,13 +84,15 @@ async fn a_failed_install_is_reported_and_swift_keeps_serving() {
             .any(|l| l.contains(&format!("--images-dir {}", images.display()))),
         "{hint:?}"
     );
-    // The install got as far as its lock, and left nothing half-installed.
-    let left: Vec<String> = std::fs::read_dir(&images)
+    // The install got as far as its lock, and left nothing half-installed
+    // (`cache` is the exec agent's compile cache, made when its workers start).
+    let mut left: Vec<String> = std::fs::read_dir(&images)
         .expect("the images dir was made")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, [".install.lock"], "left in the images dir");
+    left.sort();
+    assert_eq!(left, [".install.lock", "cache"], "left in the images dir");
     // Swift is unaffected.
     let s = Session::new(&server, "test:tester", "testing").await;
     let r = s.req("PUT", "/c", &[], "").await;
@@ -99,4 +101,52 @@ async fn a_failed_install_is_reported_and_swift_keeps_serving() {
     assert_eq!(r.status, 201);
     let r = s.req("GET", "/c/o", &[], "").await;
     assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+}
+
+#[tokio::test]
+async fn a_job_during_the_install_gets_503_saying_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("images");
+    // A `python3` that takes its time: the install (pip) is still running
+    // when the job arrives.
+    let bin = tmp.path().join("slow-bin");
+    std::fs::create_dir(&bin).unwrap();
+    let python3 = bin.join("python3");
+    std::fs::write(&python3, "#!/bin/sh\nexec /bin/sleep 120\n").unwrap();
+    let mut perm = std::fs::metadata(&python3).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&python3, perm).unwrap();
+    let (server, _rx) = Server::start_installing(
+        &tmp.path().join("data"),
+        &[
+            ("ZEROCLOUD_IMAGES", images.as_os_str()),
+            ("PATH", bin.as_os_str()),
+        ],
+    );
+    let s = Session::new(&server, "test:tester", "testing").await;
+    let r = s
+        .req(
+            "POST",
+            "",
+            &[
+                ("x-zerovm-execute", "1.0"),
+                ("content-type", "application/python"),
+            ],
+            "#!file://python2.7:python\nprint(1)\n",
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("The python image is still being installed on this storage node"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.header("retry-after").parse::<u64>().is_ok(),
+        "{:?}",
+        r.headers
+    );
+    // Swift requests are served meanwhile.
+    assert_eq!(s.req("PUT", "/c", &[], "").await.status, 201);
 }

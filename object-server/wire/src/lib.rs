@@ -12,6 +12,7 @@
 //! | `/cu/{a}/{c}/{o}` | PUT (JSON `ObjectRow`) | object row update, from object nodes |
 //! | `/a/{a}` | GET HEAD POST | account DB |
 //! | `/au/{a}` | PUT (JSON `ContainerReport`) | container totals, from container nodes |
+//! | `/x/{a}[/{c}[/{o}]]` | POST (parts, see [`exec`]) | run one session of a job here (the exec agent) |
 //!
 //! Every name is percent-encoded as one segment (so `/` inside object names too).
 
@@ -19,6 +20,7 @@
 
 pub mod body;
 pub mod client;
+pub mod exec;
 pub mod range;
 pub mod reply;
 pub mod serve;

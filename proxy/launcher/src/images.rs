@@ -1,9 +1,10 @@
-//! `zerocloud image ...` and `up`'s background install of missing images.
+//! `zerocloud image ...`, and where `up` keeps its images (its embedded
+//! storage node's exec agent installs the missing ones in the background).
 
 use std::path::PathBuf;
 
 use proxy::config::ProxyConfig;
-use sandbox::image::{self, ImageStore, Progress, ProgressDisplay};
+use sandbox::image::{self, ImageStore, ProgressDisplay};
 
 use crate::ImageCmd;
 
@@ -33,63 +34,6 @@ pub(crate) fn store(cfg: &ProxyConfig, data_dir_given: bool) -> ImageStore {
         );
     }
     ImageStore::at(dir)
-}
-
-/// `zerocloud up`'s background install: every known image missing from
-/// `store`, or with a post-install step left to do, is installed, with
-/// progress on stderr (plain lines: they share stderr with the request
-/// log), while the Swift API already serves. Says on stderr when each image
-/// is ready, or why it is not (Swift requests are not affected).
-pub(crate) fn install_missing(store: ImageStore) {
-    let work = move || {
-        for spec in image::known_images() {
-            let mut display: Option<ProgressDisplay<std::io::Stderr>> = None;
-            let result = store.install_and_prepare(&spec.name, None, &mut |p: Progress| {
-                let nothing_to_do = matches!(
-                    p,
-                    Progress::AlreadyInstalled { .. } | Progress::AlreadyDone { .. }
-                );
-                if display.is_none() && nothing_to_do {
-                    return;
-                }
-                display
-                    .get_or_insert_with(|| {
-                        eprintln!(
-                            "zerocloud: preparing the {} image in {} (the first time: a ~100 MB \
-                             download and a few minutes of compiling; the Swift API is already up)",
-                            spec.name,
-                            store.dir().display()
-                        );
-                        ProgressDisplay::new(std::io::stderr(), false)
-                    })
-                    .show(&p);
-            });
-            if let Some(d) = display.as_mut() {
-                d.finish();
-            }
-            match result {
-                Ok(img) => eprintln!(
-                    "zerocloud: image {} {} ready in {}",
-                    img.name(),
-                    img.version(),
-                    img.dir.display()
-                ),
-                Err(e) => eprintln!(
-                    "zerocloud: image {} not ready: {e:#}\n  Swift requests work; Python jobs \
-                     cannot run until `zerocloud image install {} --images-dir {}` succeeds",
-                    spec.name,
-                    spec.name,
-                    store.dir().display()
-                ),
-            }
-        }
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("image-install".into())
-        .spawn(work)
-    {
-        eprintln!("zerocloud: cannot start the image install: {e}");
-    }
 }
 
 pub(crate) fn command(cmd: ImageCmd) -> anyhow::Result<()> {

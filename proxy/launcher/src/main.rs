@@ -140,7 +140,13 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("cannot resolve the path {}", p.display()))
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    // Hidden: a worker process of the exec agent's pool (`sandbox::worker`):
+    // this binary is its own worker program, so `zerocloud up` needs no other.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--worker") {
+        return sandbox::worker::main(&args[1..]);
+    }
     let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -157,9 +163,12 @@ fn main() {
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(serve(cmd))),
     };
-    if let Err(e) = result {
-        eprintln!("zerocloud: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zerocloud: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -204,9 +213,10 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     // The images dir is made absolute where it is chosen (images::dir).
     cfg.data_dir = absolute(&cfg.data_dir)?;
     let users = cfg.users.clone();
-    // Jobs run beside the embedded object server: `up` needs the images.
-    let store = (up && cfg.install_images).then(|| images::store(&cfg, data_dir_given));
-    let running = up::start(cfg, up).await?;
+    // Jobs run beside the embedded object server, whose agent installs
+    // missing images in the background (`install_images`).
+    let images_dir = up.then(|| images::store(&cfg, data_dir_given).dir().to_path_buf());
+    let running = up::start(cfg, images_dir).await?;
     let addr = running.addr();
     // Tests and scripts read these lines to learn the port.
     println!("zerocloud listening on http://{addr}");
@@ -215,9 +225,6 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     println!("users (X-Auth-User / X-Auth-Key, groups):");
     for u in &users {
         println!("  {:<16} {:<10} {}", u.user, u.key, u.groups.join(","));
-    }
-    if let Some(store) = store {
-        images::install_missing(store);
     }
     up::stop_on_signal(running).await
 }

@@ -3,9 +3,10 @@
 //! nodes listed in the ring config).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use object_server::config::ExecConfig;
 use object_server::{ObjectServer, ObjectServerConfig};
 use proxy::config::ProxyConfig;
 use tokio::net::TcpListener;
@@ -34,9 +35,10 @@ impl Running {
 }
 
 /// Binds the proxy first (so a busy or bad `--bind` fails before anything is
-/// created on disk), then, for `up`, starts the embedded storage node. A data
-/// dir this start created is removed again if the start fails.
-pub async fn start(mut cfg: ProxyConfig, embedded: bool) -> anyhow::Result<Running> {
+/// created on disk), then, for `up` (`images_dir` given), starts the
+/// embedded storage node with its exec agent. A data dir this start created
+/// is removed again if the start fails.
+pub async fn start(mut cfg: ProxyConfig, images_dir: Option<PathBuf>) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(&cfg.bind).await.with_context(|| {
         format!(
             "cannot listen on {:?} (--bind, or `bind` in the config)",
@@ -44,12 +46,22 @@ pub async fn start(mut cfg: ProxyConfig, embedded: bool) -> anyhow::Result<Runni
         )
     })?;
     let mut object_server = None;
-    if embedded {
+    if let Some(images_dir) = images_dir {
         let created = !cfg.data_dir.exists();
+        let mut exec: ExecConfig = match &cfg.exec {
+            Some(table) => table
+                .clone()
+                .try_into()
+                .context("the [exec] section of the config")?,
+            None => ExecConfig::default(),
+        };
+        exec.images_dir = Some(images_dir);
+        exec.install_images = cfg.install_images;
         let ocfg = ObjectServerConfig {
             bind: "127.0.0.1:0".into(),
             data_dir: cfg.data_dir.clone(),
             fsync: cfg.fsync,
+            exec,
             ..Default::default()
         };
         match object_server::start(ocfg).await {
@@ -125,9 +137,10 @@ mod tests {
             bind: "127.0.0.1:0".into(),
             data_dir: dir.path().join("data"),
             fsync: false,
+            install_images: false,
             ..ProxyConfig::default()
         };
-        let running = start(cfg, true).await.unwrap();
+        let running = start(cfg, Some(dir.path().join("images"))).await.unwrap();
         let proxy = running.addr();
         let node: SocketAddr = running.object_servers[0].parse().unwrap();
         assert!(tokio::net::TcpStream::connect(proxy).await.is_ok());
@@ -144,9 +157,13 @@ mod tests {
         let cfg = ProxyConfig {
             bind: busy.local_addr().unwrap().to_string(),
             data_dir: dir.path().join("data"),
+            install_images: false,
             ..ProxyConfig::default()
         };
-        let err = start(cfg, true).await.err().expect("the port is taken");
+        let err = start(cfg, Some(dir.path().join("images")))
+            .await
+            .err()
+            .expect("the port is taken");
         let msg = format!("{err:#}");
         assert!(
             msg.contains("--bind") && msg.contains(&busy.local_addr().unwrap().to_string()),
@@ -163,9 +180,13 @@ mod tests {
         let cfg = ProxyConfig {
             bind: "127.0.0.1:0".into(),
             data_dir: file.join("data"),
+            install_images: false,
             ..ProxyConfig::default()
         };
-        let err = start(cfg, true).await.err().expect("not a directory");
+        let err = start(cfg, Some(dir.path().join("images")))
+            .await
+            .err()
+            .expect("not a directory");
         let msg = format!("{err:#}");
         assert!(
             msg.contains("--data-dir") && msg.contains("a-file/data"),

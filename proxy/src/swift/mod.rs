@@ -45,7 +45,7 @@ type Cached<T> = (Instant, Option<T>);
 pub struct SwiftApi {
     pub auth: TempAuth,
     pub storage: Arc<dyn Storage>,
-    cfg: ProxyConfig,
+    pub(crate) cfg: ProxyConfig,
     containers: Mutex<HashMap<(String, String), Cached<ContainerInfo>>>,
     accounts: Mutex<HashMap<String, Cached<AccountAcl>>>,
     clock: Mutex<Timestamp>,

@@ -1,0 +1,244 @@
+//! The exec agent: runs one session of a job on this storage node, next to
+//! the object it is attached to (spec/zerocloud.md §3.2, §3.3; the protocol
+//! is `wire::exec`).
+//!
+//! A request goes: admission (at most `workers + queue` sessions here, else
+//! 503 `Slot not available`) → the plan → the inputs the proxy streams,
+//! spooled into the session's directory → channels resolved to host files
+//! ([`session`]: the attached object is read in place, an attached output
+//! is written straight into a new object file) → the manifest and NVRAM
+//! rendered by `sysmap` and parsed by `sandbox` → a worker slot → the run
+//! in the pool → outputs: the attached object committed, the others sent
+//! back as parts ([`outputs`]).
+//!
+//! The session's directory lives until its outputs are sent. A proxy that
+//! goes away drops the request: the run is cancelled (its worker killed
+//! and replaced) and nothing is stored.
+
+mod images;
+mod outputs;
+mod session;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{RawPathParams, Request, State};
+use hyper::Response;
+use sandbox::pool::{Pool, PoolConfig, ProgramRef};
+use sandbox::python::Start;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+use wire::body::Body;
+use wire::exec::{ExecRequest, PartReader, PLAN_PART};
+
+use crate::api::Node;
+use crate::config::ExecConfig;
+use crate::error::StorageError;
+
+pub use images::{Images, Unavailable};
+
+/// The agent of one node: its pool of workers, its images, its admission.
+pub struct Agent {
+    cfg: ExecConfig,
+    /// What `X-Nexe-Server` says: the node's address.
+    name: String,
+    /// Session directories (`<data_dir>/exec`), emptied at start.
+    dir: PathBuf,
+    pub images: Arc<Images>,
+    pool: OnceLock<Result<Arc<Pool>, String>>,
+    /// Running sessions: one permit per worker.
+    slots: Arc<Semaphore>,
+    /// Sessions admitted and not finished (spooling, waiting or running).
+    admitted: AtomicUsize,
+    /// The Python image's modules (daemon, plain start), once each
+    /// artifact is known to be in the pool's cache.
+    python_programs: Mutex<[Option<ProgramRef>; 2]>,
+}
+
+impl Agent {
+    /// The agent of the node whose data is in `data_dir`; its pool starts
+    /// with [`Agent::start_pool`].
+    pub fn new(
+        cfg: ExecConfig,
+        data_dir: &std::path::Path,
+        name: String,
+    ) -> std::io::Result<Agent> {
+        let dir = data_dir.join("exec");
+        if dir.exists() {
+            // Sessions of a previous run that did not finish.
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let images = Arc::new(Images::new(cfg.images_dir(data_dir)));
+        let workers = cfg.worker_count();
+        Ok(Agent {
+            cfg,
+            name,
+            dir,
+            images,
+            pool: OnceLock::new(),
+            slots: Arc::new(Semaphore::new(workers)),
+            admitted: AtomicUsize::new(0),
+            python_programs: Mutex::new([None, None]),
+        })
+    }
+
+    /// Starts the worker processes (blocking: waits until each is ready),
+    /// and the background install of missing images when configured. A
+    /// pool that cannot start is logged, and sessions get 503 saying why.
+    pub fn start_pool(&self) {
+        if !self.cfg.enabled {
+            return;
+        }
+        if self.cfg.install_images {
+            self.images.install_missing();
+        }
+        let result = self.make_pool();
+        match &result {
+            Ok(_) => info!(
+                "exec agent: {} workers, images in {}",
+                self.cfg.worker_count(),
+                self.images.store().dir().display()
+            ),
+            Err(e) => warn!("exec agent: no worker pool: {e}"),
+        }
+        let _ = self.pool.set(result.map(Arc::new));
+    }
+
+    fn make_pool(&self) -> Result<Pool, String> {
+        let program = match &self.cfg.worker_program {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|e| format!("this executable: {e}"))?,
+        };
+        let mut config = PoolConfig::new(program);
+        config.workers = self.cfg.worker_count();
+        // Admission here bounds the queue; the pool itself never refuses.
+        config.queue = usize::MAX;
+        config.isolate = self.cfg.isolate;
+        // The image store's cache: the Python image was compiled into it.
+        config.engine.cache_dir = Some(self.images.store().cache_dir());
+        Pool::start(config).map_err(|e| e.to_string())
+    }
+
+    fn pool(&self) -> Result<Arc<Pool>, StorageError> {
+        match self.pool.get() {
+            Some(Ok(p)) => Ok(p.clone()),
+            Some(Err(e)) => Err(StorageError::Unavailable {
+                message: format!("This storage node cannot run jobs: {e}"),
+                retry_after: None,
+            }),
+            None => Err(StorageError::Unavailable {
+                message: "This storage node does not run jobs (exec is disabled)".into(),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// A place among the sessions admitted here, or 503 `Slot not
+    /// available` when `workers + queue` are taken.
+    fn admit(self: &Arc<Self>) -> Result<Admitted, StorageError> {
+        let limit = self.cfg.worker_count() + self.cfg.queue;
+        let before = self.admitted.fetch_add(1, Ordering::SeqCst);
+        let admitted = Admitted(self.clone());
+        if before >= limit {
+            return Err(StorageError::Unavailable {
+                message: "Slot not available".into(),
+                retry_after: Some(1),
+            });
+        }
+        Ok(admitted)
+    }
+
+    /// The Python image's module for `start`, in the pool's artifact cache.
+    async fn python_program(
+        &self,
+        pool: &Arc<Pool>,
+        python: &Arc<sandbox::python::PythonImage>,
+        start: Start,
+    ) -> Result<ProgramRef, StorageError> {
+        let slot = usize::from(start == Start::Plain);
+        if let Some(p) = lock(&self.python_programs)[slot].clone() {
+            return Ok(p);
+        }
+        let (pool, py) = (pool.clone(), python.clone());
+        let program = tokio::task::spawn_blocking(move || {
+            let sha256 = py.module(start).0;
+            pool.engine()
+                .ensure_artifact(sha256, || py.program(pool.engine(), start))
+                .map(|_| ProgramRef { sha256 })
+        })
+        .await?
+        .map_err(|e| StorageError::Unavailable {
+            message: format!("The python image cannot be loaded on this storage node: {e}"),
+            retry_after: None,
+        })?;
+        lock(&self.python_programs)[slot] = Some(program.clone());
+        Ok(program)
+    }
+}
+
+/// One admitted session; leaves the count when dropped.
+struct Admitted(Arc<Agent>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `POST /x/{a}[/{c}[/{o}]]`: one session (see the module doc).
+pub async fn handle(
+    State(node): State<Arc<Node>>,
+    params: RawPathParams,
+    req: Request,
+) -> Result<Response<Body>, StorageError> {
+    let started = Instant::now();
+    let names: Option<Vec<String>> = params.iter().map(|(_, v)| wire::dec(v)).collect();
+    let names = names.ok_or(StorageError::InvalidName)?;
+    let agent = node.agent.clone();
+    let pool = agent.pool()?;
+    let admitted = agent.admit()?;
+    let (parts, body) = req.into_parts();
+    let mut reader = PartReader::new(body);
+    let plan = match reader.next_part().await.map_err(bad_stream)? {
+        Some(h) if h.name == PLAN_PART => reader
+            .read_data(wire::exec::MAX_HEADER)
+            .await
+            .map_err(bad_stream)?,
+        _ => {
+            return Err(StorageError::BadRequest(
+                "No system map found in request".into(),
+            ))
+        }
+    };
+    let plan: ExecRequest = serde_json::from_slice(&plan)
+        .map_err(|e| StorageError::BadRequest(format!("Cannot parse system map: {e}")))?;
+    let path_info = format!("/{}", names.join("/"));
+    if plan.node.placement.path_info != path_info {
+        return Err(StorageError::BadRequest(format!(
+            "the plan of {} is placed at {}, not {path_info}",
+            plan.node.name, plan.node.placement.path_info
+        )));
+    }
+    let prepared =
+        session::prepare(&node, &agent, &pool, plan, &parts.headers, &mut reader).await?;
+    let outcome = prepared.run(&agent, &pool).await?;
+    let resp = outputs::respond(&node, &agent, outcome, started).await?;
+    drop(admitted);
+    Ok(resp)
+}
+
+fn bad_stream(e: wire::exec::PartError) -> StorageError {
+    match e {
+        wire::exec::PartError::Body(_) | wire::exec::PartError::Truncated => {
+            StorageError::ClientDisconnect
+        }
+        wire::exec::PartError::Invalid(m) => StorageError::BadRequest(m),
+    }
+}

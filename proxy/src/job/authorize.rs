@@ -1,0 +1,169 @@
+//! Authorization of a job (spec/zerocloud.md §1.7), with the Swift API's
+//! own ACL code: every object a session reads (the attached one, remote
+//! inputs, the executable) as a GET with the container's read ACL, every
+//! object it writes as a PUT with the write ACL, and the source object.
+//! Everything is checked before anything is read or run, so a denied job
+//! (403, 401 for an anonymous caller) has no effect at all.
+
+use std::collections::BTreeSet;
+
+use hyper::header::HeaderMap;
+use hyper::Method;
+use sysmap::location::{Location, SwiftPath as JobPath};
+use sysmap::plan::{AttachMode, JobPlan};
+use wire::body::{self, Body};
+
+use crate::context::{RequestCtx, SwiftPath};
+use crate::error::ProxyError;
+use crate::storage::Target;
+use crate::swift::SwiftApi;
+
+/// The Swift path of a job path.
+pub(super) fn swift_path(p: &JobPath) -> SwiftPath {
+    SwiftPath {
+        account: p.account.clone(),
+        container: p.container.clone(),
+        object: p.object.clone(),
+    }
+}
+
+/// Checks `method` on `p` as the Swift API would: GET (HEAD) with the
+/// container's read ACL, PUT with its write ACL. A write into a container
+/// that does not exist is a 404 naming it.
+pub(super) async fn check(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    p: &JobPath,
+    method: &Method,
+) -> Result<(), ProxyError> {
+    let path = swift_path(p);
+    let info = match &p.container {
+        Some(c) => api.container_info(ctx, &p.account, c).await?,
+        None => None,
+    };
+    let read = *method == Method::GET;
+    let acl = info.as_ref().and_then(|i| {
+        if read {
+            i.read_acl.clone()
+        } else {
+            i.write_acl.clone()
+        }
+    });
+    api.authorize(ctx, method, &path, acl.as_deref()).await?;
+    if !read && info.is_none() {
+        if let Some(c) = &p.container {
+            return Err(ProxyError::FetchFailed {
+                status: 404,
+                path: format!("/{}/{c}", p.account),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every access of a compiled job, each checked once.
+pub(super) async fn job(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    plan: &JobPlan,
+) -> Result<(), ProxyError> {
+    let mut reads: BTreeSet<JobPath> = BTreeSet::new();
+    let mut writes: BTreeSet<JobPath> = BTreeSet::new();
+    for node in &plan.nodes {
+        if let (Some(target), Some(_)) = (&node.placement.target, node.attached_channel()) {
+            match node.placement.attach {
+                AttachMode::Read => {
+                    reads.insert(target.clone());
+                }
+                AttachMode::Write => {
+                    writes.insert(target.clone());
+                }
+                AttachMode::None => {}
+            }
+        }
+        for ch in node.remote_reads() {
+            if let Some(p) = ch.swift_path() {
+                reads.insert(p.clone());
+            }
+        }
+        for ch in node.remote_writes() {
+            if let Some(p) = ch.swift_path() {
+                writes.insert(p.clone());
+            }
+        }
+        if let Location::Swift(p) = &node.exe {
+            reads.insert(p.clone());
+        }
+    }
+    for p in &reads {
+        check(api, ctx, p, &Method::GET).await?;
+    }
+    for p in &writes {
+        check(api, ctx, p, &Method::PUT).await?;
+    }
+    Ok(())
+}
+
+/// A stored object opened for reading: its type, length and body.
+pub(super) struct Fetched {
+    pub content_type: String,
+    pub len: Option<u64>,
+    pub body: Body,
+}
+
+/// GETs an object the job reads through the proxy (authorized before):
+/// a status other than 200 is the job's error (`Error 404 Not Found while
+/// fetching /a/c/o`).
+pub(super) async fn fetch(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    p: &JobPath,
+) -> Result<Fetched, ProxyError> {
+    let (Some(c), Some(o)) = (&p.container, &p.object) else {
+        return Err(ProxyError::bad_request(format!(
+            "Cannot use container {} as a remote object reference",
+            p.path()
+        )));
+    };
+    let resp = api
+        .call(
+            ctx,
+            Target::Object(&p.account, c, o),
+            Method::GET,
+            HeaderMap::new(),
+            None,
+            body::empty(),
+        )
+        .await?;
+    if resp.status() != 200 {
+        return Err(ProxyError::FetchFailed {
+            status: resp.status().as_u16(),
+            path: p.path(),
+        });
+    }
+    let h = resp.headers();
+    let content_type = h
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let len = h
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Ok(Fetched {
+        content_type,
+        len,
+        body: resp.into_body(),
+    })
+}
+
+/// The `X-Zerovm-Source` object: authorized as a GET, then fetched.
+pub(super) async fn fetch_source(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    p: &JobPath,
+) -> Result<Fetched, ProxyError> {
+    check(api, ctx, p, &Method::GET).await?;
+    fetch(api, ctx, p).await
+}

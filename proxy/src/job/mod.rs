@@ -1,0 +1,242 @@
+//! Jobs: requests with `X-Zerovm-Execute` (spec/zerocloud.md §1–§4).
+//!
+//! [`dispatch`] is where the router sends them. A job POST goes:
+//! 1. [`intake`]: the job description from the body (JSON, zapp, script)
+//!    or from `X-Zerovm-Source`, and the user image, still streaming;
+//! 2. [`catalog`]: the listings its wildcards need (authorized like a
+//!    container GET), then `sysmap` compiles the job into node plans;
+//! 3. [`authorize`]: every object the job reads or writes, checked with
+//!    the Swift API's own ACL code before anything is read or run;
+//! 4. [`run`]: the inputs opened (each remote object fetched once), each
+//!    session placed on the agent holding its object and sent its plan,
+//!    the inputs streamed to the sessions that need them;
+//! 5. [`response`]: outputs with a path stored, the immediate outputs
+//!    concatenated into the response, `X-Nexe-*` aggregated.
+
+mod authorize;
+mod catalog;
+pub mod intake;
+mod response;
+mod run;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use hyper::header::HeaderValue;
+use hyper::Method;
+use sysmap::cgi::{apply_cgi_env, CgiRequest};
+use sysmap::compile::{compile, CompileOptions};
+use sysmap::location::{Location, SwiftPath as JobPath};
+use wire::body::Body;
+
+use crate::context::RequestCtx;
+use crate::error::ProxyError;
+use crate::swift::headers::hstr;
+use crate::swift::{Res, SwiftApi};
+use intake::{Form, Intake, Reading, Source};
+
+/// The header that makes a request a job.
+pub const EXECUTE: &str = "x-zerovm-execute";
+/// The execute versions of the app forms (issue 14: not served yet).
+const APP_VERSIONS: [&str; 2] = ["open/1.0", "api/1.0"];
+
+/// A request with `X-Zerovm-Execute` (§1.1): only POST runs a job; the
+/// job controller answers other methods with 501.
+pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res {
+    let version = hstr(req.headers(), EXECUTE).unwrap_or_default().to_string();
+    if APP_VERSIONS.contains(&version.as_str()) {
+        return Err(ProxyError::NotImplemented(format!(
+            "X-Zerovm-Execute: {version} is not supported yet"
+        )));
+    }
+    if req.method() != Method::POST {
+        return Ok(wire::reply::status(501));
+    }
+    post_job(&api, &ctx, req, &version).await
+}
+
+/// `X-Zerocloud-Id`: 16 hex digits, sortable by time (ms since the epoch,
+/// then a per-process counter).
+fn zerocloud_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xfff;
+    let host = u64::from(std::process::id()) & 0xfff;
+    format!("{:010x}{host:03x}{n:03x}", ms & 0xff_ffff_ffff)
+}
+
+/// The media type of a `Content-Type` value (parameters dropped).
+fn media_type(v: &str) -> String {
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// `POST` with `X-Zerovm-Execute` (§1.2).
+async fn post_job(api: &Arc<SwiftApi>, ctx: &RequestCtx, req: Request, version: &str) -> Res {
+    let started = Instant::now();
+    let cfg = &api.cfg.zerocloud;
+    let (mut parts, body) = req.into_parts();
+    // Submission: the request's own path, as a POST with no container ACL.
+    api.authorize(ctx, &Method::POST, &ctx.path, None).await?;
+    let content_type = hstr(&parts.headers, "content-type")
+        .map(str::to_string)
+        .ok_or_else(|| ProxyError::bad_request("Must specify Content-Type"))?;
+    let content_length: Option<u64> = match hstr(&parts.headers, "content-length") {
+        None => None,
+        Some(v) => Some(
+            v.parse()
+                .map_err(|_| ProxyError::bad_request("Invalid Content-Length"))?,
+        ),
+    };
+    let reading = Reading {
+        cfg,
+        started: Instant::now(),
+    };
+    let job_id = zerocloud_id();
+
+    // The job and its image come from the body, or from the source object
+    // (then the body is the payload of path-less stdin devices).
+    let source_url = hstr(&parts.headers, "x-zerovm-source").map(str::to_string);
+    let (intake, payload) = match &source_url {
+        Some(url) => {
+            let path = source_path(url, &ctx.path.account)?;
+            let fetched = authorize::fetch_source(api, ctx, &path).await?;
+            let intake = read_form(
+                &reading,
+                &Form::of(&media_type(&fetched.content_type)),
+                &fetched.content_type,
+                fetched.body,
+                fetched.len,
+                None,
+                None,
+            )
+            .await?;
+            let payload = match content_length {
+                Some(0) => None,
+                len => Some(Source {
+                    head: bytes::Bytes::new(),
+                    rest: Some(Body::new(body)),
+                    len,
+                    gzip: false,
+                }),
+            };
+            (intake, payload)
+        }
+        None => {
+            let object = match (&ctx.path.container, &ctx.path.object) {
+                (Some(c), Some(o)) => Some(JobPath::new(&ctx.path.account, Some(c), Some(o)).url()),
+                _ => None,
+            };
+            let intake = read_form(
+                &reading,
+                &Form::of(&media_type(&content_type)),
+                &media_type(&content_type),
+                Body::new(body),
+                content_length,
+                hstr(&parts.headers, "etag"),
+                object,
+            )
+            .await?;
+            (intake, None)
+        }
+    };
+    let Intake { job, image } = intake;
+
+    // Wildcards are listed (authorized as listings), then the job compiles.
+    let catalog = catalog::fill(api, ctx, &job).await?;
+    let opts = CompileOptions {
+        default_content_type: cfg.default_content_type.clone(),
+        user_image: image.is_some(),
+        max_sessions: cfg.max_sessions,
+        ..CompileOptions::new(&ctx.path.account)
+    };
+    let mut plan = compile(&job, &opts, &catalog)?;
+
+    // The headers the nodes see (§1.1 step 4, §1.6).
+    let force = |h: &mut hyper::HeaderMap, name: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(name, v);
+        }
+    };
+    force(&mut parts.headers, EXECUTE, version);
+    force(&mut parts.headers, "x-zerocloud-id", &job_id);
+    force(
+        &mut parts.headers,
+        "x-zerovm-timeout",
+        &cfg.timeout.to_string(),
+    );
+    force(&mut parts.headers, "x-trans-id", ctx.trans_id.as_str());
+    force(&mut parts.headers, "x-zerovm-valid", "false");
+    let cgi = CgiRequest {
+        method: "POST".into(),
+        script_name: "/v1".into(),
+        path_info: match source_url {
+            Some(_) => ctx.path.path_info(),
+            None => format!("/{}", ctx.path.account),
+        },
+        query_string: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        remote_user: (!ctx.identity.groups.is_empty()).then(|| ctx.identity.groups.join(",")),
+        ..CgiRequest::default()
+    };
+    apply_cgi_env(&mut plan, &cgi);
+
+    // Nothing is read, run or written before every access is allowed.
+    authorize::job(api, ctx, &plan).await?;
+
+    let sessions = run::start(api, ctx, &job_id, plan, image, payload).await?;
+    response::assemble(api, ctx, sessions, started).await
+}
+
+/// Reads the job in its form.
+async fn read_form(
+    r: &Reading<'_>,
+    form: &Form,
+    media_type: &str,
+    body: Body,
+    len: Option<u64>,
+    etag: Option<&str>,
+    object: Option<String>,
+) -> Result<Intake, ProxyError> {
+    match *form {
+        Form::Json => Ok(Intake {
+            job: intake::read_json(r, body, len, etag).await?,
+            image: None,
+        }),
+        Form::Tar { gzip } => intake::read_tar(r, body, len, gzip, media_type).await,
+        Form::Script => intake::read_script(r, body, len, object).await,
+    }
+}
+
+/// The object `X-Zerovm-Source` names (URL-decoded, `~` expanded).
+fn source_path(url: &str, account: &str) -> Result<JobPath, ProxyError> {
+    let decoded = percent_encoding::percent_decode_str(url)
+        .decode_utf8()
+        .map_err(|_| ProxyError::bad_request(format!("Invalid X-Zerovm-Source {url}")))?;
+    match Location::parse(&decoded) {
+        Some(Location::Swift(mut p)) if p.object.is_some() => {
+            p.expand_account(account);
+            Ok(p)
+        }
+        _ => Err(ProxyError::bad_request(format!(
+            "X-Zerovm-Source must be a swift:// object URL, not {decoded}"
+        ))),
+    }
+}

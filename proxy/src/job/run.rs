@@ -1,0 +1,345 @@
+//! Running a compiled job's sessions: each placed on the exec agent that
+//! holds its attached object (any agent when it has none), sent its plan,
+//! then fed its inputs. Every input is read once per job: the user image,
+//! the payload, and each remote object (fetched with one GET before any
+//! session starts, so a missing input fails the job before anything runs)
+//! are streamed chunk by chunk to every session that needs them. The proxy
+//! holds at most a few chunks per session: nothing is buffered whole.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use hyper::{Method, Request, Response};
+use sysmap::location::{Location, SwiftPath as JobPath};
+use sysmap::plan::{AttachMode, JobPlan, NodePlan};
+use tokio::sync::mpsc;
+use wire::body::Body;
+use wire::exec::{
+    encode_chunk, encode_header, encode_part, ExecRequest, PartHeader, BOOT_PART, END, PLAN_PART,
+};
+
+use super::authorize::{fetch, Fetched};
+use super::intake::Source;
+use crate::context::RequestCtx;
+use crate::error::ProxyError;
+use crate::storage::Target;
+use crate::swift::SwiftApi;
+
+/// Longest wait for an agent to take the next chunk of an input.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long after its inputs were sent a session's agent may take to
+/// answer beyond the session timeout (spooling, starting, outputs).
+const ANSWER_GRACE: Duration = Duration::from_secs(10);
+
+/// One session: a node (or one of its replicas) on one agent.
+pub(super) struct Session {
+    pub node: NodePlan,
+    pub agent: String,
+    /// The agent's answer, or why there is none.
+    pub answer: Result<Response<Body>, ProxyError>,
+}
+
+/// Where an input's bytes come from.
+enum From {
+    Stream(Source),
+    Object(Fetched),
+}
+
+/// One input of the job and the sessions that receive it (by index, with
+/// the part name each gets: a device name or [`BOOT_PART`]).
+struct Input {
+    from: From,
+    to: Vec<(usize, String)>,
+    gzip: bool,
+}
+
+/// Places, starts and feeds every session of `plan`; returns when each
+/// agent has answered (or failed to).
+pub(super) async fn start(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    job_id: &str,
+    plan: JobPlan,
+    image: Option<Source>,
+    payload: Option<Source>,
+) -> Result<Vec<Session>, ProxyError> {
+    let timeout = api.cfg.zerocloud.timeout;
+    // Sessions in ZeroCloud's order: by node id, replicas after each node.
+    let mut placed = Vec::new();
+    for node in plan.nodes {
+        for replica in 0..node.replicate.max(1) {
+            let agents = api.storage.exec_agents(target_of(&node));
+            let agent = agents
+                .into_iter()
+                .next()
+                .ok_or_else(|| ProxyError::Unavailable {
+                    message: "Cannot find suitable node to execute code on".into(),
+                    retry_after: None,
+                })?;
+            placed.push((node.clone(), replica, agent));
+        }
+    }
+
+    // The inputs, in the order every session receives them.
+    let mut inputs: Vec<Input> = Vec::new();
+    if let Some(image) = image {
+        let gzip = image.gzip;
+        let to = sessions_with(&placed, |n| {
+            n.channels
+                .iter()
+                .filter(|c| c.removable)
+                .map(|c| c.device.clone())
+                .collect()
+        });
+        inputs.push(Input {
+            from: From::Stream(image),
+            to,
+            gzip,
+        });
+    }
+    if let Some(payload) = payload {
+        let to = sessions_with(&placed, |n| {
+            n.payload_channel()
+                .map(|c| c.device.clone())
+                .into_iter()
+                .collect()
+        });
+        inputs.push(Input {
+            from: From::Stream(payload),
+            to,
+            gzip: false,
+        });
+    }
+    // Remote objects: fetched once each, whoever reads them.
+    let mut objects: BTreeMap<JobPath, usize> = BTreeMap::new();
+    let mut order: Vec<JobPath> = Vec::new();
+    let mut wanted: Vec<Vec<(usize, String)>> = Vec::new();
+    for (i, (node, _, _)) in placed.iter().enumerate() {
+        let mut reads: Vec<(JobPath, String)> = node
+            .remote_reads()
+            .filter(|c| !c.removable)
+            .filter_map(|c| c.swift_path().map(|p| (p.clone(), c.device.clone())))
+            .collect();
+        if let Location::Swift(p) = &node.exe {
+            reads.push((p.clone(), BOOT_PART.to_string()));
+        }
+        for (p, name) in reads {
+            let k = *objects.entry(p.clone()).or_insert_with(|| {
+                order.push(p.clone());
+                wanted.push(Vec::new());
+                order.len() - 1
+            });
+            wanted[k].push((i, name));
+        }
+    }
+    let fetched = futures_util::future::join_all(order.iter().map(|p| fetch(api, ctx, p))).await;
+    for (f, to) in fetched.into_iter().zip(wanted) {
+        inputs.push(Input {
+            from: From::Object(f?),
+            to,
+            gzip: false,
+        });
+    }
+
+    // Each session's plan announces its inputs in feeding order.
+    let mut announced: Vec<Vec<String>> = vec![Vec::new(); placed.len()];
+    for input in &inputs {
+        for (s, name) in &input.to {
+            announced[*s].push(name.clone());
+        }
+    }
+    let mut senders = Vec::with_capacity(placed.len());
+    let mut requests = Vec::with_capacity(placed.len());
+    for (i, (node, replica, agent)) in placed.iter().enumerate() {
+        let plan = ExecRequest {
+            job_id: job_id.to_string(),
+            node: node.clone(),
+            replica: *replica,
+            timeout,
+            timestamp: api.next_ts().to_string(),
+            inputs: std::mem::take(&mut announced[i]),
+            network: BTreeMap::new(),
+        };
+        let plan = serde_json::to_vec(&plan)
+            .map_err(|e| ProxyError::Internal(format!("plan of {}: {e}", node.name)))?;
+        let first = encode_part(
+            &PartHeader {
+                name: PLAN_PART.into(),
+                len: Some(plan.len() as u64),
+                ..PartHeader::default()
+            },
+            &plan,
+        );
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+        // Room for 8: never blocks.
+        let _ = tx.try_send(Ok(first));
+        senders.push(Some(tx));
+        let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
+        requests.push((node, agent, body));
+    }
+
+    let (fed_tx, fed_rx) = tokio::sync::watch::channel(false);
+    let feeder = async move {
+        feed(inputs, &mut senders).await;
+        for tx in senders.iter_mut() {
+            if let Some(t) = tx.take() {
+                let _ = tokio::time::timeout(SEND_TIMEOUT, t.send(Ok(END))).await;
+            }
+        }
+        let _ = fed_tx.send(true);
+    };
+    let answers =
+        futures_util::future::join_all(requests.into_iter().map(|(node, agent, body)| {
+            let mut fed = fed_rx.clone();
+            async move {
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri("/")
+                    .header("content-type", "application/x-zerocloud-exec")
+                    .body(body)?;
+                let writes = match (&node.placement.attach, &node.placement.target) {
+                    (AttachMode::Write, Some(t)) => object_target(t),
+                    _ => None,
+                };
+                let call =
+                    api.storage
+                        .exec(&ctx.trans_id, agent, &node.placement.path_info, writes, req);
+                let deadline = async {
+                    let _ = fed.wait_for(|done| *done).await;
+                    tokio::time::sleep(Duration::from_secs(timeout) + ANSWER_GRACE).await;
+                };
+                tokio::select! {
+                    r = call => r,
+                    _ = deadline => Err(ProxyError::Timeout(format!(
+                        "Timeout: trying to get final status of POST to {}",
+                        node.placement.path_info
+                    ))),
+                }
+            }
+        }));
+    let ((), answers) = tokio::join!(feeder, answers);
+    Ok(placed
+        .into_iter()
+        .zip(answers)
+        .map(|((node, _, agent), answer)| Session {
+            node,
+            agent,
+            answer,
+        })
+        .collect())
+}
+
+/// Streams every input to its sessions, one after another. A session whose
+/// agent stopped reading (it answered early, or went away) is dropped from
+/// the feeding; the others go on.
+async fn feed(
+    inputs: Vec<Input>,
+    senders: &mut [Option<mpsc::Sender<Result<Bytes, std::io::Error>>>],
+) {
+    for input in inputs {
+        let (mut body, len) = match input.from {
+            From::Stream(s) => {
+                let len = s.len;
+                (s.into_body().into_data_stream(), len)
+            }
+            From::Object(f) => (f.body.into_data_stream(), f.len),
+        };
+        for (s, name) in &input.to {
+            let h = PartHeader {
+                name: name.clone(),
+                len,
+                gzip: input.gzip,
+                ..PartHeader::default()
+            };
+            send(senders, *s, encode_header(&h)).await;
+        }
+        let mut failed = None;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            };
+            let Some(frame) = encode_chunk(chunk) else {
+                continue;
+            };
+            for (s, _) in &input.to {
+                for piece in &frame {
+                    send(senders, *s, piece.clone()).await;
+                }
+            }
+        }
+        for (s, _) in &input.to {
+            match &failed {
+                // Cut the session's stream: its agent sees a broken input.
+                Some(e) => {
+                    if let Some(tx) = senders[*s].take() {
+                        let _ = tx.send(Err(std::io::Error::other(e.clone()))).await;
+                    }
+                }
+                None => send(senders, *s, END).await,
+            }
+        }
+    }
+}
+
+async fn send(
+    senders: &mut [Option<mpsc::Sender<Result<Bytes, std::io::Error>>>],
+    s: usize,
+    b: Bytes,
+) {
+    let Some(tx) = &senders[s] else {
+        return;
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(b))).await {
+        Ok(Ok(())) => {}
+        _ => senders[s] = None,
+    }
+}
+
+/// The sessions that receive an input, with the part name each gets.
+fn sessions_with(
+    placed: &[(NodePlan, u32, String)],
+    devices: impl Fn(&NodePlan) -> Vec<String>,
+) -> Vec<(usize, String)> {
+    placed
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (n, _, _))| devices(n).into_iter().map(move |d| (i, d)))
+        .collect()
+}
+
+/// Where a node must run: with the object (or container) it is attached to.
+fn target_of(node: &NodePlan) -> Option<Target<'_>> {
+    match (node.placement.attach, &node.placement.target) {
+        (AttachMode::None, _) | (_, None) => None,
+        (_, Some(t)) => match (&t.container, &t.object) {
+            (Some(c), Some(o)) => Some(Target::Object(&t.account, c, o)),
+            (Some(c), None) => Some(Target::Container(&t.account, c)),
+            _ => Some(Target::Account(&t.account)),
+        },
+    }
+}
+
+fn object_target(t: &JobPath) -> Option<Target<'_>> {
+    match (&t.container, &t.object) {
+        (Some(c), Some(o)) => Some(Target::Object(&t.account, c, o)),
+        _ => None,
+    }
+}
+
+/// Reads a small error body of an agent (its plain-text reason).
+pub(super) async fn error_text(body: Body) -> String {
+    let limited = http_body_util::Limited::new(body, 64 * 1024);
+    match limited.collect().await {
+        Ok(c) => String::from_utf8_lossy(&c.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    }
+}

@@ -74,8 +74,10 @@ pub fn token_for(api: &SwiftApi, req: &Request) -> Response<Body> {
     }
 }
 
-/// `GET /info`: the cluster's capabilities and constraints, as Swift publishes them.
-pub async fn info(req: Request) -> Response<Body> {
+/// `GET /info`: the cluster's capabilities and constraints, as Swift publishes
+/// them, and what jobs may do (`zerocloud`, the options of spec §5 that apply).
+pub async fn info(State(api): State<Arc<SwiftApi>>, req: Request) -> Response<Body> {
+    let z = &api.cfg.zerocloud;
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return reply::status(405);
     }
@@ -101,6 +103,17 @@ pub async fn info(req: Request) -> Response<Body> {
             "policies": [{"name": "Policy-0", "default": true}],
         },
         "tempauth": {"account_acls": true},
+        "zerocloud": {
+            "execute_versions": ["1.0"],
+            "timeout": z.timeout,
+            "maxconfig": z.maxconfig,
+            "max_sessions": z.max_sessions,
+            "default_content_type": z.default_content_type,
+            "max_upload_time": z.max_upload_time,
+            "client_timeout": z.client_timeout,
+            "request_forms": ["application/json", "application/x-tar", "application/x-gzip", "script"],
+            "system_images": ["python", "python3", "python2.7"],
+        },
     });
     let text = v.to_string();
     let b = Response::builder()

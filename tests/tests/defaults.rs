@@ -1,6 +1,7 @@
 //! A new user's path with every default: in a fresh directory, no
 //! `$ZEROCLOUD_IMAGES`, `zerocloud image install python` (images go to
-//! `./zerocloud-data/images`), then `zvsh python3 @script.py`.
+//! `./zerocloud-data/images`), then `zvsh python3 @script.py`; and
+//! `zerocloud up` there running a POSTed script.
 //!
 //! The image is not downloaded a second time: the installed one
 //! (`$ZEROCLOUD_IMAGES`, else `~/.cache/zerocloud/images`, as scripts/test.sh
@@ -91,4 +92,84 @@ fn image_install_then_zvsh_python_with_default_paths() {
         "{}",
         show(&out)
     );
+}
+
+/// `zerocloud up` in a fresh directory with every default but the port (and
+/// no `$ZEROCLOUD_IMAGES`): its agent finds the image in
+/// `./zerocloud-data/images`, and a script POSTed with curl's headers runs.
+#[tokio::test]
+async fn zerocloud_up_runs_a_script_with_default_paths() {
+    use std::io::{BufRead, BufReader};
+    let images = installed_images();
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(home.path().join("zerocloud-data")).expect("mkdir");
+    std::os::unix::fs::symlink(&images, home.path().join("zerocloud-data/images"))
+        .expect("link the installed image");
+    struct Up(std::process::Child);
+    impl Drop for Up {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut up = Up(Command::new(bin("zerocloud"))
+        .args(["up", "--bind", "127.0.0.1:0"])
+        .current_dir(home.path())
+        .env_remove("ZEROCLOUD_IMAGES")
+        .env_remove("ZEROVM_CACHE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("zerocloud up"));
+    let stdout = up.0.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("zerocloud up exited").expect("stdout");
+        if let Some(rest) = line.strip_prefix("zerocloud listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let server_url = url.clone();
+    let http = tests::Http::new();
+    let login = http
+        .req(
+            hyper::Method::GET,
+            &format!("{server_url}/auth/v1.0"),
+            &[("x-auth-user", "test:tester"), ("x-auth-key", "testing")],
+            "",
+        )
+        .await;
+    let token = login.header("x-auth-token").to_string();
+    let storage = login.header("x-storage-url").to_string();
+    let script = "#!file://python2.7:python\nprint('hello', 6 * 7)\n";
+    // The background install first checks the linked image (503 meanwhile).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let r = http
+            .req(
+                hyper::Method::POST,
+                &storage,
+                &[
+                    ("x-auth-token", &token),
+                    ("x-zerovm-execute", "1.0"),
+                    ("content-type", "application/python"),
+                ],
+                script,
+            )
+            .await;
+        if r.status == 200 {
+            assert_eq!(r.text(), "hello 42\n");
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still 503 after 120 s: {}",
+            r.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(up);
 }

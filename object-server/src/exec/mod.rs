@@ -2,8 +2,8 @@
 //! the object it is attached to (spec/zerocloud.md §3.2, §3.3; the protocol
 //! is `wire::exec`).
 //!
-//! A request goes: admission (at most `workers + queue` sessions here, else
-//! 503 `Slot not available`) → the plan → the inputs the proxy streams,
+//! A request goes: the plan → admission (a new job while fewer than
+//! `workers + queue` sessions are here, else 503 `Slot not available`) → the inputs the proxy streams,
 //! spooled into the session's directory → channels resolved to host files
 //! ([`session`]: the attached object is read in place, an attached output
 //! is written straight into a new object file) → the manifest and NVRAM
@@ -20,7 +20,6 @@ mod outputs;
 mod session;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -50,8 +49,9 @@ pub struct Agent {
     pool: OnceLock<Result<Arc<Pool>, String>>,
     /// Running sessions: one permit per worker.
     slots: Arc<Semaphore>,
-    /// Sessions admitted and not finished (spooling, waiting or running).
-    admitted: AtomicUsize,
+    /// Sessions admitted and not finished (spooling, waiting or running),
+    /// in all and by job (`X-Zerocloud-Id`).
+    admitted: Mutex<Admissions>,
     /// The Python image's modules (daemon, plain start), once each
     /// artifact is known to be in the pool's cache.
     python_programs: Mutex<[Option<ProgramRef>; 2]>,
@@ -80,7 +80,7 @@ impl Agent {
             images,
             pool: OnceLock::new(),
             slots: Arc::new(Semaphore::new(workers)),
-            admitted: AtomicUsize::new(0),
+            admitted: Mutex::new(Admissions::default()),
             python_programs: Mutex::new([None, None]),
         })
     }
@@ -137,18 +137,27 @@ impl Agent {
     }
 
     /// A place among the sessions admitted here, or 503 `Slot not
-    /// available` when `workers + queue` are taken.
-    fn admit(self: &Arc<Self>) -> Result<Admitted, StorageError> {
+    /// available`. A new job is admitted while fewer than `workers +
+    /// queue` sessions are; a job already admitted here has its further
+    /// sessions admitted too (they wait for a worker), so a job of many
+    /// nodes on few servers runs through, as ZeroCloud's pools admitted
+    /// every session of a job they had started.
+    fn admit(self: &Arc<Self>, job: &str) -> Result<Admitted, StorageError> {
         let limit = self.cfg.worker_count() + self.cfg.queue;
-        let before = self.admitted.fetch_add(1, Ordering::SeqCst);
-        let admitted = Admitted(self.clone());
-        if before >= limit {
+        let mut a = lock(&self.admitted);
+        let known = a.by_job.contains_key(job);
+        if !known && a.total >= limit {
             return Err(StorageError::Unavailable {
                 message: "Slot not available".into(),
                 retry_after: Some(1),
             });
         }
-        Ok(admitted)
+        a.total += 1;
+        *a.by_job.entry(job.to_string()).or_default() += 1;
+        Ok(Admitted {
+            agent: self.clone(),
+            job: job.to_string(),
+        })
     }
 
     /// The Python image's module for `start`, in the pool's artifact cache.
@@ -179,12 +188,29 @@ impl Agent {
     }
 }
 
-/// One admitted session; leaves the count when dropped.
-struct Admitted(Arc<Agent>);
+/// Sessions admitted, in all and by job.
+#[derive(Default)]
+struct Admissions {
+    total: usize,
+    by_job: std::collections::HashMap<String, usize>,
+}
+
+/// One admitted session; leaves the counts when dropped.
+struct Admitted {
+    agent: Arc<Agent>,
+    job: String,
+}
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.admitted.fetch_sub(1, Ordering::SeqCst);
+        let mut a = lock(&self.agent.admitted);
+        a.total = a.total.saturating_sub(1);
+        if let Some(n) = a.by_job.get_mut(&self.job) {
+            *n -= 1;
+            if *n == 0 {
+                a.by_job.remove(&self.job);
+            }
+        }
     }
 }
 
@@ -203,7 +229,6 @@ pub async fn handle(
     let names = names.ok_or(StorageError::InvalidName)?;
     let agent = node.agent.clone();
     let pool = agent.pool()?;
-    let admitted = agent.admit()?;
     let (parts, body) = req.into_parts();
     let mut reader = PartReader::new(body);
     let plan = match reader.next_part().await.map_err(bad_stream)? {
@@ -219,6 +244,7 @@ pub async fn handle(
     };
     let plan: ExecRequest = serde_json::from_slice(&plan)
         .map_err(|e| StorageError::BadRequest(format!("Cannot parse system map: {e}")))?;
+    let admitted = agent.admit(&plan.job_id)?;
     let path_info = format!("/{}", names.join("/"));
     if plan.node.placement.path_info != path_info {
         return Err(StorageError::BadRequest(format!(
@@ -226,11 +252,22 @@ pub async fn handle(
             plan.node.name, plan.node.placement.path_info
         )));
     }
+    let read = started.elapsed();
     let prepared =
         session::prepare(&node, &agent, &pool, plan, &parts.headers, &mut reader).await?;
+    let ready = started.elapsed();
     let outcome = prepared.run(&agent, &pool).await?;
+    let ran = started.elapsed();
     let resp = outputs::respond(&node, &agent, outcome, started).await?;
     drop(admitted);
+    let ms = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
+    tracing::debug!(
+        plan = %ms(read),
+        prepared = %ms(ready - read),
+        run = %ms(ran - ready),
+        outputs = %ms(started.elapsed() - ran),
+        "session"
+    );
     Ok(resp)
 }
 

@@ -183,6 +183,13 @@ pub(super) async fn start(
         requests.push((node, agent, body));
     }
 
+    // Sessions of a job that share an agent may wait there for its workers
+    // (an agent admits every session of a job it started): each may take
+    // the timeout in turn before the last one answers.
+    let mut per_agent: BTreeMap<String, u32> = BTreeMap::new();
+    for (_, _, agent) in &placed {
+        *per_agent.entry(agent.clone()).or_default() += 1;
+    }
     let (fed_tx, fed_rx) = tokio::sync::watch::channel(false);
     let feeder = async move {
         feed(inputs, &mut senders).await;
@@ -196,6 +203,7 @@ pub(super) async fn start(
     let answers =
         futures_util::future::join_all(requests.into_iter().map(|(node, agent, body)| {
             let mut fed = fed_rx.clone();
+            let turns = per_agent.get(agent.as_str()).copied().unwrap_or(1);
             async move {
                 let req = Request::builder()
                     .method(Method::POST)
@@ -211,7 +219,7 @@ pub(super) async fn start(
                         .exec(&ctx.trans_id, agent, &node.placement.path_info, writes, req);
                 let deadline = async {
                     let _ = fed.wait_for(|done| *done).await;
-                    tokio::time::sleep(Duration::from_secs(timeout) + ANSWER_GRACE).await;
+                    tokio::time::sleep((Duration::from_secs(timeout) + ANSWER_GRACE) * turns).await;
                 };
                 tokio::select! {
                     r = call => r,

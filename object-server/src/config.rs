@@ -118,3 +118,25 @@ impl ExecConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_object_server_config_parses() {
+        let doc = include_str!("../../docs/config.md");
+        let section = doc
+            .find("## `object-server`")
+            .expect("the object-server section");
+        let start =
+            section + doc[section..].find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("its end");
+        // Unknown keys are refused (`deny_unknown_fields`): the document
+        // names only real keys, with values of the right type.
+        let cfg: ObjectServerConfig =
+            toml::from_str(&doc[start..end]).expect("docs/config.md parses");
+        assert_eq!(cfg.exec.queue, ExecConfig::default().queue);
+        assert!(cfg.exec.enabled);
+    }
+}

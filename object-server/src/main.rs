@@ -12,7 +12,8 @@ use object_server::ObjectServerConfig;
     after_help = "Example:\n  object-server --bind 127.0.0.1:6200 --data-dir /srv/node1"
 )]
 struct Args {
-    /// TOML config file (keys: bind, data_dir, fsync, expirer_interval, updater_interval).
+    /// TOML config file (bind, data_dir, fsync, expirer_interval, updater_interval, and the
+    /// exec agent's [exec] section; docs/config.md has every key).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Address to listen on (overrides the config); port 0 picks a free one.

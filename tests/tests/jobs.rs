@@ -191,6 +191,10 @@ async fn jobs_run_from_container_and_object_urls_and_any_version() {
         let r = s.req(m, "/c/o", &[("x-zerovm-execute", "1.0")], "").await;
         assert_eq!(r.status, 501, "{m}");
     }
+    let r = s
+        .req("COPY", "/c/o", &[("x-zerovm-execute", "1.0")], "")
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (412, "Bad HTTP method"));
     // Without the header, a POST is Swift's metadata POST, untouched.
     let r = s
         .req("POST", "/c/o", &[("x-object-meta-color", "blue")], "")
@@ -526,4 +530,59 @@ async fn a_wasm_program_from_the_store_runs() {
         "{:?}",
         r.headers
     );
+}
+
+#[tokio::test]
+async fn programs_see_the_forced_headers_and_the_cgi_environment() {
+    let (server, s) = up().await;
+    let info = tests::Http::new()
+        .req(hyper::Method::GET, &format!("{}/info", server.url), &[], "")
+        .await;
+    assert_eq!(info.json()["zerocloud"]["timeout"], 10, "{}", info.text());
+    let script = "#!file://python:python\nimport os\nfor k in sorted(os.environ):\n    print(k + '=' + os.environ[k])\n";
+    let r = s
+        .req(
+            "POST",
+            "",
+            &[
+                ("x-zerovm-execute", "1.0"),
+                ("content-type", "application/python"),
+                ("x-zerovm-timeout", "99"),
+                ("x-custom", "yes"),
+            ],
+            script,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let env: std::collections::BTreeMap<String, String> = r
+        .text()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let get = |k: &str| env.get(k).map(String::as_str).unwrap_or("<unset>");
+    // The proxy's timeout, not the client's.
+    assert_eq!(get("HTTP_X_ZEROVM_TIMEOUT"), "10");
+    assert_eq!(get("HTTP_X_ZEROVM_EXECUTE"), "1.0");
+    assert_eq!(get("HTTP_X_CUSTOM"), "yes");
+    assert_eq!(get("HTTP_X_TRANS_ID"), r.header("x-trans-id"));
+    let id = get("HTTP_X_ZEROCLOUD_ID");
+    assert!(
+        id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert_eq!(get("REQUEST_METHOD"), "POST");
+    assert_eq!(get("PATH_INFO"), format!("/{}", account(&s)));
+    assert_eq!(get("SCRIPT_NAME"), "script");
+    assert_eq!(get("SCRIPT_FILENAME"), "file://python:python");
+    assert_eq!(get("SERVER_SOFTWARE"), "zerocloud");
+    assert_eq!(get("GATEWAY_INTERFACE"), "CGI/1.1");
+    // Credentials and the body's own headers never reach the program.
+    for k in [
+        "HTTP_X_AUTH_TOKEN",
+        "HTTP_CONTENT_TYPE",
+        "HTTP_CONTENT_LENGTH",
+    ] {
+        assert_eq!(get(k), "<unset>", "{k}");
+    }
 }

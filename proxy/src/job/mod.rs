@@ -43,7 +43,9 @@ pub const EXECUTE: &str = "x-zerovm-execute";
 const APP_VERSIONS: [&str; 2] = ["open/1.0", "api/1.0"];
 
 /// A request with `X-Zerovm-Execute` (§1.1): only POST runs a job; the
-/// job controller answers other methods with 501.
+/// job controller answers GET, PUT, DELETE and HEAD with 501, and methods
+/// it does not know with 412 `Bad HTTP method` (OPTIONS is Swift's CORS
+/// preflight, answered before this).
 pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res {
     let version = hstr(req.headers(), EXECUTE).unwrap_or_default().to_string();
     if APP_VERSIONS.contains(&version.as_str()) {
@@ -51,8 +53,12 @@ pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res 
             "X-Zerovm-Execute: {version} is not supported yet"
         )));
     }
-    if req.method() != Method::POST {
-        return Ok(wire::reply::status(501));
+    match *req.method() {
+        Method::POST => {}
+        Method::GET | Method::PUT | Method::DELETE | Method::HEAD => {
+            return Ok(wire::reply::status(501))
+        }
+        _ => return Err(ProxyError::precondition("Bad HTTP method")),
     }
     post_job(&api, &ctx, req, &version).await
 }

@@ -16,7 +16,6 @@ use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Method, Response};
 use rusqlite::{params, Connection};
-use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tracing::{error, info, warn, Instrument};
 
@@ -285,7 +284,7 @@ impl ObjectServer {
 
 /// Binds `cfg.bind`, opens the data dir, then serves the internal API.
 pub async fn start(cfg: ObjectServerConfig) -> anyhow::Result<ObjectServer> {
-    let listener = TcpListener::bind(&cfg.bind)
+    let listener = wire::serve::bind(&cfg.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.bind))?;
     let addr = listener.local_addr()?;

@@ -395,9 +395,12 @@ pub fn nvram(
         out.push_str(&fstab);
     }
 
-    let _ = write!(out, "[args]\nargs = {}", node.program_name());
+    // Words stay split on spaces (`\x20` keeps one inside a word); a comma
+    // would end the record, so it is written `\x2c` (ZeroCloud wrote it
+    // raw, cutting the program's arguments there).
+    let _ = write!(out, "[args]\nargs = {}", nvram_escape(node.program_name()));
     if let Some(args) = node.args.as_deref().filter(|a| !a.is_empty()) {
-        let _ = write!(out, " {args}");
+        let _ = write!(out, " {}", nvram_escape(args));
     }
     out.push('\n');
 

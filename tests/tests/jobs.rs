@@ -163,6 +163,10 @@ async fn jobs_run_from_container_and_object_urls_and_any_version() {
     mk_container(&s, "c").await;
     s.req("PUT", "/c/o", &[], "object text").await;
     let job = r#"[{"name":"n","exec":{"path":"file://python:python","args":"-c print(1)"},"devices":[{"name":"stdout"}]}]"#;
+    // A comma in args reaches the program (the NVRAM escapes it).
+    let comma = r#"[{"name":"n","exec":{"path":"file://python:python","args":"-c print(1,2)"},"devices":[{"name":"stdout"}]}]"#;
+    let r = post_job(&s, "", "application/json", comma).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "1 2\n"));
     for path in ["", "/c", "/c/o"] {
         let r = post_job(&s, path, "application/json", job).await;
         assert_eq!((r.status, r.text().as_str()), (200, "1\n"), "{path}");

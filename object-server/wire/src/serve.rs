@@ -48,6 +48,33 @@ impl Server {
     }
 }
 
+/// Connections the kernel keeps waiting for `accept` (std's default is
+/// 128: a burst of a thousand clients then waits a second for SYN retries).
+pub const BACKLOG: u32 = 4096;
+
+/// Binds `addr` (`host:port`, port 0 for any) with a [`BACKLOG`]-deep
+/// accept queue. The address is taken as given, never looked up by name
+/// beyond what `host:port` resolution does.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("no address to listen on in {addr:?}"),
+    );
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// Serves `handler` on `listener` until [`Server::stop`].
 pub fn spawn<F, Fut>(listener: TcpListener, opts: Options, handler: F) -> std::io::Result<Server>
 where
@@ -126,7 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn stop_closes_the_port() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = bind("127.0.0.1:0").await.unwrap();
         let s = spawn(l, Options::default(), |_req| async {
             Response::new(body::full("hi"))
         })

@@ -9,7 +9,6 @@ use anyhow::Context;
 use object_server::config::ExecConfig;
 use object_server::{ObjectServer, ObjectServerConfig};
 use proxy::config::ProxyConfig;
-use tokio::net::TcpListener;
 
 pub struct Running {
     proxy: wire::serve::Server,
@@ -39,7 +38,7 @@ impl Running {
 /// embedded storage node with its exec agent. A data dir this start created
 /// is removed again if the start fails.
 pub async fn start(mut cfg: ProxyConfig, images_dir: Option<PathBuf>) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind(&cfg.bind).await.with_context(|| {
+    let listener = wire::serve::bind(&cfg.bind).await.with_context(|| {
         format!(
             "cannot listen on {:?} (--bind, or `bind` in the config)",
             cfg.bind

@@ -43,7 +43,7 @@ pub(super) struct Session {
 }
 
 /// Where an input's bytes come from.
-enum From {
+enum Origin {
     Stream(Source),
     Object(Fetched),
 }
@@ -51,7 +51,7 @@ enum From {
 /// One input of the job and the sessions that receive it (by index, with
 /// the part name each gets: a device name or [`BOOT_PART`]).
 struct Input {
-    from: From,
+    from: Origin,
     to: Vec<(usize, String)>,
     gzip: bool,
 }
@@ -95,7 +95,7 @@ pub(super) async fn start(
                 .collect()
         });
         inputs.push(Input {
-            from: From::Stream(image),
+            from: Origin::Stream(image),
             to,
             gzip,
         });
@@ -108,7 +108,7 @@ pub(super) async fn start(
                 .collect()
         });
         inputs.push(Input {
-            from: From::Stream(payload),
+            from: Origin::Stream(payload),
             to,
             gzip: false,
         });
@@ -138,7 +138,7 @@ pub(super) async fn start(
     let fetched = futures_util::future::join_all(order.iter().map(|p| fetch(api, ctx, p))).await;
     for (f, to) in fetched.into_iter().zip(wanted) {
         inputs.push(Input {
-            from: From::Object(f?),
+            from: Origin::Object(f?),
             to,
             gzip: false,
         });
@@ -251,11 +251,11 @@ async fn feed(
 ) {
     for input in inputs {
         let (mut body, len) = match input.from {
-            From::Stream(s) => {
+            Origin::Stream(s) => {
                 let len = s.len;
                 (s.into_body().into_data_stream(), len)
             }
-            From::Object(f) => (f.body.into_data_stream(), f.len),
+            Origin::Object(f) => (f.body.into_data_stream(), f.len),
         };
         for (s, name) in &input.to {
             let h = PartHeader {

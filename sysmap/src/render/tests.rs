@@ -290,3 +290,20 @@ fn local_variables_of_a_write_attached_session() {
     let q = plan(json!([{"name": "n", "exec": {"path": "swift://a/c/e"}}]));
     assert!(local_env(&q.nodes[0], &LocalObject::default()).is_empty());
 }
+
+#[test]
+fn a_comma_in_args_is_escaped_so_the_record_keeps_it() {
+    let job = crate::job::Job::from_json(
+        br#"[{"name":"n","exec":{"path":"file://python:python","args":"-c print(1,2)"},
+             "devices":[{"name":"stdout"}]}]"#,
+    )
+    .unwrap();
+    let plan = crate::compile::compile(
+        &job,
+        &crate::compile::CompileOptions::new("a"),
+        &crate::catalog::NoCatalog,
+    )
+    .unwrap();
+    let text = nvram(&plan.nodes[0], &RenderOptions::default(), None).unwrap();
+    assert!(text.contains("args = n -c print(1\\x2c2)\n"), "{text}");
+}

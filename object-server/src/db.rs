@@ -477,6 +477,53 @@ impl Databases {
             .flatten())
     }
 
+    /// Writes a consistent snapshot of the container's listing to `dest`, a
+    /// new SQLite file (rollback journal, nothing beside it) holding Swift's
+    /// `object` table with the live rows only, by name: what a job reads as
+    /// a container input (spec §2.2, §8.2). One `INSERT … SELECT` into the
+    /// attached file, under this DB's lock: the snapshot is one read of
+    /// the DB at one moment, and the WAL-mode file itself is never copied.
+    /// `None` when the container does not exist.
+    pub async fn snapshot_container(
+        self: &Arc<Self>,
+        account: &str,
+        container: &str,
+        dest: PathBuf,
+    ) -> Result<Option<()>, StorageError> {
+        let path = self.container_db_path(account, container);
+        Ok(self
+            .with_db(path, CONTAINER_SCHEMA, false, move |conn| {
+                let live: Option<i64> = conn
+                    .query_row("SELECT deleted FROM container_stat", [], |r| r.get(0))
+                    .optional()?;
+                if live != Some(0) {
+                    return Ok(None);
+                }
+                let dest = dest.to_str().ok_or_else(|| {
+                    StorageError::Corrupt(format!("snapshot path {} is not UTF-8", dest.display()))
+                })?;
+                conn.execute("ATTACH DATABASE ?1 AS snap", [dest])?;
+                let copied = conn.execute_batch(
+                    "CREATE TABLE snap.object (
+                         ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
+                         name TEXT NOT NULL UNIQUE,
+                         created_at TEXT NOT NULL,
+                         size INTEGER NOT NULL,
+                         content_type TEXT NOT NULL,
+                         etag TEXT NOT NULL,
+                         deleted INTEGER NOT NULL DEFAULT 0);
+                     INSERT INTO snap.object (name, created_at, size, content_type, etag, deleted)
+                         SELECT name, created_at, size, content_type, etag, 0
+                         FROM main.object WHERE deleted = 0 ORDER BY name;",
+                );
+                conn.execute("DETACH DATABASE snap", [])?;
+                copied?;
+                Ok(Some(()))
+            })
+            .await?
+            .flatten())
+    }
+
     // ---- accounts -----------------------------------------------------------------
 
     /// Records a container's totals (creating the account DB on first use).

@@ -47,6 +47,9 @@ pub enum StorageError {
     /// while fetching /a/c/o`).
     #[error("{0}")]
     Missing(String),
+    /// Not allowed here (405), with a reason.
+    #[error("{0}")]
+    NotAllowed(String),
     /// Too large, with a reason (413).
     #[error("{0}")]
     TooLarge(String),
@@ -86,6 +89,7 @@ impl StorageError {
             StorageError::MethodNotAllowed => reply::status(405),
             StorageError::NotAcceptable => reply::status(406),
             StorageError::Missing(m) => reply::text(404, m),
+            StorageError::NotAllowed(m) => reply::text(405, m),
             StorageError::TooLarge(m) => reply::text(413, m),
             StorageError::Unprocessable(m) => reply::text(422, m),
             StorageError::Unavailable {

@@ -590,3 +590,54 @@ async fn programs_see_the_forced_headers_and_the_cgi_environment() {
         assert_eq!(get(k), "<unset>", "{k}");
     }
 }
+
+#[tokio::test]
+async fn a_container_input_is_a_sqlite_snapshot_of_its_listing() {
+    let (_server, s) = up().await;
+    mk_container(&s, "many").await;
+    for i in 0..1000 {
+        let ext = if i % 3 == 0 { "csv" } else { "txt" };
+        let r = s
+            .req(
+                "PUT",
+                &format!("/many/obj{i:04}.{ext}"),
+                &[],
+                format!("{i}"),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    // Deleted objects are not in the snapshot.
+    for i in [3, 6, 9] {
+        let r = s
+            .req("DELETE", &format!("/many/obj{i:04}.csv"), &[], "")
+            .await;
+        assert_eq!(r.status, 204);
+    }
+    let map = r#"[{"name":"query","exec":{"path":"file://python:python","args":"query.py"},
+        "devices":[{"name":"input","path":"swift://~/many"},{"name":"stdout"}]}]"#;
+    let query = "import sqlite3\n\
+        db = sqlite3.connect('file:/dev/input?mode=ro&immutable=1', uri=True)\n\
+        for (name,) in db.execute(\"SELECT name FROM object WHERE name LIKE '%.csv' ORDER BY name\"):\n    print(name)\n";
+    let r = post_job(
+        &s,
+        "",
+        "application/x-tar",
+        zapp(map, &[("query.py", query)]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    let listing = s.req("GET", "/many?format=json&limit=10000", &[], "").await;
+    let want: Vec<String> = listing
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .filter(|n| n.ends_with(".csv"))
+        .map(str::to_string)
+        .collect();
+    let got: Vec<String> = r.text().lines().map(str::to_string).collect();
+    assert_eq!(got.len(), 331);
+    assert_eq!(got, want);
+}

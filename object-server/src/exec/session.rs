@@ -192,6 +192,19 @@ pub async fn prepare(
     };
 
     // Channels → host files.
+    // A container input: a snapshot of its listing, made here (the DB
+    // lives on this node, as placement chose).
+    let container = match (&plan.node.placement.attach, &plan.node.placement.target) {
+        (AttachMode::Read, Some(t)) if t.is_container() => {
+            let dest = dir.path().join("container.db");
+            let c = t.container.clone().unwrap_or_default();
+            node.dbs
+                .snapshot_container(&t.account, &c, dest.clone())
+                .await?
+                .map(|()| dest)
+        }
+        _ => None,
+    };
     let node = node.clone();
     let headers = headers.clone();
     let dir_path = dir.path().to_path_buf();
@@ -203,6 +216,7 @@ pub async fn prepare(
             &node,
             &mut plan,
             &spooled,
+            container,
             &dir_path,
             &headers,
             program_file,
@@ -327,6 +341,7 @@ fn resolve(
     node: &Arc<Node>,
     plan: &mut ExecRequest,
     spooled: &BTreeMap<String, PathBuf>,
+    container: Option<PathBuf>,
     dir: &Path,
     headers: &HeaderMap,
     program: String,
@@ -362,15 +377,29 @@ fn resolve(
             n.placement.target.clone().ok_or_else(|| {
                 StorageError::BadRequest("an attached node without a target".into())
             })?;
-        if target.is_container() {
-            return Err(StorageError::BadRequest(format!(
-                "Container inputs are not supported yet: {}",
-                target.url()
-            )));
-        }
         let name = target.path();
-        match n.placement.attach {
-            AttachMode::Read => {
+        match (n.placement.attach, target.is_container()) {
+            // A container: its listing, snapshotted by `prepare`.
+            (AttachMode::Read, true) => {
+                let snapshot = container.clone().ok_or_else(|| {
+                    StorageError::Missing(format!("Error 404 Not Found while fetching {name}"))
+                })?;
+                let len = std::fs::metadata(&snapshot)?.len();
+                r.files
+                    .channels
+                    .insert(ch.device.clone(), snapshot.display().to_string());
+                r.local = Some(LocalObject {
+                    content_length: len,
+                    metadata: vec![("Content-Type".into(), "application/x-sqlite3".into())],
+                });
+            }
+            (_, true) => {
+                return Err(StorageError::NotAllowed(format!(
+                    "'{}' requests on containers are not supported.",
+                    n.placement.attach.x_zerovm_access()
+                )))
+            }
+            (AttachMode::Read, false) => {
                 let opened = node
                     .objects
                     .open_object(&name)?
@@ -386,7 +415,7 @@ fn resolve(
                 r.open
                     .insert(ch.alias(), (Arc::new(opened.file), opened.data_offset));
             }
-            AttachMode::Write => {
+            (AttachMode::Write, false) => {
                 let ts = Timestamp::parse(&plan.timestamp).ok_or_else(|| {
                     StorageError::BadRequest(
                         "Locally writable object specified but no x-timestamp in request".into(),
@@ -414,7 +443,7 @@ fn resolve(
                 r.local = Some(LocalObject::default());
                 r.attached_output = Some(AttachedOutput { writer, meta });
             }
-            AttachMode::None => {}
+            (AttachMode::None, false) => {}
         }
     }
     for (i, ch) in n.channels.iter().enumerate() {

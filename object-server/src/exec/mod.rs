@@ -256,7 +256,7 @@ pub async fn handle(
     let prepared =
         session::prepare(&node, &agent, &pool, plan, &parts.headers, &mut reader).await?;
     let ready = started.elapsed();
-    let outcome = prepared.run(&agent, &pool).await?;
+    let outcome = prepared.run(&node, &agent, &pool).await?;
     let ran = started.elapsed();
     let resp = outputs::respond(&node, &agent, outcome, started).await?;
     drop(admitted);

@@ -1,6 +1,7 @@
-//! After a run: the session's `X-Nexe-*` headers, the attached output
-//! committed as an object (or dropped), and the other outputs streamed
-//! back to the proxy as parts (spec/zerocloud.md §3.3, §4.4).
+//! After a run: the session's `X-Nexe-*` headers, the attached output's
+//! listing update (the run committed the object itself), and the other
+//! outputs streamed back to the proxy as parts (spec/zerocloud.md §3.3,
+//! §4.4).
 //!
 //! A session **succeeded** when the program exited normally with code 0.
 //! Only then is anything stored: the attached object here, the outputs
@@ -10,18 +11,17 @@
 //! output is still returned (ZeroCloud did the same, and a traceback on
 //! stderr is what its user needs).
 
-use std::path::PathBuf;
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::Response;
 use sandbox::report::{Ending, UNKNOWN_STATE};
-use tokio::io::AsyncReadExt;
 use wire::body::{self, Body};
 use wire::exec::{encode_chunk, encode_header, PartHeader, CHUNK, END, SERVER_HEADER};
 
-use super::session::Ran;
+use super::session::{OutputData, Ran};
 use super::Agent;
 use crate::api::{split_name, Node};
 use crate::error::StorageError;
@@ -34,12 +34,14 @@ pub async fn respond(
     started: Instant,
 ) -> Result<Response<Body>, StorageError> {
     let Ran {
-        mut prepared,
+        plan,
         outcome,
+        outputs,
+        stored,
+        listing_nodes,
     } = ran;
     let report = &outcome.report;
     let succeeded = matches!(outcome.ending, Ending::Exited) && report.user_code == 0;
-    let plan = &prepared.plan;
     let status = one_line(report.exit_state.as_deref().unwrap_or(UNKNOWN_STATE));
     let mut b = Response::builder()
         .status(200)
@@ -68,25 +70,33 @@ pub async fn respond(
         b = b.header("x-nexe-error", why);
     }
 
-    if let Some(out) = prepared.attached_output.take() {
-        if succeeded {
-            commit(node, out, &prepared.listing_nodes).await?;
+    // The attached output is stored: its listing is updated as for a PUT.
+    if let Some(meta) = stored {
+        let (cnode, anode) = &listing_nodes;
+        if !cnode.is_empty() {
+            if let Some((a, c, o)) = split_name(&meta.name) {
+                let row = crate::object_api::listing_row(&o, meta.data_ts, &meta);
+                node.update_container(cnode, anode, &a, &c, row).await;
+            }
         }
     }
 
-    let mut parts: Vec<(PartHeader, PathBuf)> = Vec::new();
+    // Outputs the proxy stores (only after success), then the immediate
+    // one: the first path-less output.
+    let mut outputs = outputs;
+    let mut parts = Vec::new();
     let mut immediate = None;
     for ch in &plan.node.channels {
-        let Some(path) = prepared.outputs.get(&ch.device) else {
+        let Some(i) = outputs.iter().position(|o| o.device == ch.device) else {
             continue;
         };
-        let len = std::fs::metadata(path)?.len();
-        if len < ch.min_size {
+        let out = outputs.swap_remove(i);
+        if out.len < ch.min_size {
             continue;
         }
         let header = PartHeader {
             name: ch.device.clone(),
-            len: Some(len),
+            len: Some(out.len),
             path: ch.swift_path().map(|p| p.url()),
             content_type: Some(ch.content_type.clone()),
             headers: ch
@@ -97,96 +107,82 @@ pub async fn respond(
             ..PartHeader::default()
         };
         match &header.path {
-            Some(_) if succeeded => parts.push((header, path.clone())),
+            Some(_) if succeeded => parts.push((header, out.data)),
             Some(_) => {}
-            None if immediate.is_none() => immediate = Some((header, path.clone())),
+            None if immediate.is_none() => immediate = Some((header, out.data)),
             None => {}
         }
     }
     parts.extend(immediate);
 
     let (tx, body) = body::channel();
-    let dir = prepared.dir;
     tokio::spawn(async move {
-        for (header, path) in parts {
+        for (header, data) in parts {
             if tx.send(Ok(encode_header(&header))).await.is_err() {
                 return;
             }
-            let mut file = match tokio::fs::File::open(&path).await {
-                Ok(f) => f,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            loop {
-                let mut buf = vec![0u8; CHUNK];
-                let n = match file.read(&mut buf).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                };
-                if n == 0 {
-                    break;
-                }
-                buf.truncate(n);
-                if let Some(frame) = encode_chunk(Bytes::from(buf)) {
-                    for piece in frame {
-                        if tx.send(Ok(piece)).await.is_err() {
+            match data {
+                OutputData::Small(bytes) => {
+                    for piece in bytes.chunks(CHUNK) {
+                        if !send_chunk(&tx, bytes.slice_ref(piece)).await {
                             return;
                         }
                     }
                 }
+                OutputData::File(mut file) => loop {
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut buf = vec![0u8; CHUNK * 4];
+                        let n = file.read(&mut buf)?;
+                        buf.truncate(n);
+                        Ok::<_, std::io::Error>((file, buf))
+                    })
+                    .await;
+                    let (f, buf) = match read {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(std::io::Error::other(e))).await;
+                            return;
+                        }
+                    };
+                    file = f;
+                    if buf.is_empty() {
+                        break;
+                    }
+                    let buf = Bytes::from(buf);
+                    for piece in buf.chunks(CHUNK) {
+                        if !send_chunk(&tx, buf.slice_ref(piece)).await {
+                            return;
+                        }
+                    }
+                },
             }
             if tx.send(Ok(END)).await.is_err() {
                 return;
             }
         }
         let _ = tx.send(Ok(END)).await;
-        // The session's files go once everything was sent.
-        drop(dir);
     });
     b.body(body)
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))
 }
 
-/// Stores the attached output: its data is already in the object file,
-/// after the reserved header; the header is written and the file renamed
-/// into place, then the container listing is updated, as for a PUT.
-async fn commit(
-    node: &Arc<Node>,
-    out: super::session::AttachedOutput,
-    listing_nodes: &(String, String),
-) -> Result<(), StorageError> {
-    let n = node.clone();
-    let super::session::AttachedOutput {
-        mut writer,
-        mut meta,
-        ..
-    } = out;
-    let stored = tokio::task::spawn_blocking(move || {
-        writer.adopt_data()?;
-        meta.etag = writer.etag();
-        meta.size = writer.size();
-        let ok = n.objects.commit(writer, &meta)?;
-        Ok::<_, StorageError>((ok, meta))
-    })
-    .await??;
-    let (ok, meta) = stored;
-    if !ok {
-        // A newer object arrived meanwhile: it stays.
-        return Ok(());
-    }
-    let (cnode, anode) = listing_nodes;
-    if !cnode.is_empty() {
-        if let Some((a, c, o)) = split_name(&meta.name) {
-            let row = crate::object_api::listing_row(&o, meta.data_ts, &meta);
-            node.update_container(cnode, anode, &a, &c, row).await;
+async fn send_chunk(
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    data: Bytes,
+) -> bool {
+    let Some(frame) = encode_chunk(data) else {
+        return true;
+    };
+    for piece in frame {
+        if tx.send(Ok(piece)).await.is_err() {
+            return false;
         }
     }
-    Ok(())
+    true
 }
 
 /// A header value on one line.

@@ -1,39 +1,45 @@
-//! From a plan and its inputs to a session ready to run: inputs spooled,
-//! every channel resolved to a host file, the program found, the manifest
+//! From a plan and its inputs to a finished run: inputs received, every
+//! channel given its bytes on this host, the program found, the manifest
 //! and NVRAM rendered (by `sysmap`) and read back (by `sandbox`), exactly
-//! the text a worker would get from a file.
+//! the text a worker would get from a file, then the run in the pool.
 //!
 //! Where each channel's bytes live:
 //! - the **attached object** (read): its own data file, opened once and
 //!   handed to the worker with the offset of its data: no copy per job;
+//!   a **container** input: a snapshot of its listing (`Databases::snapshot_container`);
 //! - the **attached output** (write): a new object file whose header area
 //!   is reserved; the session writes the data after it, and the agent
 //!   commits it (or drops it) after the run;
 //! - **inputs the proxy streams** (remote objects, the executable, the
-//!   POSTed image, the request payload): spooled into the session's
-//!   directory first;
-//! - **other outputs**: files in the session's directory, sent back to the
-//!   proxy after the run;
+//!   POSTed image, the request payload) and the NVRAM: in memory up to
+//!   [`IN_MEMORY`] bytes (the pool hands them to the worker as memfds),
+//!   beyond that in an unnamed file in the agent's directory;
+//! - **other outputs**: unnamed files, read back after the run;
 //! - **system images** (`python2.7`, ...): not channels here; the image is
 //!   mounted at `/` as the sandbox's system image.
+//!
+//! Nothing of a session has a name on disk, so nothing is left behind by a
+//! crash, and a small job touches no directory at all. The manifest still
+//! names a host path for every channel (`/zerocloud/dev/<device>`): the
+//! checks run against what the agent provides, and a worker opens no path.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::header::HeaderMap;
 use sandbox::engine::{self, Outcome, Session};
-use sandbox::manifest::{Manifest, StdHost};
+use sandbox::manifest::{HostKind, Manifest};
 use sandbox::nvram::Nvram;
-use sandbox::pool::{Job, Pool, PoolError, ProgramRef};
+use sandbox::pool::{Cancel, Job, Pool, PoolError, ProgramRef};
 use sandbox::python::{PythonImage, Start};
 use sandbox::report::{Ending, Validation};
 use sysmap::device::DeviceKind;
 use sysmap::location::Location;
 use sysmap::plan::{AttachMode, Channel, Limits, NodePlan};
 use sysmap::render::{self, LocalObject, RenderOptions, SessionFiles};
-use tokio::io::AsyncWriteExt;
 use wire::exec::{ExecRequest, PartReader, BOOT_PART};
 use wire::timestamp::Timestamp;
 
@@ -43,27 +49,60 @@ use crate::config::ExecConfig;
 use crate::error::StorageError;
 use crate::objects::{ObjectMeta, ObjectWriter};
 
-/// A session ready to run, and what its outputs need afterwards.
-pub struct Prepared {
-    pub plan: ExecRequest,
-    session: Session,
-    program: Program,
-    /// The session's directory: spooled inputs, outputs, the NVRAM.
-    pub dir: tempfile::TempDir,
-    /// Host file of each writable channel the agent returns, by device.
-    pub outputs: BTreeMap<String, PathBuf>,
-    /// The attached output object, written in place.
-    pub attached_output: Option<AttachedOutput>,
-    /// Container and account nodes an attached output's listing update goes to.
-    pub listing_nodes: (String, String),
+/// Inputs up to this size stay in memory.
+pub const IN_MEMORY: usize = 1 << 20;
+/// Outputs up to this size are read back right after the run; larger
+/// ones stream from their file.
+const SMALL_OUTPUT: u64 = 256 << 10;
+/// Where the manifest says a channel's bytes are (never opened: the agent
+/// hands the worker every channel's bytes).
+const HOST_DEV: &str = "/zerocloud/dev/";
+const HOST_PROGRAM: &str = "/zerocloud/program";
+const HOST_NVRAM: &str = "/zerocloud/nvram";
+
+/// Bytes the agent holds for a channel.
+pub enum Data {
+    Memory(Vec<u8>),
+    File(std::fs::File),
 }
 
-/// The program of a session (its compiled module, and the host file it
-/// came from, which the manifest names), or why it cannot run (a report
-/// without a run).
+impl Data {
+    /// All of it in memory (an executable, an image to take one out of).
+    fn into_bytes(self, max: u64) -> Result<Vec<u8>, StorageError> {
+        match self {
+            Data::Memory(v) => Ok(v),
+            Data::File(mut f) => {
+                if f.metadata()?.len() > max {
+                    return Err(StorageError::TooLarge(format!(
+                        "The executable is larger than {max} bytes"
+                    )));
+                }
+                let mut v = Vec::new();
+                f.seek(SeekFrom::Start(0))?;
+                f.read_to_end(&mut v)?;
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// A session ready to run.
+pub struct Prepared {
+    pub plan: ExecRequest,
+    inputs: BTreeMap<String, Data>,
+    program: Program,
+    python: Option<(Arc<PythonImage>, Start)>,
+    /// The Python image's stdlib, for a non-Python program that asked for
+    /// the image's device.
+    stdlib: Option<Arc<PythonImage>>,
+    container: Option<std::fs::File>,
+    listing_nodes: (String, String),
+}
+
+/// The program of a session, or why it cannot run (a report without a run).
 enum Program {
-    Ready(ProgramRef, PathBuf),
-    Invalid(String, PathBuf),
+    Ready(ProgramRef),
+    Invalid(String),
 }
 
 /// An output object the session writes where it will be stored.
@@ -72,10 +111,27 @@ pub struct AttachedOutput {
     pub meta: ObjectMeta,
 }
 
-/// The run's result and everything its outputs need.
+/// An output the agent returns, read back after the run.
+pub struct Output {
+    pub device: String,
+    pub len: u64,
+    pub data: OutputData,
+}
+
+pub enum OutputData {
+    Small(Bytes),
+    File(std::fs::File),
+}
+
+/// A finished run.
 pub struct Ran {
-    pub prepared: Prepared,
+    pub plan: ExecRequest,
     pub outcome: Outcome,
+    /// The writable channels, in channel order.
+    pub outputs: Vec<Output>,
+    /// The attached output object, stored: its metadata, for the listing.
+    pub stored: Option<ObjectMeta>,
+    pub listing_nodes: (String, String),
 }
 
 /// Reads the inputs of `plan` from `reader` and prepares the session.
@@ -83,24 +139,20 @@ pub async fn prepare(
     node: &Arc<Node>,
     agent: &Arc<Agent>,
     pool: &Arc<Pool>,
-    mut plan: ExecRequest,
+    plan: ExecRequest,
     headers: &HeaderMap,
     reader: &mut PartReader,
 ) -> Result<Prepared, StorageError> {
     let cfg = &agent.cfg;
-    if plan
-        .node
-        .channels
-        .iter()
-        .any(|c| c.kind() == DeviceKind::Debug)
-    {
+    let n = &plan.node;
+    if n.channels.iter().any(|c| c.kind() == DeviceKind::Debug) {
         return Err(StorageError::BadRequest(
             "The debug device (a network connection out of the sandbox) is not supported".into(),
         ));
     }
     // What the program is decides whether an image is needed at all, so
     // it is checked before any input is read.
-    let python = match &plan.node.exe {
+    let python = match &n.exe {
         Location::Image(img) if Images::is_python(&img.image) => {
             let name = img.path.rsplit('/').next().unwrap_or_default();
             if !name.starts_with("python") {
@@ -113,8 +165,7 @@ pub async fn prepare(
         }
         _ => None,
     };
-    let wants_sysimage = plan
-        .node
+    let wants_sysimage = n
         .channels
         .iter()
         .any(|c| c.kind() == DeviceKind::Other && Images::is_python(&c.device));
@@ -122,20 +173,16 @@ pub async fn prepare(
         (None, true) => Some(agent.images.python().map_err(unavailable)?),
         _ => None,
     };
-    let dir = tempfile::Builder::new()
-        .prefix("s-")
-        .tempdir_in(&agent.dir)
-        .map_err(StorageError::Io)?;
 
     // Inputs, in the order the plan announces them.
-    let mut spooled: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for (i, expected) in plan.inputs.clone().into_iter().enumerate() {
+    let mut inputs: BTreeMap<String, Data> = BTreeMap::new();
+    for expected in &plan.inputs {
         let h = reader
             .next_part()
             .await
             .map_err(bad_stream)?
             .ok_or(StorageError::ClientDisconnect)?;
-        if h.name != expected {
+        if &h.name != expected {
             return Err(StorageError::BadRequest(format!(
                 "input {} arrived where {expected} was announced",
                 h.name
@@ -144,24 +191,13 @@ pub async fn prepare(
         if h.len.is_some_and(|l| l > cfg.max_input) {
             return Err(StorageError::TooLarge("RPC request too large".into()));
         }
-        let path = dir.path().join(format!("in-{i}"));
-        let mut file = tokio::fs::File::create(&path).await?;
-        let mut size = 0u64;
-        while let Some(chunk) = reader.next_chunk().await.map_err(bad_stream)? {
-            size += chunk.len() as u64;
-            if size > cfg.max_input {
-                return Err(StorageError::TooLarge("RPC request too large".into()));
-            }
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        drop(file);
-        let path = if h.gzip {
-            inflate(path, dir.path().join(format!("in-{i}.raw")), cfg.max_input).await?
+        let data = receive(agent, reader, cfg.max_input).await?;
+        let data = if h.gzip {
+            inflate(agent, data, cfg.max_input).await?
         } else {
-            path
+            data
         };
-        spooled.insert(h.name, path);
+        inputs.insert(h.name, data);
     }
     // The end mark, and the end of the body: from here on the connection
     // is watched, so a proxy that goes away cancels the session.
@@ -174,76 +210,184 @@ pub async fn prepare(
 
     // The program. Python runs from its daemon snapshot unless the job's
     // environment asks for the plain start (`ZEROCLOUD_PYTHON_START=plain`).
-    let start = python_start(&plan.node);
-    let program = match (&plan.node.exe, &python) {
-        (_, Some(py)) => Program::Ready(
-            agent.python_program(pool, py, start).await?,
-            py.module(start).1.clone(),
-        ),
+    let start = python_start(n);
+    let program = match (&n.exe, &python) {
+        (_, Some(py)) => Program::Ready(agent.python_program(pool, py, start).await?),
         (Location::Swift(_), None) => {
-            let path = spooled.get(BOOT_PART).cloned().ok_or_else(no_executable)?;
-            compile(pool, path, None, cfg.max_program).await?
+            let wasm = inputs.remove(BOOT_PART).ok_or_else(no_executable)?;
+            compile(pool, wasm, None, cfg.max_program).await?
         }
         (Location::Image(img), None) if !Images::is_python(&img.image) => {
-            let image = spooled.get(&img.image).cloned().ok_or_else(no_executable)?;
-            compile(pool, image, Some(img.path.clone()), cfg.max_program).await?
+            let image = inputs.get_mut(&img.image).ok_or_else(no_executable)?;
+            // The image stays an input (it is mounted too): take a copy.
+            let bytes = match image {
+                Data::Memory(v) => Data::Memory(v.clone()),
+                Data::File(f) => Data::File(f.try_clone()?),
+            };
+            compile(pool, bytes, Some(img.path.clone()), cfg.max_program).await?
         }
         _ => return Err(no_executable()),
     };
 
-    // Channels → host files.
-    // A container input: a snapshot of its listing, made here (the DB
-    // lives on this node, as placement chose).
-    let container = match (&plan.node.placement.attach, &plan.node.placement.target) {
+    // A container input: a snapshot of its listing (the DB lives on this
+    // node, as placement chose).
+    let container = match (&n.placement.attach, &n.placement.target) {
         (AttachMode::Read, Some(t)) if t.is_container() => {
-            let dest = dir.path().join("container.db");
+            let dest = agent
+                .dir
+                .join(format!("snapshot-{:016x}.db", rand::random::<u64>()));
             let c = t.container.clone().unwrap_or_default();
-            node.dbs
+            let made = node
+                .dbs
                 .snapshot_container(&t.account, &c, dest.clone())
-                .await?
-                .map(|()| dest)
+                .await;
+            // Opened, then unlinked: it has no name for as long as it is used.
+            let file = match made {
+                Ok(Some(())) => Some(std::fs::File::open(&dest)),
+                Ok(None) => None,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&dest);
+                    return Err(e);
+                }
+            };
+            let _ = std::fs::remove_file(&dest);
+            file.transpose()?
         }
         _ => None,
     };
-    let node = node.clone();
-    let headers = headers.clone();
-    let dir_path = dir.path().to_path_buf();
-    let program_file = match &program {
-        Program::Ready(_, path) | Program::Invalid(_, path) => path.display().to_string(),
-    };
-    let resolved = tokio::task::spawn_blocking(move || {
-        resolve(
-            &node,
-            &mut plan,
-            &spooled,
-            container,
-            &dir_path,
-            &headers,
-            program_file,
-        )
-        .map(|r| (r, plan))
+    Ok(Prepared {
+        python: python.map(|py| (py, start)),
+        stdlib,
+        inputs,
+        program,
+        container,
+        listing_nodes: (
+            header(headers, wire::CONTAINER_NODE),
+            header(headers, wire::ACCOUNT_NODE),
+        ),
+        plan,
+    })
+}
+
+/// One input part's data: in memory while it is small, then in an unnamed
+/// file in the agent's directory.
+async fn receive(agent: &Agent, reader: &mut PartReader, max: u64) -> Result<Data, StorageError> {
+    let mut mem: Vec<u8> = Vec::new();
+    let mut size = 0u64;
+    while let Some(chunk) = reader.next_chunk().await.map_err(bad_stream)? {
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(StorageError::TooLarge("RPC request too large".into()));
+        }
+        mem.extend_from_slice(&chunk);
+        if mem.len() > IN_MEMORY {
+            break;
+        }
+    }
+    if mem.len() <= IN_MEMORY {
+        return Ok(Data::Memory(mem));
+    }
+    // Large: to a file, a megabyte at a time.
+    let dir = agent.dir.clone();
+    let mut file = tokio::task::spawn_blocking(move || {
+        let mut f = tempfile::tempfile_in(dir)?;
+        f.write_all(&mem)?;
+        Ok::<_, std::io::Error>(f)
     })
     .await??;
-    let (mut resolved, plan) = resolved;
-    let python_or_stdlib = python.clone().or(stdlib);
-    let python = python.map(|py| (py, start));
-    let session = build_session(
-        cfg,
-        &plan,
-        &resolved,
-        python.as_ref(),
-        python_or_stdlib,
-        dir.path(),
-    )?;
-    Ok(Prepared {
-        plan,
-        session,
-        program,
-        dir,
-        outputs: std::mem::take(&mut resolved.outputs),
-        attached_output: resolved.attached_output.take(),
-        listing_nodes: resolved.listing_nodes.clone(),
+    let mut batch: Vec<u8> = Vec::with_capacity(IN_MEMORY);
+    loop {
+        let chunk = reader.next_chunk().await.map_err(bad_stream)?;
+        let done = chunk.is_none();
+        if let Some(c) = &chunk {
+            size += c.len() as u64;
+            if size > max {
+                return Err(StorageError::TooLarge("RPC request too large".into()));
+            }
+            batch.extend_from_slice(c);
+        }
+        if done || batch.len() >= IN_MEMORY {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(IN_MEMORY));
+            file = tokio::task::spawn_blocking(move || {
+                file.write_all(&full)?;
+                Ok::<_, std::io::Error>(file)
+            })
+            .await??;
+        }
+        if done {
+            return Ok(Data::File(file));
+        }
+    }
+}
+
+/// Gunzips an `application/x-gzip` image.
+async fn inflate(agent: &Agent, data: Data, max: u64) -> Result<Data, StorageError> {
+    let dir = agent.dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let input: Box<dyn Read + Send> = match data {
+            Data::Memory(v) => Box::new(std::io::Cursor::new(v)),
+            Data::File(mut f) => {
+                f.seek(SeekFrom::Start(0))?;
+                Box::new(f)
+            }
+        };
+        let bad = |_| StorageError::Unprocessable("Failed to inflate gzipped image".into());
+        let mut decoder = flate2::read::GzDecoder::new(input).take(max + 1);
+        let mut mem = Vec::new();
+        (&mut decoder)
+            .take(IN_MEMORY as u64 + 1)
+            .read_to_end(&mut mem)
+            .map_err(bad)?;
+        if mem.len() <= IN_MEMORY {
+            return Ok(Data::Memory(mem));
+        }
+        let mut f = tempfile::tempfile_in(dir)?;
+        f.write_all(&mem)?;
+        let n = std::io::copy(&mut decoder, &mut f).map_err(bad)? + mem.len() as u64;
+        if n > max {
+            return Err(StorageError::TooLarge("RPC request too large".into()));
+        }
+        Ok(Data::File(f))
     })
+    .await?
+}
+
+/// Validates and compiles a wasm module (the input itself, or a member of
+/// it when it is a tar image) into the pool's cache. An invalid module is
+/// not an error of the request: the session reports `validation failed`.
+async fn compile(
+    pool: &Arc<Pool>,
+    data: Data,
+    member: Option<String>,
+    max: u64,
+) -> Result<Program, StorageError> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let wasm = match member {
+            None => data.into_bytes(max)?,
+            Some(member) => {
+                let bytes = data.into_bytes(u64::MAX)?;
+                let image = sandbox::tar::TarImage::new(bytes.as_slice()).map_err(|e| {
+                    StorageError::BadRequest(format!("The image is not a valid tar: {e}"))
+                })?;
+                let (_, entry) = image.resolve(&member, true).map_err(|_| {
+                    StorageError::BadRequest(format!("No executable {member} in the image"))
+                })?;
+                let data = image.contents(entry);
+                if data.len() as u64 > max {
+                    return Err(StorageError::TooLarge(format!(
+                        "The executable is larger than {max} bytes"
+                    )));
+                }
+                data.to_vec()
+            }
+        };
+        Ok(match pool.program_ref(&wasm) {
+            Ok(p) => Program::Ready(p),
+            Err(e) => Program::Invalid(e.to_string()),
+        })
+    })
+    .await?
 }
 
 /// The Python start a node's environment asks for.
@@ -262,225 +406,313 @@ fn no_executable() -> StorageError {
     StorageError::BadRequest("No executable found in request".into())
 }
 
-/// Gunzips a spooled `application/x-gzip` image.
-async fn inflate(from: PathBuf, to: PathBuf, max: u64) -> Result<PathBuf, StorageError> {
-    tokio::task::spawn_blocking(move || {
-        let input = std::fs::File::open(&from)?;
-        let mut decoder = flate2::read::GzDecoder::new(input);
-        let mut out = std::fs::File::create(&to)?;
-        let mut limited = std::io::Read::take(&mut decoder, max + 1);
-        let n = std::io::copy(&mut limited, &mut out)
-            .map_err(|_| StorageError::Unprocessable("Failed to inflate gzipped image".into()))?;
-        if n > max {
-            return Err(StorageError::TooLarge("RPC request too large".into()));
-        }
-        let _ = std::fs::remove_file(&from);
-        Ok(to)
-    })
-    .await?
-}
-
-/// Validates and compiles a wasm module (a file, or a member of a tar
-/// image) into the pool's cache. An invalid module is not an error of the
-/// request: the session reports `validation failed`.
-async fn compile(
-    pool: &Arc<Pool>,
-    file: PathBuf,
-    member: Option<String>,
-    max: u64,
-) -> Result<Program, StorageError> {
-    let pool = pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let wasm = match member {
-            None => {
-                if std::fs::metadata(&file)?.len() > max {
-                    return Err(StorageError::TooLarge(format!(
-                        "The executable is larger than {max} bytes"
-                    )));
-                }
-                std::fs::read(&file)?
-            }
-            Some(member) => {
-                let bytes = std::fs::read(&file)?;
-                let image = sandbox::tar::TarImage::new(bytes.as_slice()).map_err(|e| {
-                    StorageError::BadRequest(format!("The image is not a valid tar: {e}"))
-                })?;
-                let (_, entry) = image.resolve(&member, true).map_err(|_| {
-                    StorageError::BadRequest(format!("No executable {member} in the image"))
-                })?;
-                let data = image.contents(entry);
-                if data.len() as u64 > max {
-                    return Err(StorageError::TooLarge(format!(
-                        "The executable is larger than {max} bytes"
-                    )));
-                }
-                data.to_vec()
-            }
-        };
-        Ok(match pool.program_ref(&wasm) {
-            Ok(p) => Program::Ready(p, file),
-            Err(e) => Program::Invalid(e.to_string(), file),
-        })
-    })
-    .await?
-}
-
-/// Where each channel of a node is on this host.
-struct Resolved {
-    files: SessionFiles,
-    /// Open files the worker gets instead of opening a path, and the
-    /// offset where the channel's bytes start in each.
-    open: BTreeMap<String, (Arc<std::fs::File>, u64)>,
-    local: Option<LocalObject>,
-    outputs: BTreeMap<String, PathBuf>,
-    attached_output: Option<AttachedOutput>,
-    listing_nodes: (String, String),
-}
-
-fn resolve(
-    node: &Arc<Node>,
-    plan: &mut ExecRequest,
-    spooled: &BTreeMap<String, PathBuf>,
-    container: Option<PathBuf>,
-    dir: &Path,
-    headers: &HeaderMap,
-    program: String,
-) -> Result<Resolved, StorageError> {
-    let n = &mut plan.node;
-    // System images are mounted by the sandbox, not channels here.
-    let attached_device = n.attached_channel().map(|c| c.device.clone());
-    n.channels
-        .retain(|c| !(c.kind() == DeviceKind::Other && Images::is_python(&c.device)));
-    n.placement.channel = attached_device
-        .as_ref()
-        .and_then(|d| n.channels.iter().position(|c| &c.device == d));
-    let mut r = Resolved {
-        files: SessionFiles {
-            program,
-            nvram: dir.join("nvram").display().to_string(),
-            network: plan.network.clone(),
-            replica: plan.replica,
-            ..SessionFiles::default()
-        },
-        open: BTreeMap::new(),
-        local: None,
-        outputs: BTreeMap::new(),
-        attached_output: None,
-        listing_nodes: (
-            header(headers, wire::CONTAINER_NODE),
-            header(headers, wire::ACCOUNT_NODE),
-        ),
-    };
-    let attached = n.attached_channel().cloned();
-    if let Some(ch) = &attached {
-        let target =
-            n.placement.target.clone().ok_or_else(|| {
-                StorageError::BadRequest("an attached node without a target".into())
-            })?;
-        let name = target.path();
-        match (n.placement.attach, target.is_container()) {
-            // A container: its listing, snapshotted by `prepare`.
-            (AttachMode::Read, true) => {
-                let snapshot = container.clone().ok_or_else(|| {
-                    StorageError::Missing(format!("Error 404 Not Found while fetching {name}"))
-                })?;
-                let len = std::fs::metadata(&snapshot)?.len();
-                r.files
-                    .channels
-                    .insert(ch.device.clone(), snapshot.display().to_string());
-                r.local = Some(LocalObject {
-                    content_length: len,
-                    metadata: vec![("Content-Type".into(), "application/x-sqlite3".into())],
-                });
-            }
-            (_, true) => {
-                return Err(StorageError::NotAllowed(format!(
-                    "'{}' requests on containers are not supported.",
-                    n.placement.attach.x_zerovm_access()
-                )))
-            }
-            (AttachMode::Read, false) => {
-                let opened = node
-                    .objects
-                    .open_object(&name)?
-                    .filter(|o| !o.meta.is_expired(Timestamp::now().secs()))
-                    .ok_or_else(|| {
-                        StorageError::Missing(format!("Error 404 Not Found while fetching {name}"))
-                    })?;
-                r.files.channels.insert(
-                    ch.device.clone(),
-                    node.objects.data_path(&name).display().to_string(),
-                );
-                r.local = Some(local_object(&opened.meta));
-                r.open
-                    .insert(ch.alias(), (Arc::new(opened.file), opened.data_offset));
-            }
-            (AttachMode::Write, false) => {
-                let ts = Timestamp::parse(&plan.timestamp).ok_or_else(|| {
-                    StorageError::BadRequest(
-                        "Locally writable object specified but no x-timestamp in request".into(),
-                    )
-                })?;
-                let meta = ObjectMeta {
-                    name: name.clone(),
-                    data_ts: ts,
-                    meta_ts: ts,
-                    content_type: ch.content_type.clone(),
-                    etag: String::new(),
-                    size: 0,
-                    headers: object_meta_headers(ch),
-                    delete_at: None,
-                };
-                let mut writer = node.objects.writer()?;
-                writer.reserve_header(&meta)?;
-                r.files
-                    .channels
-                    .insert(ch.device.clone(), writer.tmp_path().display().to_string());
-                r.open.insert(
-                    ch.alias(),
-                    (Arc::new(writer.file()?.try_clone()?), writer.header_len()),
-                );
-                r.local = Some(LocalObject::default());
-                r.attached_output = Some(AttachedOutput { writer, meta });
-            }
-            (AttachMode::None, false) => {}
-        }
-    }
-    for (i, ch) in n.channels.iter().enumerate() {
-        if Some(i) == n.placement.channel && attached.is_some() {
-            continue;
-        }
-        let kind = ch.kind();
-        if kind == DeviceKind::Db {
-            continue;
-        }
-        if ch.access.readable() || ch.access.cdr() {
-            // Streamed by the proxy (remote objects, the POSTed image, the
-            // payload); a path-less stdin without one reads /dev/null.
-            if let Some(path) = spooled.get(&ch.device) {
-                r.files
-                    .channels
-                    .insert(ch.device.clone(), path.display().to_string());
-            }
-            continue;
-        }
-        if ch.access.writable() {
-            let path = dir.join(format!("out-{i}"));
-            std::fs::File::create(&path)?;
-            r.files
-                .channels
-                .insert(ch.device.clone(), path.display().to_string());
-            r.outputs.insert(ch.device.clone(), path);
-        }
-    }
-    Ok(r)
-}
-
 fn header(h: &HeaderMap, name: &str) -> String {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string()
+}
+
+impl Prepared {
+    /// Waits for a worker and runs the session. Dropping the future (the
+    /// proxy went away) cancels the run: its worker is killed.
+    pub async fn run(
+        self,
+        node: &Arc<Node>,
+        agent: &Arc<Agent>,
+        pool: &Arc<Pool>,
+    ) -> Result<Ran, StorageError> {
+        let permit = agent
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StorageError::Peer("the agent is stopping".into()))?;
+        let cancel = Cancel::new();
+        let guard = CancelOnDrop(Some(cancel.clone()));
+        let (node, agent, pool) = (node.clone(), agent.clone(), pool.clone());
+        let ran = tokio::task::spawn_blocking(move || self.run_here(&node, &agent, &pool, &cancel))
+            .await?;
+        guard.disarm();
+        drop(permit);
+        ran
+    }
+
+    /// The run, in one blocking section: channels, manifest, the pool, the
+    /// attached output committed, small outputs read back.
+    fn run_here(
+        self,
+        node: &Node,
+        agent: &Agent,
+        pool: &Pool,
+        cancel: &Cancel,
+    ) -> Result<Ran, StorageError> {
+        let Prepared {
+            mut plan,
+            mut inputs,
+            program,
+            python,
+            stdlib,
+            container,
+            listing_nodes,
+        } = self;
+        let cfg = &agent.cfg;
+        let mut provided = Provided::default();
+        let mut attached: Option<AttachedOutput> = None;
+        let mut outputs: Vec<(String, std::fs::File)> = Vec::new();
+        let mut local: Option<LocalObject> = None;
+
+        let n = &mut plan.node;
+        // System images are mounted by the sandbox, not channels here.
+        let attached_device = n.attached_channel().map(|c| c.device.clone());
+        n.channels
+            .retain(|c| !(c.kind() == DeviceKind::Other && Images::is_python(&c.device)));
+        n.placement.channel = attached_device
+            .as_ref()
+            .and_then(|d| n.channels.iter().position(|c| &c.device == d));
+        let attached_ch = n.attached_channel().cloned();
+        if let Some(ch) = &attached_ch {
+            let target = n.placement.target.clone().ok_or_else(|| {
+                StorageError::BadRequest("an attached node without a target".into())
+            })?;
+            let name = target.path();
+            let missing =
+                || StorageError::Missing(format!("Error 404 Not Found while fetching {name}"));
+            match (n.placement.attach, target.is_container()) {
+                (AttachMode::Read, true) => {
+                    let file = container.ok_or_else(missing)?;
+                    let len = file.metadata()?.len();
+                    local = Some(LocalObject {
+                        content_length: len,
+                        metadata: vec![("Content-Type".into(), "application/x-sqlite3".into())],
+                    });
+                    provided.file(&ch.device, file, 0)?;
+                }
+                (_, true) => {
+                    return Err(StorageError::NotAllowed(format!(
+                        "'{}' requests on containers are not supported.",
+                        n.placement.attach.x_zerovm_access()
+                    )))
+                }
+                (AttachMode::Read, false) => {
+                    let opened = node
+                        .objects
+                        .open_object(&name)?
+                        .filter(|o| !o.meta.is_expired(Timestamp::now().secs()))
+                        .ok_or_else(missing)?;
+                    local = Some(local_object(&opened.meta));
+                    provided.file(&ch.device, opened.file, opened.data_offset)?;
+                }
+                (AttachMode::Write, false) => {
+                    let ts = Timestamp::parse(&plan.timestamp).ok_or_else(|| {
+                        StorageError::BadRequest(
+                            "Locally writable object specified but no x-timestamp in request"
+                                .into(),
+                        )
+                    })?;
+                    let meta = ObjectMeta {
+                        name: name.clone(),
+                        data_ts: ts,
+                        meta_ts: ts,
+                        content_type: ch.content_type.clone(),
+                        etag: String::new(),
+                        size: 0,
+                        headers: object_meta_headers(ch),
+                        delete_at: None,
+                    };
+                    let mut writer = node.objects.writer()?;
+                    writer.reserve_header(&meta)?;
+                    provided.file(&ch.device, writer.file()?.try_clone()?, writer.header_len())?;
+                    local = Some(LocalObject::default());
+                    attached = Some(AttachedOutput { writer, meta });
+                }
+                (AttachMode::None, false) => {}
+            }
+        }
+        for (i, ch) in n.channels.iter().enumerate() {
+            if Some(i) == n.placement.channel && attached_ch.is_some() {
+                continue;
+            }
+            if ch.kind() == DeviceKind::Db {
+                continue;
+            }
+            if ch.access.readable() || ch.access.cdr() {
+                // Streamed by the proxy (remote objects, the POSTed image,
+                // the payload); a path-less stdin without one reads /dev/null.
+                match inputs.remove(&ch.device) {
+                    Some(Data::Memory(v)) => provided.memory(&ch.device, v),
+                    Some(Data::File(f)) => provided.file(&ch.device, f, 0)?,
+                    None => {}
+                }
+                continue;
+            }
+            if ch.access.writable() {
+                let f = tempfile::tempfile_in(&agent.dir)?;
+                provided.file(&ch.device, f.try_clone()?, 0)?;
+                outputs.push((ch.device.clone(), f));
+            }
+        }
+
+        // The manifest and NVRAM, rendered and read back.
+        let opts = render_options(&plan, cfg);
+        let node_plan: &NodePlan = &plan.node;
+        let files = SessionFiles {
+            program: HOST_PROGRAM.into(),
+            nvram: HOST_NVRAM.into(),
+            channels: provided.paths.clone(),
+            network: plan.network.clone(),
+            replica: plan.replica,
+            ..SessionFiles::default()
+        };
+        let manifest_text = render::manifest(node_plan, &opts, &files).map_err(job_error)?;
+        let nvram_text = render::nvram(node_plan, &opts, local.as_ref()).map_err(job_error)?;
+        let manifest = Manifest::parse(manifest_text.as_bytes())
+            .map_err(|e| StorageError::BadRequest(format!("Invalid manifest: {e}")))?;
+        let sizes = &provided.sizes;
+        let nvram_len = nvram_text.len() as u64;
+        let probe = |path: &str| -> Option<HostKind> {
+            match path {
+                HOST_PROGRAM => Some(HostKind::Regular { size: 0 }),
+                HOST_NVRAM => Some(HostKind::Regular { size: nvram_len }),
+                "/dev/null" => Some(HostKind::CharDevice),
+                p => sizes.get(p).map(|&size| HostKind::Regular { size }),
+            }
+        };
+        let checked = manifest
+            .check(&probe)
+            .map_err(|e| StorageError::BadRequest(format!("Invalid manifest: {e}")))?;
+        let mut session = Session::from_manifest(&manifest, checked);
+        session.program_name = node_plan.program_name().to_string();
+        session.memory = cfg.memory;
+        session.timeout = Duration::from_secs(plan.timeout.clamp(1, cfg.max_timeout));
+        let nvram_alias = engine::NVRAM_ALIAS.to_string();
+        session.buffers.insert(
+            nvram_alias,
+            sandbox::channel::shared(nvram_text.as_bytes().to_vec()),
+        );
+        for (alias, data) in provided.buffers {
+            session
+                .buffers
+                .insert(alias, sandbox::channel::shared(data));
+        }
+        for (alias, (file, offset)) in provided.files {
+            session.files.insert(alias.clone(), Arc::new(file));
+            if offset > 0 {
+                session.file_offsets.insert(alias, offset);
+            }
+        }
+        match &python {
+            Some((py, start)) => {
+                let nvram = Nvram::parse_lenient(nvram_text.as_bytes()).0;
+                let (args, env) = engine::command_line(&session, &nvram);
+                session.args = Some(args);
+                session.env = Some(env);
+                py.apply(&mut session, *start);
+            }
+            None => {
+                if let Some(image) = stdlib {
+                    session
+                        .system_images
+                        .push(("/".to_string(), image.stdlib.clone()));
+                }
+            }
+        }
+
+        // The run.
+        let outcome = match program {
+            Program::Invalid(why) => {
+                Outcome::failed(Validation::Failed, Ending::ValidationFailed, Some(why))
+            }
+            Program::Ready(program) => {
+                let validation = session.validation;
+                match pool.run_cancellable(Job { program, session }, cancel) {
+                    Ok(o) => o,
+                    Err(PoolError::NoSlot) => {
+                        return Err(StorageError::Unavailable {
+                            message: "Slot not available".into(),
+                            retry_after: Some(1),
+                        })
+                    }
+                    Err(PoolError::Cancelled) => return Err(StorageError::ClientDisconnect),
+                    Err(e) => Outcome::failed(
+                        validation,
+                        Ending::Failed {
+                            errno: sandbox::errno::EFAULT,
+                            message: format!("ZeroVM runtime error: {e}"),
+                        },
+                        None,
+                    ),
+                }
+            }
+        };
+
+        // The attached output, stored only after a clean exit.
+        let succeeded = matches!(outcome.ending, Ending::Exited) && outcome.report.user_code == 0;
+        let stored = match attached {
+            Some(AttachedOutput {
+                mut writer,
+                mut meta,
+            }) if succeeded => {
+                writer.adopt_data()?;
+                meta.etag = writer.etag();
+                meta.size = writer.size();
+                // False: a newer object arrived meanwhile, and it stays.
+                node.objects.commit(writer, &meta)?.then_some(meta)
+            }
+            _ => None,
+        };
+        let mut read_back = Vec::with_capacity(outputs.len());
+        for (device, mut f) in outputs {
+            let len = f.metadata()?.len();
+            f.seek(SeekFrom::Start(0))?;
+            let data = if len <= SMALL_OUTPUT {
+                let mut v = Vec::with_capacity(len as usize);
+                f.read_to_end(&mut v)?;
+                OutputData::Small(Bytes::from(v))
+            } else {
+                OutputData::File(f)
+            };
+            read_back.push(Output { device, len, data });
+        }
+        Ok(Ran {
+            plan,
+            outcome,
+            outputs: read_back,
+            stored,
+            listing_nodes,
+        })
+    }
+}
+
+/// What the agent hands the worker for each channel, and the host path
+/// the manifest gives it.
+#[derive(Default)]
+struct Provided {
+    paths: BTreeMap<String, String>,
+    sizes: BTreeMap<String, u64>,
+    buffers: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, (std::fs::File, u64))>,
+}
+
+impl Provided {
+    fn path(&mut self, device: &str, size: u64) -> String {
+        let path = format!("{HOST_DEV}{device}");
+        self.paths.insert(device.to_string(), path.clone());
+        self.sizes.insert(path.clone(), size);
+        path
+    }
+
+    fn memory(&mut self, device: &str, v: Vec<u8>) {
+        self.path(device, v.len() as u64);
+        self.buffers.push((format!("/dev/{device}"), v));
+    }
+
+    fn file(&mut self, device: &str, f: std::fs::File, offset: u64) -> std::io::Result<()> {
+        let size = f.metadata()?.len().saturating_sub(offset);
+        self.path(device, size);
+        self.files.push((format!("/dev/{device}"), (f, offset)));
+        Ok(())
+    }
 }
 
 /// `X-Object-Meta-*` headers from a channel's `meta`.
@@ -510,53 +742,6 @@ fn local_object(m: &ObjectMeta) -> LocalObject {
     }
 }
 
-/// Renders the manifest and NVRAM, reads them back as the sandbox would,
-/// and makes the session.
-fn build_session(
-    cfg: &ExecConfig,
-    plan: &ExecRequest,
-    r: &Resolved,
-    python: Option<&(Arc<PythonImage>, Start)>,
-    stdlib: Option<Arc<PythonImage>>,
-    dir: &Path,
-) -> Result<Session, StorageError> {
-    let opts = render_options(plan, cfg);
-    let node: &NodePlan = &plan.node;
-    let manifest_text = render::manifest(node, &opts, &r.files).map_err(job_error)?;
-    let nvram_text = render::nvram(node, &opts, r.local.as_ref()).map_err(job_error)?;
-    std::fs::write(dir.join("nvram"), &nvram_text)?;
-    let manifest = Manifest::parse(manifest_text.as_bytes())
-        .map_err(|e| StorageError::BadRequest(format!("Invalid manifest: {e}")))?;
-    let channels = manifest
-        .check(&StdHost)
-        .map_err(|e| StorageError::BadRequest(format!("Invalid manifest: {e}")))?;
-    let mut session = Session::from_manifest(&manifest, channels);
-    session.program_name = node.program_name().to_string();
-    for (alias, (file, offset)) in &r.open {
-        session.files.insert(alias.clone(), file.clone());
-        if *offset > 0 {
-            session.file_offsets.insert(alias.clone(), *offset);
-        }
-    }
-    match python {
-        Some((py, start)) => {
-            let nvram = Nvram::parse_lenient(nvram_text.as_bytes()).0;
-            let (args, env) = engine::command_line(&session, &nvram);
-            session.args = Some(args);
-            session.env = Some(env);
-            py.apply(&mut session, *start);
-        }
-        None => {
-            if let Some(image) = stdlib {
-                session
-                    .system_images
-                    .push(("/".to_string(), image.stdlib.clone()));
-            }
-        }
-    }
-    Ok(session)
-}
-
 /// What every manifest of this agent says: the session's timeout, the
 /// memory and channel limits of the configuration.
 fn render_options(plan: &ExecRequest, cfg: &ExecConfig) -> RenderOptions {
@@ -577,70 +762,8 @@ fn job_error(e: sysmap::Error) -> StorageError {
     StorageError::BadRequest(e.to_string())
 }
 
-impl Prepared {
-    /// Waits for a worker and runs the session. Dropping the future (the
-    /// proxy went away) cancels the run: its worker is killed.
-    pub async fn run(mut self, agent: &Arc<Agent>, pool: &Arc<Pool>) -> Result<Ran, StorageError> {
-        let program = match &self.program {
-            Program::Ready(p, _) => p.clone(),
-            Program::Invalid(why, _) => {
-                let outcome = Outcome::failed(
-                    Validation::Failed,
-                    Ending::ValidationFailed,
-                    Some(why.clone()),
-                );
-                return Ok(Ran {
-                    prepared: self,
-                    outcome,
-                });
-            }
-        };
-        let cfg = &agent.cfg;
-        self.session.memory = cfg.memory;
-        self.session.timeout = Duration::from_secs(self.plan.timeout.clamp(1, cfg.max_timeout));
-        let permit = agent
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StorageError::Peer("the agent is stopping".into()))?;
-        let cancel = sandbox::pool::Cancel::new();
-        let guard = CancelOnDrop(Some(cancel.clone()));
-        let job = Job {
-            program,
-            session: self.session.clone(),
-        };
-        let pool = pool.clone();
-        let result =
-            tokio::task::spawn_blocking(move || pool.run_cancellable(job, &cancel)).await?;
-        guard.disarm();
-        drop(permit);
-        let outcome = match result {
-            Ok(o) => o,
-            Err(PoolError::NoSlot) => {
-                return Err(StorageError::Unavailable {
-                    message: "Slot not available".into(),
-                    retry_after: Some(1),
-                })
-            }
-            Err(e) => Outcome::failed(
-                self.session.validation,
-                Ending::Failed {
-                    errno: sandbox::errno::EFAULT,
-                    message: format!("ZeroVM runtime error: {e}"),
-                },
-                None,
-            ),
-        };
-        Ok(Ran {
-            prepared: self,
-            outcome,
-        })
-    }
-}
-
 /// Cancels a run when the request's future is dropped before it ended.
-struct CancelOnDrop(Option<sandbox::pool::Cancel>);
+struct CancelOnDrop(Option<Cancel>);
 
 impl CancelOnDrop {
     fn disarm(mut self) {

@@ -291,7 +291,16 @@ pub async fn start(cfg: ObjectServerConfig) -> anyhow::Result<ObjectServer> {
     let node = Node::open(cfg, addr.to_string())?;
     let agent = node.agent.clone();
     tokio::task::spawn_blocking(move || agent.start_pool()).await?;
-    let background = node.start_background();
+    let agent = node.agent.clone();
+    let reaper = tokio::spawn(async move {
+        let mut t = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            t.tick().await;
+            agent.reap_reservations();
+        }
+    });
+    let mut background = node.start_background();
+    background.push(reaper);
     let table = api_table(node.clone());
     let server = wire::serve::spawn(listener, wire::serve::Options::default(), move |req| {
         handle(table.clone(), req)
@@ -326,6 +335,10 @@ pub fn api_table(node: Arc<Node>) -> Router {
         .route("/x/{a}", post(crate::exec::handle))
         .route("/x/{a}/{c}", post(crate::exec::handle))
         .route("/x/{a}/{c}/{o}", post(crate::exec::handle))
+        .route("/xr/{a}", post(crate::exec::reserve))
+        .route("/xr/{a}/{c}", post(crate::exec::reserve))
+        .route("/xr/{a}/{c}/{o}", post(crate::exec::reserve))
+        .route("/xt/{t}", axum::routing::delete(crate::exec::release))
         .method_not_allowed_fallback(|| async { StorageError::MethodNotAllowed })
         .with_state(node)
 }

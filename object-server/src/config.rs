@@ -49,6 +49,18 @@ pub struct ExecConfig {
     /// Sessions that may wait for a worker; beyond that a session is
     /// refused with 503 `Slot not available`.
     pub queue: usize,
+    /// Sessions of connected jobs (`connect`) running at once, in worker
+    /// processes of their own (the `cluster` pool): they block on each
+    /// other's streams more than they compute, and all sessions of a job
+    /// must run together, so they neither wait in the queue nor take the
+    /// default pool's workers.
+    pub cluster_workers: usize,
+    /// The address connected sessions' listeners bind on: where the other
+    /// storage nodes reach this one (loopback for a one-machine cluster).
+    pub network_host: String,
+    /// Seconds a reserved connected session waits to be started before its
+    /// slot and listeners are given back.
+    pub reservation_ttl: f64,
     /// System images (the Python image). `$ZEROCLOUD_IMAGES` overrides it;
     /// default `<data_dir>/images`.
     pub images_dir: Option<PathBuf>,
@@ -83,6 +95,9 @@ impl Default for ExecConfig {
             enabled: true,
             workers: 0,
             queue: 64,
+            cluster_workers: 4,
+            network_host: "127.0.0.1".into(),
+            reservation_ttl: 30.0,
             images_dir: None,
             install_images: false,
             worker_program: None,

@@ -41,14 +41,14 @@ pub trait Storage: Send + Sync {
     /// session; the order spreads the load).
     fn exec_agents(&self, target: Option<Target<'_>>) -> Vec<String>;
 
-    /// Sends one session (`req`: a `wire::exec` body) to `agent`, at the
-    /// session's placement path `path_info`; `writes` is the object an
-    /// attached session writes, whose listing must be updated.
+    /// Sends an exec request (`wire::exec`: a session, a reservation, a
+    /// release) to `agent` at its internal `path`; `writes` is the object
+    /// an attached session writes, whose listing must be updated.
     fn exec<'a>(
         &'a self,
         tx: &'a TransId,
         agent: &'a str,
-        path_info: &'a str,
+        path: String,
         writes: Option<Target<'a>>,
         req: Request<Body>,
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>>;
@@ -170,14 +170,11 @@ impl Storage for RingStorage {
         &'a self,
         tx: &'a TransId,
         agent: &'a str,
-        path_info: &'a str,
+        path: String,
         writes: Option<Target<'a>>,
         req: Request<Body>,
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
-        Box::pin(async move {
-            let path = wire::exec::exec_path(path_info);
-            self.forward(agent, path, tx, req, writes).await
-        })
+        Box::pin(async move { self.forward(agent, path, tx, req, writes).await })
     }
 }
 

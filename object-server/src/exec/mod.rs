@@ -47,8 +47,13 @@ pub struct Agent {
     dir: PathBuf,
     pub images: Arc<Images>,
     pool: OnceLock<Result<Arc<Pool>, String>>,
-    /// Running sessions: one permit per worker.
+    /// Running sessions: one permit per worker of the default pool.
     slots: Arc<Semaphore>,
+    /// Connected sessions reserved or running: one permit per worker of
+    /// the cluster pool.
+    cluster_slots: Arc<Semaphore>,
+    /// Reserved connected sessions, by token.
+    reservations: Mutex<std::collections::HashMap<String, Held>>,
     /// Sessions admitted and not finished (spooling, waiting or running),
     /// in all and by job (`X-Zerocloud-Id`).
     admitted: Mutex<Admissions>,
@@ -74,6 +79,8 @@ impl Agent {
         let images = Arc::new(Images::new(cfg.images_dir(data_dir)));
         let workers = cfg.worker_count();
         Ok(Agent {
+            cluster_slots: Arc::new(Semaphore::new(cfg.cluster_workers)),
+            reservations: Mutex::new(std::collections::HashMap::new()),
             cfg,
             name,
             dir,
@@ -98,8 +105,9 @@ impl Agent {
         let result = self.make_pool();
         match &result {
             Ok(_) => info!(
-                "exec agent: {} workers, images in {}",
+                "exec agent: {} workers and {} for connected jobs, images in {}",
                 self.cfg.worker_count(),
+                self.cfg.cluster_workers,
                 self.images.store().dir().display()
             ),
             Err(e) => warn!("exec agent: no worker pool: {e}"),
@@ -113,7 +121,9 @@ impl Agent {
             None => std::env::current_exe().map_err(|e| format!("this executable: {e}"))?,
         };
         let mut config = PoolConfig::new(program);
-        config.workers = self.cfg.worker_count();
+        // Both pools' sessions take any idle worker; the slots above keep
+        // each pool within its share.
+        config.workers = self.cfg.worker_count() + self.cfg.cluster_workers;
         // Admission here bounds the queue; the pool itself never refuses.
         config.queue = usize::MAX;
         config.isolate = self.cfg.isolate;
@@ -188,6 +198,134 @@ impl Agent {
     }
 }
 
+/// A reserved connected session: its cluster slot and its listeners, until
+/// its `POST /x/...` takes them or it expires.
+pub struct Held {
+    /// Taken by the run, and given back when it ends.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Listening sockets of each incoming network channel (alias), one per
+    /// writing session.
+    pub listeners: std::collections::BTreeMap<String, Vec<std::net::TcpListener>>,
+    job_id: String,
+    expires: Instant,
+}
+
+impl Agent {
+    /// Drops reservations nobody claimed in time (their slots and
+    /// listeners come back).
+    pub fn reap_reservations(&self) {
+        let now = Instant::now();
+        lock(&self.reservations).retain(|_, h| h.expires > now);
+    }
+
+    /// Takes a reservation for its session: 404 when it is unknown or
+    /// expired, 400 when it was made for another job.
+    fn claim(&self, token: &str, job_id: &str) -> Result<Held, StorageError> {
+        let held = lock(&self.reservations)
+            .remove(token)
+            .filter(|h| h.expires > Instant::now())
+            .ok_or_else(|| {
+                StorageError::Missing(format!(
+                    "No reservation {token} (it expired, or was never made)"
+                ))
+            })?;
+        if held.job_id != job_id {
+            return Err(StorageError::BadRequest(format!(
+                "reservation {token} is not for job {job_id}"
+            )));
+        }
+        Ok(held)
+    }
+}
+
+/// `POST /xr/{a}[/{c}[/{o}]]`: reserves a connected session (see
+/// `wire::exec`): a cluster slot now or 503, and a listener per writer of
+/// each incoming channel.
+pub async fn reserve(
+    State(node): State<Arc<Node>>,
+    req: Request,
+) -> Result<Response<Body>, StorageError> {
+    let agent = node.agent.clone();
+    agent.pool()?;
+    agent.reap_reservations();
+    let body = http_body_util::Limited::new(req.into_body(), wire::exec::MAX_HEADER);
+    let body = http_body_util::BodyExt::collect(body)
+        .await
+        .map_err(|e| StorageError::BadRequest(format!("reservation: {e}")))?
+        .to_bytes();
+    let r: wire::exec::Reservation = serde_json::from_slice(&body)
+        .map_err(|e| StorageError::BadRequest(format!("Cannot parse system map: {e}")))?;
+    let permit = agent
+        .cluster_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| StorageError::Unavailable {
+            message: "Slot not available".into(),
+            retry_after: Some(1),
+        })?;
+    let mut listeners = std::collections::BTreeMap::new();
+    let mut bound = std::collections::BTreeMap::new();
+    for c in r
+        .node
+        .connections
+        .iter()
+        .filter(|c| c.direction == sysmap::plan::Direction::In)
+    {
+        let mut socks = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..c.peer_replicate.max(1) {
+            let l =
+                std::net::TcpListener::bind((agent.cfg.network_host.as_str(), 0)).map_err(|e| {
+                    StorageError::Unavailable {
+                        message: format!(
+                            "Cannot bind a network channel on {}: {e}",
+                            agent.cfg.network_host
+                        ),
+                        retry_after: None,
+                    }
+                })?;
+            addrs.push(l.local_addr()?.to_string());
+            socks.push(l);
+        }
+        bound.insert(c.device.clone(), addrs);
+        listeners.insert(c.device.clone(), socks);
+    }
+    let token = format!("{:032x}", rand::random::<u128>());
+    let ttl = std::time::Duration::from_secs_f64(agent.cfg.reservation_ttl.max(0.1));
+    lock(&agent.reservations).insert(
+        token.clone(),
+        Held {
+            permit: Some(permit),
+            listeners,
+            job_id: r.job_id,
+            expires: Instant::now() + ttl,
+        },
+    );
+    let reply = serde_json::to_vec(&wire::exec::Reserved { token, bound })
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(wire::body::full(reply))
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))
+}
+
+/// `DELETE /xt/{token}`: gives an unclaimed reservation back.
+pub async fn release(
+    State(node): State<Arc<Node>>,
+    params: RawPathParams,
+) -> Result<Response<Body>, StorageError> {
+    let token = params
+        .iter()
+        .next()
+        .and_then(|(_, v)| wire::dec(v))
+        .ok_or(StorageError::InvalidName)?;
+    match lock(&node.agent.reservations).remove(&token) {
+        Some(_) => Ok(wire::reply::status(204)),
+        None => Err(StorageError::NotFound),
+    }
+}
+
 /// Sessions admitted, in all and by job.
 #[derive(Default)]
 struct Admissions {
@@ -244,7 +382,15 @@ pub async fn handle(
     };
     let plan: ExecRequest = serde_json::from_slice(&plan)
         .map_err(|e| StorageError::BadRequest(format!("Cannot parse system map: {e}")))?;
-    let admitted = agent.admit(&plan.job_id)?;
+    // A connected session was admitted when it was reserved.
+    let held = match &plan.reservation {
+        Some(token) => Some(agent.claim(token, &plan.job_id)?),
+        None => None,
+    };
+    let admitted = match held {
+        Some(_) => None,
+        None => Some(agent.admit(&plan.job_id)?),
+    };
     let path_info = format!("/{}", names.join("/"));
     if plan.node.placement.path_info != path_info {
         return Err(StorageError::BadRequest(format!(
@@ -253,8 +399,16 @@ pub async fn handle(
         )));
     }
     let read = started.elapsed();
-    let prepared =
-        session::prepare(&node, &agent, &pool, plan, &parts.headers, &mut reader).await?;
+    let prepared = session::prepare(
+        &node,
+        &agent,
+        &pool,
+        plan,
+        held,
+        &parts.headers,
+        &mut reader,
+    )
+    .await?;
     let ready = started.elapsed();
     let outcome = prepared.run(&node, &agent, &pool).await?;
     let ran = started.elapsed();

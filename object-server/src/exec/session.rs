@@ -43,7 +43,7 @@ use sysmap::render::{self, LocalObject, RenderOptions, SessionFiles};
 use wire::exec::{ExecRequest, PartReader, BOOT_PART};
 use wire::timestamp::Timestamp;
 
-use super::{bad_stream, Agent, Images};
+use super::{bad_stream, Agent, Held, Images};
 use crate::api::Node;
 use crate::config::ExecConfig;
 use crate::error::StorageError;
@@ -97,6 +97,8 @@ pub struct Prepared {
     stdlib: Option<Arc<PythonImage>>,
     container: Option<std::fs::File>,
     listing_nodes: (String, String),
+    /// A connected session's reservation: its slot and listeners.
+    held: Option<Held>,
 }
 
 /// The program of a session, or why it cannot run (a report without a run).
@@ -140,11 +142,18 @@ pub async fn prepare(
     agent: &Arc<Agent>,
     pool: &Arc<Pool>,
     plan: ExecRequest,
+    held: Option<Held>,
     headers: &HeaderMap,
     reader: &mut PartReader,
 ) -> Result<Prepared, StorageError> {
     let cfg = &agent.cfg;
     let n = &plan.node;
+    if !n.connections.is_empty() && held.is_none() {
+        return Err(StorageError::BadRequest(format!(
+            "{} has network channels: it must be reserved first",
+            n.name
+        )));
+    }
     if n.channels.iter().any(|c| c.kind() == DeviceKind::Debug) {
         return Err(StorageError::BadRequest(
             "The debug device (a network connection out of the sandbox) is not supported".into(),
@@ -256,6 +265,7 @@ pub async fn prepare(
         _ => None,
     };
     Ok(Prepared {
+        held,
         python: python.map(|py| (py, start)),
         stdlib,
         inputs,
@@ -417,17 +427,24 @@ impl Prepared {
     /// Waits for a worker and runs the session. Dropping the future (the
     /// proxy went away) cancels the run: its worker is killed.
     pub async fn run(
-        self,
+        mut self,
         node: &Arc<Node>,
         agent: &Arc<Agent>,
         pool: &Arc<Pool>,
     ) -> Result<Ran, StorageError> {
-        let permit = agent
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StorageError::Peer("the agent is stopping".into()))?;
+        // A connected session holds its slot since it was reserved; the
+        // others wait for one of the default pool.
+        let permit = match self.held.as_mut() {
+            Some(h) => h.permit.take(),
+            None => Some(
+                agent
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StorageError::Peer("the agent is stopping".into()))?,
+            ),
+        };
         let cancel = Cancel::new();
         let guard = CancelOnDrop(Some(cancel.clone()));
         let (node, agent, pool) = (node.clone(), agent.clone(), pool.clone());
@@ -455,6 +472,7 @@ impl Prepared {
             stdlib,
             container,
             listing_nodes,
+            held,
         } = self;
         let cfg = &agent.cfg;
         let mut provided = Provided::default();
@@ -553,6 +571,23 @@ impl Prepared {
             }
         }
 
+        // Network channels: the reserved listeners of incoming ones (they
+        // accept at the first read), the readers' addresses for outgoing
+        // ones (connected when the session's channels open).
+        let mut network = plan.network.clone();
+        if let Some(held) = held {
+            for (alias, socks) in held.listeners {
+                let addrs: Vec<String> = socks
+                    .iter()
+                    .map(|l| l.local_addr().map(|a| format!("tcp:{a}")))
+                    .collect::<std::io::Result<_>>()?;
+                network.insert(alias.clone(), addrs.join(";"));
+                for l in socks {
+                    provided.socket(&alias, std::fs::File::from(std::os::fd::OwnedFd::from(l)));
+                }
+            }
+        }
+
         // The manifest and NVRAM, rendered and read back.
         let opts = render_options(&plan, cfg);
         let node_plan: &NodePlan = &plan.node;
@@ -560,7 +595,7 @@ impl Prepared {
             program: HOST_PROGRAM.into(),
             nvram: HOST_NVRAM.into(),
             channels: provided.paths.clone(),
-            network: plan.network.clone(),
+            network,
             replica: plan.replica,
             ..SessionFiles::default()
         };
@@ -705,6 +740,12 @@ impl Provided {
     fn memory(&mut self, device: &str, v: Vec<u8>) {
         self.path(device, v.len() as u64);
         self.buffers.push((format!("/dev/{device}"), v));
+    }
+
+    /// A network channel's socket (its manifest source is a `tcp:` URI,
+    /// not a host path).
+    fn socket(&mut self, alias: &str, f: std::fs::File) {
+        self.files.push((alias.to_string(), (f, 0)));
     }
 
     fn file(&mut self, device: &str, f: std::fs::File, offset: u64) -> std::io::Result<()> {

@@ -18,6 +18,17 @@
 //! most one. The agent sends a response only once the session has ended,
 //! so the headers are final.
 //!
+//! **Connected sessions** (`connect`, `zvm://`; the plan's `pool` is
+//! `cluster`) are reserved first: `POST /xr/{a}[/{c}[/{o}]]` with a
+//! [`Reservation`] (JSON) takes a worker slot of the agent's cluster pool
+//! without waiting (503 `Slot not available` otherwise) and binds a
+//! listener for each incoming network channel; the answer is a
+//! [`Reserved`] (JSON): a token and the bound addresses. The session's
+//! `POST /x/...` then names the token ([`ExecRequest::reservation`]) and
+//! gives the addresses its outgoing channels connect to
+//! ([`ExecRequest::network`]). `DELETE /xt/{token}` gives a reservation back
+//! unused; one never claimed expires.
+//!
 //! # Parts
 //!
 //! A body is a sequence of parts, then the end mark:
@@ -73,9 +84,35 @@ pub struct ExecRequest {
     /// The input parts that follow, in order (device names, [`BOOT_PART`]).
     #[serde(default)]
     pub inputs: Vec<String>,
-    /// Network channel endpoints by alias (connected jobs).
+    /// The manifest source of each outgoing network channel, by alias:
+    /// `tcp:<ip>:<port>`, `;`-separated for a replicated reader (a
+    /// multichannel).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub network: BTreeMap<String, String>,
+    /// The token of this session's reservation (connected sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<String>,
+}
+
+/// Body of `POST /xr/...`: a connected session to reserve a slot for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub job_id: String,
+    pub node: NodePlan,
+    #[serde(default)]
+    pub replica: u32,
+}
+
+/// Answer of `POST /xr/...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    /// Names the reservation in the session's `POST /x/...` and in
+    /// `DELETE /xt/{token}`.
+    pub token: String,
+    /// For each incoming network channel (alias), the `ip:port` each
+    /// writer connects to: one per writing session (a replicated writer
+    /// has several).
+    pub bound: BTreeMap<String, Vec<String>>,
 }
 
 /// The header of one part.
@@ -295,10 +332,23 @@ impl PartReader {
 /// `/x/{a}`, `/x/{a}/{c}` or `/x/{a}/{c}/{o}` for a placement path
 /// (`/a`, `/a/c`, `/a/c/o` with raw names: the object part may hold `/`).
 pub fn exec_path(path_info: &str) -> String {
+    placement_path("/x", path_info)
+}
+
+/// `/xr/...`: where a connected session is reserved.
+pub fn reserve_path(path_info: &str) -> String {
+    placement_path("/xr", path_info)
+}
+
+/// `/xt/{token}`: a reservation, to give back.
+pub fn reservation_path(token: &str) -> String {
+    format!("/xt/{}", crate::enc(token))
+}
+
+fn placement_path(prefix: &str, path_info: &str) -> String {
     let rest = path_info.strip_prefix('/').unwrap_or(path_info);
-    let mut it = rest.splitn(3, '/');
-    let mut out = String::from("/x");
-    for name in it.by_ref() {
+    let mut out = String::from(prefix);
+    for name in rest.splitn(3, '/') {
         out.push('/');
         out.push_str(&crate::enc(name));
     }
@@ -428,5 +478,7 @@ mod tests {
         assert_eq!(exec_path("/AUTH_a"), "/x/AUTH_a");
         assert_eq!(exec_path("/AUTH_a/c"), "/x/AUTH_a/c");
         assert_eq!(exec_path("/AUTH_a/c/d/e f"), "/x/AUTH_a/c/d%2Fe%20f");
+        assert_eq!(reserve_path("/AUTH_a/c"), "/xr/AUTH_a/c");
+        assert_eq!(reservation_path("a/b"), "/xt/a%2Fb");
     }
 }

@@ -13,6 +13,8 @@
 //! | `/a/{a}` | GET HEAD POST | account DB |
 //! | `/au/{a}` | PUT (JSON `ContainerReport`) | container totals, from container nodes |
 //! | `/x/{a}[/{c}[/{o}]]` | POST (parts, see [`exec`]) | run one session of a job here (the exec agent) |
+//! | `/xr/{a}[/{c}[/{o}]]` | POST (JSON `exec::Reservation`) | reserve a slot and listeners for a connected session |
+//! | `/xt/{token}` | DELETE | give a reservation back |
 //!
 //! Every name is percent-encoded as one segment (so `/` inside object names too).
 

@@ -107,12 +107,21 @@ pub(super) async fn assemble(
         *resp.headers_mut() = h;
         return Ok(resp);
     }
+    // The body's type and headers are those of the first session with
+    // something to say (an empty stderr of a mapper does not decide).
     let mut length = 0u64;
     let mut first: Option<&PartHeader> = None;
+    let mut first_empty: Option<&PartHeader> = None;
     for (part, _) in finished.iter().filter_map(|f| f.immediate.as_ref()) {
-        length += part.len.unwrap_or(0);
-        first.get_or_insert(part);
+        let len = part.len.unwrap_or(0);
+        length += len;
+        if len > 0 {
+            first.get_or_insert(part);
+        } else {
+            first_empty.get_or_insert(part);
+        }
     }
+    let first = first.or(first_empty);
     let content_type = first
         .and_then(|p| p.content_type.clone())
         .unwrap_or_else(|| "text/html".into());

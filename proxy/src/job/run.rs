@@ -14,11 +14,12 @@ use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response};
 use sysmap::location::{Location, SwiftPath as JobPath};
-use sysmap::plan::{AttachMode, JobPlan, NodePlan};
+use sysmap::plan::{AttachMode, Direction, JobPlan, NodePlan};
 use tokio::sync::mpsc;
 use wire::body::Body;
 use wire::exec::{
-    encode_chunk, encode_header, encode_part, ExecRequest, PartHeader, BOOT_PART, END, PLAN_PART,
+    encode_chunk, encode_header, encode_part, ExecRequest, PartHeader, Reservation, Reserved,
+    BOOT_PART, END, PLAN_PART,
 };
 
 use super::authorize::{fetch, Fetched};
@@ -144,6 +145,18 @@ pub(super) async fn start(
         });
     }
 
+    // Connected sessions must all run at once and find each other: each is
+    // reserved first (a slot now, and its listeners bound), then told where
+    // its outgoing channels connect.
+    let (mut tokens, mut networks) = if placed.iter().any(|(n, _, _)| !n.connections.is_empty()) {
+        reserve(api, ctx, job_id, &placed).await?
+    } else {
+        (
+            vec![None; placed.len()],
+            vec![BTreeMap::new(); placed.len()],
+        )
+    };
+
     // Each session's plan announces its inputs in feeding order.
     let mut announced: Vec<Vec<String>> = vec![Vec::new(); placed.len()];
     for input in &inputs {
@@ -161,7 +174,8 @@ pub(super) async fn start(
             timeout,
             timestamp: api.next_ts().to_string(),
             inputs: std::mem::take(&mut announced[i]),
-            network: BTreeMap::new(),
+            network: std::mem::take(&mut networks[i]),
+            reservation: tokens[i].take(),
         };
         let plan = serde_json::to_vec(&plan)
             .map_err(|e| ProxyError::Internal(format!("plan of {}: {e}", node.name)))?;
@@ -214,9 +228,8 @@ pub(super) async fn start(
                     (AttachMode::Write, Some(t)) => object_target(t),
                     _ => None,
                 };
-                let call =
-                    api.storage
-                        .exec(&ctx.trans_id, agent, &node.placement.path_info, writes, req);
+                let path = wire::exec::exec_path(&node.placement.path_info);
+                let call = api.storage.exec(&ctx.trans_id, agent, path, writes, req);
                 let deadline = async {
                     let _ = fed.wait_for(|done| *done).await;
                     tokio::time::sleep((Duration::from_secs(timeout) + ANSWER_GRACE) * turns).await;
@@ -240,6 +253,117 @@ pub(super) async fn start(
             answer,
         })
         .collect())
+}
+
+/// Reserves every session of a connected job (see `wire::exec`): all of
+/// them get a slot and their listeners, or none does and the job is
+/// refused (503 `Slot not available` when an agent had no slot): a job
+/// never waits holding part of its slots. Returns each session's token and
+/// the manifest sources of its outgoing channels.
+async fn reserve(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    job_id: &str,
+    placed: &[(NodePlan, u32, String)],
+) -> Result<(Vec<Option<String>>, Vec<BTreeMap<String, String>>), ProxyError> {
+    let calls = placed.iter().map(|(node, replica, agent)| async move {
+        let body = serde_json::to_vec(&Reservation {
+            job_id: job_id.to_string(),
+            node: node.clone(),
+            replica: *replica,
+        })
+        .map_err(|e| ProxyError::Internal(format!("reservation of {}: {e}", node.name)))?;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .header("content-type", "application/json")
+            .body(Body::from(body))?;
+        let path = wire::exec::reserve_path(&node.placement.path_info);
+        let resp = api
+            .storage
+            .exec(&ctx.trans_id, agent, path, None, req)
+            .await?;
+        let status = resp.status().as_u16();
+        let retry = resp.headers().get("retry-after").is_some();
+        let body = error_text(resp.into_body()).await;
+        if status != 200 {
+            return Err(match status {
+                503 => ProxyError::Unavailable {
+                    message: body,
+                    retry_after: retry.then_some(1),
+                },
+                _ => ProxyError::Backend(format!("{agent}: reservation: {status} {body}")),
+            });
+        }
+        serde_json::from_str::<Reserved>(&body)
+            .map_err(|e| ProxyError::Backend(format!("{agent}: reservation: {e}")))
+    });
+    let replies = futures_util::future::join_all(calls).await;
+    if replies.iter().any(Result::is_err) {
+        // Give back what was reserved, then report the first refusal.
+        let releases = placed
+            .iter()
+            .zip(&replies)
+            .filter_map(|((_, _, agent), r)| {
+                let token = r.as_ref().ok()?.token.clone();
+                Some(async move {
+                    let req = Request::builder()
+                        .method(Method::DELETE)
+                        .uri("/")
+                        .body(Body::empty())
+                        .ok()?;
+                    let path = wire::exec::reservation_path(&token);
+                    api.storage
+                        .exec(&ctx.trans_id, agent, path, None, req)
+                        .await
+                        .ok()
+                })
+            });
+        futures_util::future::join_all(releases).await;
+        let first = replies.into_iter().find_map(Result::err);
+        return Err(first.unwrap_or_else(|| ProxyError::Internal("a reservation failed".into())));
+    }
+    let reserved: Vec<Reserved> = replies.into_iter().filter_map(Result::ok).collect();
+    // Session index of (node id, replica).
+    let index: BTreeMap<(u32, u32), usize> = placed
+        .iter()
+        .enumerate()
+        .map(|(i, (n, r, _))| ((n.id, *r), i))
+        .collect();
+    let mut networks = vec![BTreeMap::new(); placed.len()];
+    for (i, (node, replica, _)) in placed.iter().enumerate() {
+        for c in node
+            .connections
+            .iter()
+            .filter(|c| c.direction == Direction::Out)
+        {
+            let mut sources = Vec::new();
+            for k in 0..c.peer_replicate.max(1) {
+                let Some(&j) = index.get(&(c.peer_id, k)) else {
+                    continue;
+                };
+                // The reader's alias for this connection, and the listener
+                // of this writer replica.
+                let reader = &placed[j].0;
+                let alias = reader
+                    .connections
+                    .iter()
+                    .find(|rc| rc.direction == Direction::In && rc.peer == node.name)
+                    .map(|rc| rc.device.as_str());
+                let addr = alias
+                    .and_then(|a| reserved[j].bound.get(a))
+                    .and_then(|addrs| addrs.get(*replica as usize));
+                if let Some(addr) = addr {
+                    sources.push(format!("tcp:{addr}"));
+                }
+            }
+            networks[i].insert(c.device.clone(), sources.join(";"));
+        }
+    }
+    Ok((
+        reserved.into_iter().map(|r| Some(r.token)).collect(),
+        networks,
+    ))
 }
 
 /// Streams every input to its sessions, one after another. A session whose

@@ -2,7 +2,9 @@
 //! through the worker pool with the daemon snapshot, through the pool with
 //! the plain start, and as native `python3` processes; at concurrency 1 and
 //! 2, with runs/s; plus the pool's resident memory idle and under load.
-//! Prints figures; asserts nothing about time.
+//! The snapshot rows are also measured with workers that do not keep the
+//! memory resident (`--no-resident` workers, a second pool), unless
+//! `--no-compare`. Prints figures; asserts nothing about time.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -53,6 +55,10 @@ struct Args {
     /// Worker processes.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Skip the snapshot rows with workers that do not keep memory
+    /// resident.
+    #[arg(long)]
+    no_compare: bool,
 }
 
 fn main() -> Result<()> {
@@ -69,7 +75,7 @@ fn main() -> Result<()> {
         ..EngineConfig::default()
     };
     let t = Instant::now();
-    let pool = Pool::start(config).context("pool")?;
+    let pool = Pool::start(config.clone()).context("pool")?;
     println!(
         "pool: {} workers started in {:.1} ms",
         args.workers,
@@ -98,6 +104,18 @@ fn main() -> Result<()> {
         .map(|s| s.success())
         .unwrap_or(false);
 
+    // The same pool without resident memory, for the comparison rows.
+    let plain_pool = if args.no_compare {
+        None
+    } else {
+        config.resident_memory = false;
+        let p = Pool::start(config).context("pool without resident memory")?;
+        for _ in 0..2 * args.workers {
+            pool_run(&p, &image, &daemon, Start::Daemon)?;
+        }
+        Some(p)
+    };
+
     let mut rows = Vec::new();
     let peak = Arc::new(Mutex::new(0u64));
     for conc in [1usize, 2] {
@@ -108,6 +126,15 @@ fn main() -> Result<()> {
             || pool_run(&pool, &image, &daemon, Start::Daemon),
             Some((&pool, &peak)),
         )?);
+        if let Some(p) = &plain_pool {
+            rows.push(measure(
+                "  same, not resident",
+                conc,
+                args.runs,
+                || pool_run(p, &image, &daemon, Start::Daemon),
+                None,
+            )?);
+        }
         if args.slow_runs == 0 {
             continue;
         }

@@ -42,7 +42,22 @@
 //!   figures ZeroVM printed would mix sessions. A pool worker runs one
 //!   session per process and cannot open `/proc` once isolated: it hands
 //!   its engine an open `/proc/self/stat` ([`Engine::measure_cpu_from`])
-//!   and reports the whole process's, as ZeroVM did.
+//!   and reports the whole process's, as ZeroVM did. A worker's teardown
+//!   of a run (below) comes after its report, so it counts in no report.
+//! - **Resident memory** ([`EngineConfig::resident_memory`], pool
+//!   workers): wasmtime's pooling allocator keeps a program's memory in
+//!   the same slot run after run, and [`resident`] puts back only the
+//!   pages a run wrote (userfaultfd write-protection, `PAGEMAP_SCAN`),
+//!   instead of mapping the image anew and faulting every page in on each
+//!   run; each run is still a fresh instance starting from the module's
+//!   initial memory. The module docs of [`resident`] say why that holds.
+//!   A run's end is split: [`Engine::run_keeping`] returns the outcome
+//!   and the run's [`Leftovers`] (the store, the session's context), whose
+//!   drop resets the memory and frees the instance; a worker drops them
+//!   after sending the outcome, before it reads the next job.
+//! - **System images** ([`Session::system_images`], the Python stdlib)
+//!   are mapped and indexed once per engine and shared by the sessions
+//!   that mount the same file (by device and inode, size and mtime).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -63,6 +78,10 @@ use crate::tar::TarImage;
 use crate::vfs::{filetype, Vfs};
 use crate::wasi::{self, Ctx, Exit, Fatal, Limiter};
 
+pub(crate) mod resident;
+
+use resident::{Artifact, Tracked, Tracker};
+
 /// Alias of the channel holding ZRT's configuration.
 pub const NVRAM_ALIAS: &str = "/dev/nvram";
 
@@ -77,6 +96,12 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Where compiled artifacts are kept across processes (`None`: memory only).
     pub cache_dir: Option<PathBuf>,
+    /// Keep a program's linear memory mapped between runs and put back
+    /// only the pages a run wrote (see [`resident`]): for a process that
+    /// runs one session at a time, as a pool worker does. Needs Linux 6.7
+    /// (asynchronous userfaultfd write-protection, `PAGEMAP_SCAN`); where
+    /// the kernel lacks them the engine runs as without it.
+    pub resident_memory: bool,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +111,7 @@ impl Default for EngineConfig {
             table_elements: 1 << 20,
             tick: Duration::from_millis(10),
             cache_dir: None,
+            resident_memory: false,
         }
     }
 }
@@ -181,6 +207,9 @@ pub struct Program {
     pub turns: bool,
     /// sha256 of the module bytes.
     pub sha256: [u8; 32],
+    /// The artifact the module was loaded from, mapped for resetting its
+    /// memory (engines with a [`Tracker`] only).
+    pub(crate) artifact: Option<Arc<Artifact>>,
 }
 
 impl std::fmt::Debug for Program {
@@ -313,6 +342,10 @@ pub struct Engine {
     /// An open `/proc/<pid>/stat` to take CPU figures from, instead of the
     /// run thread's own.
     cpu_stat: Option<std::fs::File>,
+    /// Resident memory ([`EngineConfig::resident_memory`]) is on.
+    tracker: Option<Tracker>,
+    /// System images mapped and indexed for the sessions that mount them.
+    system_images: SystemImages,
 }
 
 impl std::fmt::Debug for Engine {
@@ -326,9 +359,23 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Configures wasmtime (Cranelift, copy-on-write memory images,
     /// exceptions, SIMD, bulk memory, reference types, epoch interruption,
-    /// bounded stack) and starts the epoch ticker, which stops when the
-    /// engine is dropped.
+    /// bounded stack; the pooling allocator with
+    /// [`EngineConfig::resident_memory`]) and starts the epoch ticker,
+    /// which stops when the engine is dropped.
     pub fn new(config: EngineConfig) -> wasmtime::Result<Engine> {
+        let engine = Engine::without_ticker(config)?;
+        engine.start_ticker()?;
+        Ok(engine)
+    }
+
+    /// [`Engine::new`] without the epoch ticker (no thread started, so a
+    /// worker can still enter its namespaces); until
+    /// [`Engine::start_ticker`], session timeouts do not fire. With
+    /// [`EngineConfig::resident_memory`] this opens `/proc/self/pagemap`
+    /// and `/proc/self/maps`, so it must come before `/proc` is out of
+    /// reach; if the kernel cannot track written pages, the engine is the
+    /// plain one.
+    pub(crate) fn without_ticker(config: EngineConfig) -> wasmtime::Result<Engine> {
         let mut c = Config::new();
         c.wasm_exceptions(true)
             .wasm_simd(true)
@@ -339,11 +386,36 @@ impl Engine {
             .max_wasm_stack(config.max_wasm_stack)
             // Checked against max_wasm_stack even without async support.
             .async_stack_size(config.max_wasm_stack + (2 << 20));
-        let engine = wasmtime::Engine::new(&c)?;
+        let resident = match config.resident_memory {
+            true => Tracker::open().ok().and_then(|tracker| {
+                let mut pooled = c.clone();
+                pooled.allocation_strategy(resident::pooling(&config));
+                wasmtime::Engine::new(&pooled).ok().map(|e| (e, tracker))
+            }),
+            false => None,
+        };
+        let (engine, tracker) = match resident {
+            Some((engine, tracker)) => (engine, Some(tracker)),
+            None => (wasmtime::Engine::new(&c)?, None),
+        };
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker)?;
-        let weak = engine.weak();
-        let tick = config.tick;
+        Ok(Engine {
+            engine,
+            linker,
+            config,
+            cache: Mutex::new(ProgramCache::default()),
+            cpu_stat: None,
+            tracker,
+            system_images: SystemImages::default(),
+        })
+    }
+
+    /// Starts the thread that bumps the epoch every [`EngineConfig::tick`]
+    /// (the session timeouts); it ends when the engine is dropped.
+    pub(crate) fn start_ticker(&self) -> wasmtime::Result<()> {
+        let weak = self.engine.weak();
+        let tick = self.config.tick;
         std::thread::Builder::new()
             .name("epoch-ticker".into())
             .spawn(move || loop {
@@ -354,13 +426,19 @@ impl Engine {
                 }
             })
             .map_err(wasmtime::Error::new)?;
-        Ok(Engine {
-            engine,
-            linker,
-            config,
-            cache: Mutex::new(ProgramCache::default()),
-            cpu_stat: None,
-        })
+        Ok(())
+    }
+
+    /// Whether runs keep their memory resident ([`EngineConfig::resident_memory`]
+    /// asked for it and the kernel has what it needs).
+    pub fn resident_memory(&self) -> bool {
+        self.tracker.is_some()
+    }
+
+    /// The descriptors `ioctl` is used on for resident memory (see
+    /// [`resident::Tracker::fds`]).
+    pub(crate) fn tracker_fds(&self) -> Option<(i32, i32)> {
+        self.tracker.as_ref().map(Tracker::fds)
     }
 
     /// Validates and compiles `wasm` (binary, or text for tests), or returns
@@ -449,6 +527,17 @@ impl Engine {
         sha256: [u8; 32],
         module: impl FnOnce() -> Result<Module, E>,
     ) -> Result<Arc<Program>, E> {
+        self.program_with_artifact(sha256, || Ok((module()?, None)))
+    }
+
+    /// [`Engine::program_for`] where `module` also gives the artifact
+    /// file the module was loaded from (mapped: a worker with resident
+    /// memory resets memory from it).
+    pub(crate) fn program_with_artifact<E: From<ValidationError>>(
+        &self,
+        sha256: [u8; 32],
+        module: impl FnOnce() -> Result<(Module, Option<Artifact>), E>,
+    ) -> Result<Arc<Program>, E> {
         if let Some(p) = self
             .cache
             .lock()
@@ -457,7 +546,8 @@ impl Engine {
         {
             return Ok(p);
         }
-        let program = self.program(module()?, sha256)?;
+        let (module, artifact) = module()?;
+        let program = self.program(module, sha256, artifact)?;
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -472,6 +562,7 @@ impl Engine {
         &self,
         module: Module,
         sha256: [u8; 32],
+        artifact: Option<Artifact>,
     ) -> Result<Arc<Program>, ValidationError> {
         let mut linker = self.linker.clone();
         for import in module.imports() {
@@ -526,6 +617,7 @@ impl Engine {
             init,
             turns,
             sha256,
+            artifact: artifact.map(Arc::new),
         }))
     }
 
@@ -622,8 +714,22 @@ impl Engine {
         session: &Session,
         inspect: Option<Inspect<'_>>,
     ) -> Outcome {
+        self.run_keeping(program, session, inspect).0
+    }
+
+    /// [`Engine::run_inspect`] that hands back what is left of the run
+    /// instead of dropping it before returning (see [`Leftovers`]).
+    pub(crate) fn run_keeping(
+        &self,
+        program: &Program,
+        session: &Session,
+        inspect: Option<Inspect<'_>>,
+    ) -> (Outcome, Leftovers<'_>) {
         let cpu_start = self.cpu_now();
-        let fail = |(ending, detail): Failure| Outcome::failed(session.validation, ending, detail);
+        let fail = |(ending, detail): Failure| {
+            let outcome = Outcome::failed(session.validation, ending, detail);
+            (outcome, Leftovers::none())
+        };
         // Blocking socket calls (tcp channels) and sleeps give up when the
         // session's time is over: the epoch cannot interrupt a host call.
         let deadline = Instant::now().checked_add(session.timeout);
@@ -635,7 +741,13 @@ impl Engine {
             Ok(n) => n,
             Err(f) => return fail(f),
         };
-        let vfs = match build_vfs(session, &nvram, &mut channels, &mut notes) {
+        let vfs = match build_vfs(
+            session,
+            &nvram,
+            &mut channels,
+            &mut notes,
+            &self.system_images,
+        ) {
             Ok(v) => v,
             Err(f) => return fail(f),
         };
@@ -656,6 +768,8 @@ impl Engine {
                 ending: Ending::Prevalidated,
                 user_code: 0,
                 detail,
+                store: None,
+                tracked: None,
             };
             return self.finish(ended, session, cpu_start);
         }
@@ -711,8 +825,16 @@ impl Engine {
                     ending,
                     user_code: 0,
                     detail: Some(format!("{e:#}")),
+                    store: None,
+                    tracked: None,
                 };
             }
+        };
+        let tracked = match (&self.tracker, &program.artifact) {
+            (Some(tracker), Some(artifact)) => {
+                Tracked::begin(tracker, artifact, &mut store, &instance)
+            }
+            _ => None,
         };
         let mut result = enter(&mut store, &instance, program, session.turn.as_deref());
         if let (Ok(_), Some(inspect)) = (&result, inspect) {
@@ -737,24 +859,36 @@ impl Engine {
         } else {
             None
         };
+        // The session's context goes on to the report; the store (the
+        // instance, its memory) is dropped with the run's leftovers.
+        let ctx = std::mem::replace(store.data_mut(), Ctx::spent());
         Ended {
-            ctx: store.into_data(),
+            ctx,
             memory_etag,
             ending,
             user_code,
             detail,
+            store: Some(store),
+            tracked,
         }
     }
 
     /// Closes the channels and builds the report: I/O accounting, etags,
     /// CPU time since `cpu_start`.
-    fn finish(&self, ended: Ended, session: &Session, cpu_start: (Duration, Duration)) -> Outcome {
+    fn finish(
+        &self,
+        ended: Ended,
+        session: &Session,
+        cpu_start: (Duration, Duration),
+    ) -> (Outcome, Leftovers<'_>) {
         let Ended {
             mut ctx,
             memory_etag,
             ending,
             user_code,
             detail,
+            store,
+            tracked,
         } = ended;
         let mut accounting = Accounting::default();
         let mut etags = Vec::new();
@@ -789,11 +923,64 @@ impl Engine {
             accounting,
             exit_state: Some(ending.exit_state()),
         };
-        Outcome {
+        let outcome = Outcome {
             report,
             ending,
             detail,
+        };
+        let leftovers = Leftovers {
+            tracker: self.tracker.as_ref(),
+            store,
+            tracked,
+            ctx: Some(ctx),
+        };
+        (outcome, leftovers)
+    }
+}
+
+/// What is left of a run once its outcome is known: the store (the
+/// instance and its linear memory) and the session's context (channels,
+/// the file system). Dropping it ends the run: with resident memory
+/// ([`EngineConfig::resident_memory`]) the memory is first put back to its
+/// initial contents, then the store and the context go. A pool worker
+/// drops it after sending the outcome, so the reply does not wait for it;
+/// the next session starts only after it is gone.
+pub(crate) struct Leftovers<'e> {
+    tracker: Option<&'e Tracker>,
+    store: Option<Store<Ctx>>,
+    tracked: Option<Tracked>,
+    ctx: Option<Ctx>,
+}
+
+impl Leftovers<'_> {
+    /// Nothing left (a session that ended before its program ran).
+    pub(crate) fn none() -> Self {
+        Leftovers {
+            tracker: None,
+            store: None,
+            tracked: None,
+            ctx: None,
         }
+    }
+}
+
+impl Drop for Leftovers<'_> {
+    fn drop(&mut self) {
+        // Our reset first (it needs the instance's memory), then the store
+        // (wasmtime's own reset finds nothing left to do in the tracked
+        // range), then the hot pages lose their protection (only once
+        // wasmtime's reset has looked), then the context.
+        let mut hot = None;
+        if let (Some(tracker), Some(store), Some(tracked)) =
+            (self.tracker, self.store.as_mut(), self.tracked.take())
+        {
+            hot = Some(tracked.reset(tracker, store));
+        }
+        drop(self.store.take());
+        if let (Some(tracker), Some(hot)) = (self.tracker, hot) {
+            hot.release(tracker);
+        }
+        drop(self.ctx.take());
     }
 }
 
@@ -807,6 +994,10 @@ struct Ended {
     ending: Ending,
     user_code: i32,
     detail: Option<String>,
+    /// The store the program ran in (none if it never ran).
+    store: Option<Store<Ctx>>,
+    /// Its memory, when it is resident.
+    tracked: Option<Tracked>,
 }
 
 /// `a; b`, or whichever of them there is.
@@ -877,10 +1068,11 @@ fn build_vfs(
     nvram: &Nvram,
     channels: &mut [OpenChannel],
     notes: &mut Vec<String>,
+    system_images: &SystemImages,
 ) -> Result<Vfs, Failure> {
     let mut vfs = Vfs::new(session.memory);
     for (point, file) in &session.system_images {
-        let image = system_image(file);
+        let image = system_images.get(file);
         if let Err(e) = image.and_then(|i| vfs.mount(point, i).map_err(|e| e.to_string())) {
             let ending = Ending::Failed {
                 errno: errno::EFAULT,
@@ -1020,6 +1212,49 @@ fn pack_images(nvram: &Nvram, ctx: &mut Ctx) -> Result<Vec<String>, Ending> {
         }
     }
     Ok(notes)
+}
+
+/// Most system images an engine keeps mapped and indexed.
+const MAX_SYSTEM_IMAGES: usize = 4;
+
+/// An engine's system images ([`Session::system_images`]), mapped and
+/// indexed once and mounted in every session that brings the same file,
+/// instead of mapping and indexing it for each (a pool worker receives a
+/// new descriptor of the same file with every job). A file is known by
+/// its device and inode, with its size and modification time: the map an
+/// entry holds keeps that inode alive, so its number cannot come back as
+/// another file while the entry is here.
+#[derive(Default)]
+struct SystemImages(Mutex<Vec<(ImageKey, Arc<TarImage<crate::tar::ImageBytes>>)>>);
+
+/// (device, inode, size, mtime seconds, mtime nanoseconds).
+type ImageKey = (u64, u64, i64, i64, i64);
+
+impl SystemImages {
+    fn get(&self, file: &std::fs::File) -> Result<Arc<TarImage<crate::tar::ImageBytes>>, String> {
+        use std::os::fd::AsFd;
+        let st = rustix::fs::fstat(file.as_fd()).map_err(|e| e.to_string())?;
+        let key: ImageKey = (
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime,
+            i64::try_from(st.st_mtime_nsec).unwrap_or(0),
+        );
+        let mut images = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = images.iter().position(|(k, _)| *k == key) {
+            let entry = images.remove(i);
+            let image = entry.1.clone();
+            images.push(entry);
+            return Ok(image);
+        }
+        let image = Arc::new(system_image(file)?);
+        images.push((key, image.clone()));
+        if images.len() > MAX_SYSTEM_IMAGES {
+            images.remove(0);
+        }
+        Ok(image)
+    }
 }
 
 /// A system image's tar index over a read-only map of its file.

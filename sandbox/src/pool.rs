@@ -22,6 +22,12 @@
 //!   timeout + [`PoolConfig::grace`] (a guest blocked in a host read of a
 //!   FIFO, which no epoch check can interrupt, or a wedged worker) is
 //!   SIGKILLed and replaced; the run then ends as a timeout too.
+//! - **Resident memory** ([`PoolConfig::resident_memory`], on by default):
+//!   a worker keeps each program's linear memory mapped between runs and
+//!   puts back only the pages a run wrote ([`crate::engine::resident`]),
+//!   after it has replied; a run's time is then mostly the guest's own.
+//!   Free workers are handed out last-freed first, so back-to-back runs
+//!   find the same worker, its memory and caches warm.
 //! - **A dead worker fails only its own run** ([`PoolError::WorkerDied`])
 //!   and is replaced before its slot is handed out again.
 //! - **Bounded queue.** With every worker busy and [`PoolConfig::queue`]
@@ -88,6 +94,11 @@ pub struct PoolConfig {
     /// How long after a session's timeout a silent worker is SIGKILLed
     /// (default: 2 s).
     pub grace: Duration,
+    /// Workers keep each program's linear memory mapped between runs and
+    /// put back only the pages a run wrote (default: true; see
+    /// [`crate::engine::EngineConfig::resident_memory`]). `false` starts
+    /// them with `--no-resident`.
+    pub resident_memory: bool,
 }
 
 impl PoolConfig {
@@ -103,6 +114,7 @@ impl PoolConfig {
             engine: EngineConfig::default(),
             isolate: true,
             grace: Duration::from_secs(2),
+            resident_memory: true,
         }
     }
 }
@@ -324,6 +336,9 @@ impl Worker {
             .arg(format!("--scratch={}", scratch.display()));
         if !config.isolate {
             command.arg("--no-isolate");
+        }
+        if !config.resident_memory {
+            command.arg("--no-resident");
         }
         // No inherited environment (secrets stay out of the worker).
         command.env_clear();

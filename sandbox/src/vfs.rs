@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::Arc;
 
 use crate::tar::{self, EntryKind, ImageBytes, LookupError, PackMember, TarImage};
 
@@ -103,7 +104,7 @@ pub enum Node {
 
 struct Mount {
     point: String,
-    image: TarImage<ImageBytes>,
+    image: Arc<TarImage<ImageBytes>>,
 }
 
 /// The guest file system of one session.
@@ -188,10 +189,18 @@ impl Vfs {
 
     /// Mounts a tar image read-only at `point`; later mounts hide earlier
     /// ones. The image's storage is kept as it is ([`ImageBytes`]: a map or
-    /// owned bytes).
-    pub fn mount(&mut self, point: &str, image: TarImage<ImageBytes>) -> Result<(), VfsError> {
+    /// owned bytes); a shared image (an engine's system images) serves
+    /// every session that mounts it.
+    pub fn mount(
+        &mut self,
+        point: &str,
+        image: impl Into<Arc<TarImage<ImageBytes>>>,
+    ) -> Result<(), VfsError> {
         let point = normalize("/", point)?;
-        self.mounts.push(Mount { point, image });
+        self.mounts.push(Mount {
+            point,
+            image: image.into(),
+        });
         Ok(())
     }
 

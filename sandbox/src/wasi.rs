@@ -249,6 +249,18 @@ impl Ctx {
         }
     }
 
+    /// An empty context: what a store keeps once its session's context
+    /// has been taken out to report on (the store is only dropped then).
+    pub(crate) fn spent() -> Ctx {
+        Ctx::new(
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vfs::new(0),
+            Limiter::default(),
+        )
+    }
+
     fn fd(&mut self, fd: i32) -> Result<&mut Fd, Errno> {
         usize::try_from(fd)
             .ok()

@@ -3,6 +3,11 @@
 //! Start-up, before any request is read (the process is single-threaded
 //! until the watchdog starts, which closing inherited descriptors and
 //! `unshare(CLONE_NEWUSER)` require):
+//! 0. **The engine** is configured, without its epoch ticker (it starts
+//!    no thread): with resident memory (the default; `--no-resident`
+//!    turns it off) it opens `/proc/self/pagemap`, `/proc/self/maps` and a
+//!    userfaultfd, and wasmtime's pooling allocator its own pagemap, all
+//!    of which need `/proc` (see [`crate::engine::resident`]).
 //! 1. **Namespaces** (unless `--no-isolate`): a new user namespace (our
 //!    uid/gid mapped to themselves, `setgroups` denied), a new mount
 //!    namespace and a new network namespace (only a loopback that is down:
@@ -20,19 +25,24 @@
 //!    capability is dropped.
 //! 3. **The watchdog** thread ([`watch_parent`]): it ends the process as
 //!    soon as the pool's end of the socket is gone (see below).
-//! 4. **The engine** starts (its epoch ticker thread), then the one
-//!    long-lived guest thread (stack [`Engine::run_thread_stack`]).
+//! 4. **The engine's epoch ticker** starts, then the one long-lived guest
+//!    thread (stack [`Engine::run_thread_stack`]).
 //! 5. **seccomp**: an allowlist ([`ALLOWED`]) installed on every thread
 //!    (TSYNC: the watchdog, the ticker and the guest thread, all created
 //!    before it, included); anything else fails with EPERM. No thread is
-//!    created after this point, so `clone`/`clone3` are not in it.
+//!    created after this point, so `clone`/`clone3` are not in it. With
+//!    resident memory, `ioctl` is allowed for three requests on their own
+//!    descriptors only ([`IoctlFds`]).
 //! 6. `ready`, then one job at a time: the artifact arrives as a
 //!    descriptor and is mapped with `Module::deserialize_open_file` unless
 //!    its sha256 is in the engine's cache already; channels arrive as
 //!    descriptors (`Session::files`, each at its `Session::file_offsets`
 //!    entry, which the engine applies; the parent already cut write-only
 //!    files there, as the filter allows no `ftruncate`); the outcome goes
-//!    back as JSON. A cancelled run ends with a SIGKILL from the parent.
+//!    back as JSON. Then the run's leftovers go (the memory reset, the
+//!    instance and the session's descriptors: [`Leftovers`]), and only
+//!    then is the next job read. A cancelled run ends with a SIGKILL from
+//!    the parent.
 //!
 //! The socket is the worker's standard input. CPU figures in a worker's
 //! report are the whole worker process's (ZeroVM's own definition), read
@@ -70,7 +80,8 @@ use seccompiler::{
 };
 use wasmtime::Module;
 
-use crate::engine::{Engine, EngineConfig, Outcome, Program};
+use crate::engine::resident::{self, Artifact};
+use crate::engine::{Engine, EngineConfig, Leftovers, Outcome, Program};
 use crate::errno;
 use crate::pool::{recv_message, send_message, Reply, Request, MAX_REQUEST};
 use crate::report::{Ending, Validation};
@@ -91,7 +102,10 @@ impl Options {
         let mut o = Options {
             isolate: true,
             seccomp: true,
-            engine: EngineConfig::default(),
+            engine: EngineConfig {
+                resident_memory: true,
+                ..EngineConfig::default()
+            },
             scratch: std::env::temp_dir(),
             self_test: false,
             connect: None,
@@ -108,6 +122,7 @@ impl Options {
             match key {
                 "--no-isolate" => o.isolate = false,
                 "--no-seccomp" => o.seccomp = false,
+                "--no-resident" => o.engine.resident_memory = false,
                 "--self-test" => o.self_test = true,
                 "--max-wasm-stack" => {
                     o.engine.max_wasm_stack = usize::try_from(number(value)?)
@@ -202,6 +217,21 @@ fn serve(options: &Options) -> ExitCode {
         ExitCode::FAILURE
     };
     let cpu = File::open("/proc/self/stat").ok();
+    // The engine comes first, while `/proc` is still there (resident
+    // memory opens this process's pagemap and maps, and so does wasmtime's
+    // pooling allocator) and before any thread (it starts none: its epoch
+    // ticker starts below, once the capabilities are gone).
+    let mut engine = match Engine::without_ticker(options.engine.clone()) {
+        Ok(e) => e,
+        Err(e) => return refuse(format!("engine: {e:#}")),
+    };
+    let ioctls = engine.tracker_fds().map(|(uffd, ours)| IoctlFds {
+        uffd,
+        pagemaps: pagemap_fds(ours),
+    });
+    if let Some(stat) = cpu {
+        engine.measure_cpu_from(stat);
+    }
     if options.isolate {
         if let Err(e) = enter_namespaces(&options.scratch) {
             return refuse(e);
@@ -210,12 +240,8 @@ fn serve(options: &Options) -> ExitCode {
     if let Err(e) = watch_parent(socket.as_fd()) {
         return refuse(format!("watchdog thread: {e}"));
     }
-    let mut engine = match Engine::new(options.engine.clone()) {
-        Ok(e) => e,
-        Err(e) => return refuse(format!("engine: {e:#}")),
-    };
-    if let Some(stat) = cpu {
-        engine.measure_cpu_from(stat);
+    if let Err(e) = engine.start_ticker() {
+        return refuse(format!("engine: {e:#}"));
     }
     let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
     let (started, wait_for_start) = std::sync::mpsc::channel::<()>();
@@ -238,7 +264,7 @@ fn serve(options: &Options) -> ExitCode {
         };
         let _ = wait_for_start.recv();
         if options.isolate && options.seccomp {
-            if let Err(e) = install_seccomp() {
+            if let Err(e) = install_seccomp(ioctls.as_ref()) {
                 drop(go);
                 let _ = runner.join();
                 return refuse(e);
@@ -355,17 +381,23 @@ fn serve_jobs(engine: &Engine, socket: BorrowedFd<'_>) {
                 return;
             }
         };
-        let reply = match serve_job(engine, &bytes, fds) {
-            Ok(outcome) => Reply::Outcome {
-                report: Box::new(outcome.report),
-                ending: outcome.ending,
-                detail: outcome.detail,
-            },
-            Err(error) => Reply::Refused { error },
+        let (reply, leftovers) = match serve_job(engine, &bytes, fds) {
+            Ok((outcome, leftovers)) => {
+                let reply = Reply::Outcome {
+                    report: Box::new(outcome.report),
+                    ending: outcome.ending,
+                    detail: outcome.detail,
+                };
+                (reply, leftovers)
+            }
+            Err(error) => (Reply::Refused { error }, None),
         };
         if send_reply(socket, &reply).is_err() {
             return;
         }
+        // The run's memory reset and teardown, after the reply: the next
+        // job is read once they are done.
+        drop(leftovers);
     }
 }
 
@@ -374,7 +406,13 @@ fn send_reply(socket: BorrowedFd<'_>, reply: &Reply) -> std::io::Result<()> {
     send_message(socket, &bytes, &[])
 }
 
-fn serve_job(engine: &Engine, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Outcome, String> {
+/// One job: its outcome, and what is left of its run (see
+/// [`crate::engine::Leftovers`]).
+fn serve_job<'e>(
+    engine: &'e Engine,
+    bytes: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<(Outcome, Option<Leftovers<'e>>), String> {
     let request: Request =
         serde_json::from_slice(bytes).map_err(|e| format!("bad request: {e}"))?;
     let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
@@ -401,14 +439,16 @@ fn serve_job(engine: &Engine, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Outcome
         Ok(p) => p,
         Err(LoadError::Artifact(e)) => return Err(e),
         Err(LoadError::Invalid(e)) => {
-            return Ok(Outcome::failed(
+            let outcome = Outcome::failed(
                 Validation::Failed,
                 Ending::ValidationFailed,
                 Some(e.to_string()),
-            ))
+            );
+            return Ok((outcome, None));
         }
     };
-    Ok(engine.run_on_current_thread(&program, &session))
+    let (outcome, leftovers) = engine.run_keeping(&program, &session, None);
+    Ok((outcome, Some(leftovers)))
 }
 
 /// Why a received program cannot run: the artifact does not load (the
@@ -427,7 +467,20 @@ impl From<crate::engine::ValidationError> for LoadError {
 /// The program for `sha256`: from the engine's cache, else mapped from the
 /// received artifact.
 fn load(engine: &Engine, sha256: [u8; 32], artifact: File) -> Result<Arc<Program>, LoadError> {
-    engine.program_for(sha256, || {
+    engine.program_with_artifact(sha256, || {
+        // Resident memory is reset from the artifact: our own map of the
+        // file wasmtime maps the memory image from.
+        let mapped = if engine.resident_memory() {
+            // SAFETY: the file is an artifact of the pool's cache, which is
+            // written once under a temporary name and renamed into place,
+            // never truncated or rewritten (see the next SAFETY note for
+            // why it is one).
+            #[allow(unsafe_code)]
+            let map = unsafe { Artifact::map(&artifact) };
+            map.ok()
+        } else {
+            None
+        };
         // SAFETY: `deserialize_open_file` trusts the file to be a wasmtime
         // artifact compiled by an engine with this configuration. The only
         // sender is the pool's parent process, which sends only the file
@@ -439,7 +492,9 @@ fn load(engine: &Engine, sha256: [u8; 32], artifact: File) -> Result<Arc<Program
         // compatibility hash.
         #[allow(unsafe_code)]
         let module = unsafe { Module::deserialize_open_file(&engine.engine, artifact) };
-        module.map_err(|e| LoadError::Artifact(format!("cannot load the artifact: {e:#}")))
+        let module =
+            module.map_err(|e| LoadError::Artifact(format!("cannot load the artifact: {e:#}")))?;
+        Ok((module, mapped))
     })
 }
 
@@ -495,10 +550,43 @@ fn enter_namespaces(scratch: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The descriptors resident memory makes `ioctl` calls on (see
+/// [`crate::engine::resident`]): its userfaultfd (`UFFDIO_REGISTER` and
+/// `UFFDIO_WRITEPROTECT` only: registering a range of our own memory,
+/// taking write-protection away) and every descriptor of this process's
+/// `/proc/<pid>/pagemap`, ours and the one wasmtime's pooling allocator
+/// keeps (`PAGEMAP_SCAN` only: listing, and write-protecting, pages of our
+/// own memory). None of these reaches beyond the process's own memory,
+/// and no other request (a terminal's `TIOCSTI`, say) passes on any
+/// descriptor.
+#[derive(Debug)]
+struct IoctlFds {
+    uffd: i32,
+    pagemaps: Vec<i32>,
+}
+
+/// The descriptors open on this process's pagemap (`ours` among them),
+/// found while `/proc` can still be listed.
+fn pagemap_fds(ours: i32) -> Vec<i32> {
+    let target = PathBuf::from(format!("/proc/{}/pagemap", std::process::id()));
+    let mut fds = vec![ours];
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        for e in dir.flatten() {
+            let fd = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok());
+            if let Some(fd) = fd {
+                if fd != ours && std::fs::read_link(e.path()).is_ok_and(|t| t == target) {
+                    fds.push(fd);
+                }
+            }
+        }
+    }
+    fds
+}
+
 /// Step 5 elsewhere: no allowlist was made for this architecture, so the
 /// worker refuses to start isolated rather than run unfiltered.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn install_seccomp() -> Result<(), String> {
+fn install_seccomp(_ioctls: Option<&IoctlFds>) -> Result<(), String> {
     Err(format!(
         "seccomp: no syscall allowlist for {}",
         std::env::consts::ARCH
@@ -507,7 +595,7 @@ fn install_seccomp() -> Result<(), String> {
 
 /// Step 5: the seccomp allowlist, on every thread of the process.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn install_seccomp() -> Result<(), String> {
+fn install_seccomp(ioctls: Option<&IoctlFds>) -> Result<(), String> {
     let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e}"))?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
@@ -547,6 +635,29 @@ fn install_seccomp() -> Result<(), String> {
     })
     .collect::<Result<Vec<_>, _>>()?;
     rules.insert(setsockopt, timeouts);
+    // Resident memory: three requests, each on its own descriptors.
+    if let Some(fds) = ioctls {
+        let request = |fd: i32, request: u32| {
+            let fd = u64::try_from(fd).map_err(|_| format!("seccomp: bad descriptor {fd}"))?;
+            let fd = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, fd);
+            let req = SeccompCondition::new(
+                1,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                u64::from(request),
+            );
+            fd.and_then(|fd| req.and_then(|req| SeccompRule::new(vec![fd, req])))
+                .map_err(err)
+        };
+        let mut allowed = vec![
+            request(fds.uffd, resident::UFFDIO_REGISTER)?,
+            request(fds.uffd, resident::UFFDIO_WRITEPROTECT)?,
+        ];
+        for &fd in &fds.pagemaps {
+            allowed.push(request(fd, resident::PAGEMAP_SCAN)?);
+        }
+        rules.insert(libc::SYS_ioctl, allowed);
+    }
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Errno(errno::EPERM as u32),
@@ -644,7 +755,7 @@ fn self_test(options: &Options) -> ExitCode {
         }
     };
     if options.isolate && options.seccomp {
-        if !stage("seccomp", install_seccomp()) {
+        if !stage("seccomp", install_seccomp(None)) {
             return ExitCode::FAILURE;
         }
         check("seccomp");
@@ -664,7 +775,8 @@ fn self_test(options: &Options) -> ExitCode {
 /// Plus four with argument checks ([`install_seccomp`]): `tgkill` (own
 /// pid only: `abort`), `prctl` (`PR_SET_NAME` only: thread names), `fcntl`
 /// (`F_DUPFD_CLOEXEC`, `F_GETFD`, `F_GETFL`: `File::try_clone` of
-/// channels) and `setsockopt` (`SOL_SOCKET` send/receive timeouts only).
+/// channels) and `setsockopt` (`SOL_SOCKET` send/receive timeouts only);
+/// and, with resident memory, `ioctl` ([`IoctlFds`]).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const ALLOWED: &[libc::c_long] = &[
     // The socket: jobs in, outcomes out, received descriptors closed.

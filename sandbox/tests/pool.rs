@@ -1014,3 +1014,206 @@ fn a_worker_whose_parent_is_gone_before_it_starts_exits() {
     };
     assert_eq!(status.code(), Some(0), "{status}");
 }
+
+/// A guest that reports the state it starts from, then changes all of it:
+/// one line `size=… hash=… g=… t=… c=…` (memory pages, a hash of every
+/// byte of memory, a mutable global, whether table slot 2 is null, a
+/// counter the start function bumps, if it has one), then it writes a
+/// word into every page of its 4 MiB, grows the memory by 3 pages and
+/// writes there, sets the global and fills table slot 2. `salt` makes
+/// distinct modules (distinct data). Its memory image is file-backed data
+/// at pages 16, 256 and the last page.
+fn state_guest(with_start: bool, salt: u32) -> String {
+    let start = if with_start {
+        r#"(start $init)
+           (func $init
+             (i32.store (i32.const 2048) (i32.add (i32.load (i32.const 2048)) (i32.const 1)))
+             (i32.store (i32.const 409600) (i32.const 0x5eed)))"#
+    } else {
+        ""
+    };
+    wat::module(
+        64,
+        &format!(
+            r#"(global $g (mut i32) (i32.const 7))
+           (table $t 4 funcref)
+           (elem (i32.const 1) $f)
+           (func $f (result i32) (i32.const 42))
+           (data (i32.const 65536) "image page 16, salt {salt}")
+           (data (i32.const 1048576) "image page 256")
+           (data (i32.const 4190208) "the last page")
+           {start}
+           (func $hex (param $v i32) (param $at i32)
+             (local $i i32) (local $d i32)
+             (loop $l
+               (local.set $d (i32.and
+                 (i32.shr_u (local.get $v) (i32.sub (i32.const 28) (i32.mul (local.get $i) (i32.const 4))))
+                 (i32.const 15)))
+               (i32.store8 (i32.add (local.get $at) (local.get $i))
+                 (select (i32.add (local.get $d) (i32.const 87)) (i32.add (local.get $d) (i32.const 48))
+                   (i32.ge_u (local.get $d) (i32.const 10))))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 8)))))
+           (func $hash (result i32)
+             (local $p i32) (local $h i32) (local $end i32)
+             (local.set $end (i32.mul (memory.size) (i32.const 65536)))
+             (loop $l
+               (local.set $h (i32.add (i32.mul (local.get $h) (i32.const 31)) (i32.load (local.get $p))))
+               (local.set $p (i32.add (local.get $p) (i32.const 4)))
+               (br_if $l (i32.lt_u (local.get $p) (local.get $end))))
+             (local.get $h))
+           (func (export "_start")
+             (local $h i32) (local $p i32)
+             (local.set $h (call $hash))
+             (i64.store (i32.const 256) (i64.const 0x3d657a6973)) ;; "size="
+             (call $hex (memory.size) (i32.const 261))
+             (i64.store (i32.const 269) (i64.const 0x3d687361682c)) ;; ",hash="
+             (call $hex (local.get $h) (i32.const 275))
+             (i32.store (i32.const 283) (i32.const 0x3d672c)) ;; ",g="
+             (call $hex (global.get $g) (i32.const 286))
+             (i32.store (i32.const 294) (i32.const 0x3d742c)) ;; ",t="
+             (call $hex (ref.is_null (table.get $t (i32.const 2))) (i32.const 297))
+             (i32.store (i32.const 305) (i32.const 0x3d632c)) ;; ",c="
+             (call $hex (i32.load (i32.const 2048)) (i32.const 308))
+             (i32.store8 (i32.const 316) (i32.const 10))
+             (drop (call $write (i32.const 1) (i32.const 256) (i32.const 61)))
+             (loop $l
+               (i32.store (i32.add (local.get $p) (i32.const 100)) (i32.const 0xdeadbeef))
+               (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+               (br_if $l (i32.lt_u (local.get $p) (i32.const 4194304))))
+             (i32.store (i32.const 65536) (i32.const 0x41414141))
+             (drop (memory.grow (i32.const 3)))
+             (i32.store (i32.const 4194404) (i32.const 0xfeedface))
+             (i32.store (i32.const 4325372) (i32.const 0xfeedface))
+             (global.set $g (i32.const 99))
+             (table.set $t (i32.const 2) (ref.func $f)))"#
+        ),
+    )
+}
+
+/// What `wat` prints when it runs in-process, in a fresh engine of its own.
+fn in_process_output(wat: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = sandbox::engine::Engine::new(sandbox::engine::EngineConfig::default()).unwrap();
+    let program = engine.prepare(wat.as_bytes()).expect("program");
+    let out = shared(Vec::new());
+    let mut s = session(dir.path(), None);
+    s.buffers.insert("/dev/stdout".into(), out.clone());
+    let outcome = engine.run(&program, &s);
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    let out = out.lock().unwrap().clone();
+    out
+}
+
+/// Runs `wat` on `pool` and returns what it printed.
+fn pool_output(pool: &Pool, wat: &str, dir: &Path) -> Vec<u8> {
+    let (s, out) = stdout_session(dir);
+    let outcome = pool.run(job(pool, wat, s)).expect("run");
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.detail);
+    let out = out.lock().unwrap().clone();
+    out
+}
+
+#[test]
+fn every_run_in_a_worker_starts_from_the_initial_memory_globals_and_table() {
+    // One worker, so every run lands on the same one: with resident
+    // memory, the run before has written every page, grown the memory,
+    // changed the global and filled a table slot, and the next must see
+    // none of it (the same line as a fresh engine prints). The start
+    // function's module checks that its writes at instantiation are not
+    // kept either (they are made again, from the image, each time).
+    let pool = start(config(1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    for wat in [state_guest(false, 0), state_guest(true, 0)] {
+        let fresh = in_process_output(&wat);
+        assert!(
+            fresh.ends_with(b"\n"),
+            "{}",
+            String::from_utf8_lossy(&fresh)
+        );
+        for run in 0..6 {
+            let out = pool_output(&pool, &wat, dir.path());
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&fresh),
+                "run {run}"
+            );
+        }
+    }
+}
+
+#[test]
+fn memory_stays_pristine_when_programs_take_each_others_slots() {
+    // A worker keeps the memories of 8 programs in their own slots. Here
+    // 9 programs take turns so that a slot goes to another module (which
+    // wasmtime maps anew, dropping the write tracking there) and then back
+    // to the first one: A, B..H (the other 7 slots), X (takes A's, the
+    // least recently used), B..H again, A (takes X's: its old slot). Every
+    // run must start from its own module's initial memory.
+    let pool = start(config(1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let programs: Vec<(String, Vec<u8>)> = (0..9)
+        .map(|salt| {
+            let wat = state_guest(salt % 3 == 0, salt);
+            let fresh = in_process_output(&wat);
+            (wat, fresh)
+        })
+        .collect();
+    let order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 0, 8, 0];
+    for round in 0..2 {
+        for &i in &order {
+            let (wat, fresh) = &programs[i];
+            let out = pool_output(&pool, wat, dir.path());
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(fresh),
+                "round {round}, program {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn workers_without_resident_memory_run_the_same() {
+    let mut config = config(1, 0);
+    config.resident_memory = false;
+    let pool = start(config);
+    let dir = tempfile::tempdir().unwrap();
+    let wat = state_guest(true, 1);
+    let fresh = in_process_output(&wat);
+    for _ in 0..3 {
+        assert_eq!(pool_output(&pool, &wat, dir.path()), fresh);
+    }
+}
+
+#[test]
+fn limits_end_runs_in_a_worker_as_in_process() {
+    // The worker's pooling allocator has limits of its own; the session's
+    // (memory cap, table elements) must still be what refuses, with the
+    // same report as in-process.
+    let pool = start(config(1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        // 2 GiB of initial memory, over the manifest's 64 MiB.
+        "(module (memory (export \"memory\") 32768) (func (export \"_start\")))",
+        // More table elements than EngineConfig::table_elements (2^20).
+        "(module (memory (export \"memory\") 1) (table 2000000 funcref) (func (export \"_start\")))",
+    ];
+    for wat in cases {
+        let engine =
+            sandbox::engine::Engine::new(sandbox::engine::EngineConfig::default()).unwrap();
+        let program = engine.prepare(wat.as_bytes()).expect("program");
+        let here = engine.run(&program, &session(dir.path(), None));
+        let there = pool
+            .run(job(&pool, wat, session(dir.path(), None)))
+            .expect("run");
+        assert_eq!(there.ending, here.ending, "{wat}: {:?}", there.detail);
+        assert_eq!(there.exit_code(), here.exit_code());
+        assert_eq!(
+            there.ending.exit_state(),
+            "invalid memory size",
+            "{wat}: {:?}",
+            there.detail
+        );
+    }
+}

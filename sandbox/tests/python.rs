@@ -575,3 +575,70 @@ fn a_manifest_zvsh_saved_for_a_python_run_replays_with_zerovm() {
     let report: Vec<&str> = stdout["hi ['x']\n".len()..].lines().collect();
     assert_eq!((report[2], report[5]), ("0", "ok"), "{stdout}");
 }
+
+/// Through a pool worker, which keeps the snapshot's memory resident: a
+/// run that changes the interpreter every way it can (globals, module
+/// attributes, `sys.modules`, the GC's frozen set, the recursion limit, a
+/// file, 100,000 strings that grow the heap) leaves no trace in the next,
+/// down to the heap itself: a probe run prints the same addresses and
+/// object counts before and after, and the same as a fresh instance in
+/// this process.
+#[test]
+fn python_runs_in_a_pool_worker_start_from_the_snapshot_every_time() {
+    use sandbox::pool::{Job, Pool, PoolConfig, ProgramRef};
+    let py = py();
+    let mut config = PoolConfig::new(env!("CARGO_BIN_EXE_zerovm"));
+    config.workers = 1;
+    config.engine = EngineConfig {
+        cache_dir: Some(py.image.cache_dir.clone()),
+        ..EngineConfig::default()
+    };
+    let pool = Pool::start(config).expect("pool");
+    let program = ProgramRef {
+        sha256: py.image.daemon.clone().expect("daemon").0,
+    };
+    let probe = "import gc, sys, json, os\n\
+        print(id(object()), id([]), len(gc.get_objects()), gc.get_freeze_count(),\n\
+              sys.getrecursionlimit(), 'LEAK' in globals(), hasattr(json, 'leaked'),\n\
+              'secret_mod' in sys.modules, os.path.exists('/tmp/leak.txt'),\n\
+              any(isinstance(o, str) and o.startswith('secret-') for o in gc.get_objects()))\n";
+    let dirty = "import gc, sys, json\n\
+        LEAK = 1\n\
+        json.leaked = 'yes'\n\
+        sys.modules['secret_mod'] = type(sys)('secret_mod')\n\
+        sys.setrecursionlimit(123)\n\
+        open('/tmp/leak.txt', 'w').write('x')\n\
+        big = ['secret-%d' % i for i in range(100000)]\n\
+        gc.freeze()\n\
+        print(len(big))\n";
+    let run = |script: &str| -> String {
+        let (mut s, out, err) = session(&["python3", "/dev/script.py"], b"");
+        python::add_input(&mut s, "/dev/script.py", script.as_bytes());
+        py.image.apply(&mut s, Start::Daemon);
+        let outcome = pool
+            .run(Job {
+                program: program.clone(),
+                session: s,
+            })
+            .expect("pool run");
+        let stderr = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+        assert_eq!(outcome.report.user_code, 0, "{:?} {stderr}", outcome.ending);
+        let stdout = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+        stdout
+    };
+    let fresh = run_script(probe, &[], b"");
+    assert_eq!(fresh.code(), 0, "{}", fresh.stderr);
+    assert!(
+        fresh
+            .stdout
+            .trim_end()
+            .ends_with("1000 False False False False False"),
+        "{}",
+        fresh.stdout
+    );
+    for round in 0..4 {
+        assert_eq!(run(probe), fresh.stdout, "round {round}");
+        assert_eq!(run(dirty), "100000\n");
+    }
+    assert_eq!(run(probe), fresh.stdout);
+}

@@ -74,17 +74,8 @@ fn nodes(h: &HeaderMap) -> (String, String) {
     )
 }
 
-/// Runs short file-system work (open, stat, a small read, a rename) off
-/// the async scheduler's own work: `block_in_place` tells the runtime this
-/// thread blocks for a moment and lets another worker take its queue, which
-/// costs far less than a hop to the blocking pool (two thread wake-ups per
-/// call, the largest cost of a small GET). On a current-thread runtime
-/// (where `block_in_place` is not allowed) it falls back to that pool.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => tokio::task::spawn_blocking(f).await?,
-    }
+    tokio::task::spawn_blocking(f).await?
 }
 
 async fn put(

@@ -59,8 +59,23 @@
 //!   [`DRAIN_TIMEOUT`], so the writer is not reset mid-stream (ZeroVM
 //!   drained to the end).
 //!
-//! Several sources on one channel (ZeroVM's deprecated "multichannel") are
-//! refused at open, with their own message.
+//! **Multichannels** (several `;`-separated sources on one channel: how a
+//! connection to a peer with `replicate` > 1 is wired, spec/zerovm.md §4.3):
+//! - Every source must be a tcp source (ZeroVM also combined files; refused
+//!   here with its own message). Each is bound or connected as above.
+//! - A write goes to every source. A source whose write fails is dropped
+//!   and the others go on (a dead replica of the reader does not stop the
+//!   writer); the write fails when no source is left.
+//! - A read takes up to the asked size from the first source still in play,
+//!   then exactly as many bytes from each other one (one byte when the
+//!   first is at its end), and returns the bytes that at least two sources
+//!   gave identically (ZeroVM's "two identical copies"; the largest such
+//!   group, the first of equals). Sources that gave anything else, or
+//!   failed, are dropped from then on. With no two agreeing, the read fails
+//!   (EIO): `<alias>;0 failed to read: replicas differ`. So the program
+//!   sees each replica's stream only where it matches another's, and the
+//!   end of data only when two replicas end at the same byte.
+//! - Quotas, accounting and etags count what the program sees, once.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -123,8 +138,9 @@ pub enum OpenError {
     /// ZeroVM's "invalid <alias> source type" (EPROTONOSUPPORT).
     #[error("invalid {0} source type")]
     Unsupported(String),
-    /// Several sources on one channel (EPROTONOSUPPORT).
-    #[error("{0} has several sources: multichannels are not supported")]
+    /// Several sources on one channel that are not all tcp sources
+    /// (EPROTONOSUPPORT).
+    #[error("{0} has several sources: multichannels are only supported over tcp")]
     Multichannel(String),
     /// A node-id host, which only the name service resolves (EPROTONOSUPPORT).
     #[error("{alias};0 names node {node}: node ids need the name service, which is not supported")]
@@ -209,6 +225,9 @@ enum Backing {
     Stream(Stream),
     /// Bytes in memory, positioned like a file.
     Memory(SharedBuffer),
+    /// A multichannel: one socket per source (see the module doc); `None`
+    /// once a source is dropped.
+    Replicas(Vec<Option<Stream>>),
 }
 
 #[derive(Debug)]
@@ -267,8 +286,8 @@ impl OpenChannel {
     /// its source when that is a regular file (ignored for other sources):
     /// [`OpenChannel::open_source_at`], then [`OpenChannel::from_file_at`].
     pub fn open_at(channel: &manifest::Channel, offset: u64) -> Result<OpenChannel, OpenError> {
-        let file = Self::open_source_at(channel, offset)?;
-        Self::from_file_at(channel, file, offset)
+        let files = Self::open_sources_at(channel, offset)?;
+        Self::from_files_at(channel, files, offset)
     }
 
     /// Opens the host source of a channel the way [`OpenChannel::open`]
@@ -280,6 +299,32 @@ impl OpenChannel {
     /// tells listening and connected sockets apart.
     pub fn open_source(channel: &manifest::Channel) -> Result<File, OpenError> {
         Self::open_source_at(channel, 0)
+    }
+
+    /// Every host source of a channel, opened as [`OpenChannel::open_source_at`]
+    /// opens one: a single file or socket, or one socket per source of a
+    /// multichannel (all must be tcp sources, see the module doc).
+    pub fn open_sources_at(
+        channel: &manifest::Channel,
+        offset: u64,
+    ) -> Result<Vec<File>, OpenError> {
+        match channel.sources.as_slice() {
+            [_] => Ok(vec![Self::open_source_at(channel, offset)?]),
+            sources => {
+                let uris = sources
+                    .iter()
+                    .map(|s| match s {
+                        CheckedSource::Network(uri) => Ok(uri),
+                        CheckedSource::Local { .. } => {
+                            Err(OpenError::Multichannel(channel.alias.clone()))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                uris.into_iter()
+                    .map(|uri| open_network(channel, uri))
+                    .collect()
+            }
+        }
     }
 
     /// [`OpenChannel::open_source`] for a channel that starts at byte
@@ -350,16 +395,37 @@ impl OpenChannel {
             return Ok(c);
         }
         let stream = if meta.file_type().is_socket() {
-            let fd = OwnedFd::from(file);
-            if rustix::net::sockopt::socket_acceptconn(&fd).unwrap_or(false) {
-                Stream::Listening(fd)
-            } else {
-                Stream::Socket(TcpStream::from(fd))
-            }
+            socket_stream(file)
         } else {
             Stream::Host(file)
         };
         Ok(Self::with_backing(channel, Backing::Stream(stream), 0))
+    }
+
+    /// A channel over its open host sources: [`OpenChannel::from_file_at`]
+    /// for one; for several (a multichannel) each must be a socket,
+    /// listening or connected (see the module doc).
+    pub fn from_files_at(
+        channel: &manifest::Channel,
+        mut files: Vec<File>,
+        offset: u64,
+    ) -> Result<OpenChannel, OpenError> {
+        match files.len() {
+            0 => return Err(OpenError::CannotOpen(channel.alias.clone())),
+            1 => return Self::from_file_at(channel, files.remove(0), offset),
+            _ => {}
+        }
+        let mut streams = Vec::with_capacity(files.len());
+        for file in files {
+            let meta = file
+                .metadata()
+                .map_err(|_| OpenError::CannotOpen(channel.alias.clone()))?;
+            if !meta.file_type().is_socket() {
+                return Err(OpenError::Multichannel(channel.alias.clone()));
+            }
+            streams.push(Some(socket_stream(file)));
+        }
+        Ok(Self::with_backing(channel, Backing::Replicas(streams), 0))
     }
 
     /// A channel over an in-memory buffer instead of its host source (the
@@ -414,7 +480,7 @@ impl OpenChannel {
     pub fn is_network(&self) -> bool {
         matches!(
             self.backing,
-            Backing::Stream(Stream::Socket(_) | Stream::Listening(_))
+            Backing::Stream(Stream::Socket(_) | Stream::Listening(_)) | Backing::Replicas(_)
         )
     }
 
@@ -558,7 +624,7 @@ impl OpenChannel {
 
     /// Whether the source is a stream (character device, FIFO, socket).
     pub fn is_stream(&self) -> bool {
-        matches!(self.backing, Backing::Stream(_))
+        matches!(self.backing, Backing::Stream(_) | Backing::Replicas(_))
     }
 
     /// Quota counters used so far.
@@ -636,51 +702,10 @@ impl OpenChannel {
         }
     }
 
-    /// The time left before the deadline (`Err` when it has passed); `None`
-    /// without a deadline.
-    fn time_left(&self, what: &str) -> Result<Option<Duration>, ChannelError> {
-        time_left(self.deadline, &self.alias, what)
-    }
-
-    /// Accepts the one connection of a listening channel (waiting at most
-    /// until the deadline) and closes the listening socket.
-    fn accept(&mut self, what: &str) -> Result<(), ChannelError> {
-        let Backing::Stream(Stream::Listening(listener)) = &self.backing else {
-            return Ok(());
-        };
-        let left = self.time_left(what)?;
-        let fail = |e: std::io::Error| {
-            ChannelError::Io(format!("{};0 failed to {what}: {}", self.alias, reason(&e)))
-        };
-        // Linux bounds accept() by the listening socket's receive timeout.
-        rustix::net::sockopt::set_socket_timeout(
-            listener,
-            rustix::net::sockopt::Timeout::Recv,
-            left,
-        )
-        .map_err(|e| fail(e.into()))?;
-        let fd = loop {
-            match rustix::net::accept(listener) {
-                Ok(fd) => break fd,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(fail(e.into())),
-            }
-        };
-        self.backing = Backing::Stream(Stream::Socket(TcpStream::from(fd)));
-        Ok(())
-    }
-
     fn read_source(&mut self, buf: &mut [u8], offset: u64) -> Result<usize, ChannelError> {
-        self.accept("read")?;
-        let left = match self.backing {
-            Backing::Stream(Stream::Socket(_)) => self.time_left("read")?,
-            _ => None,
-        };
         let alias = &self.alias;
+        let deadline = self.deadline;
         let io = |e: std::io::Error| ChannelError::Io(format!("{alias};0 failed to read: {e}"));
-        let net = |e: std::io::Error| {
-            ChannelError::Io(format!("{alias};0 failed to read: {}", reason(&e)))
-        };
         match &mut self.backing {
             Backing::File(f) => {
                 let at = self.base.checked_add(offset).ok_or(ChannelError::Invalid)?;
@@ -703,18 +728,11 @@ impl OpenChannel {
                     Err(e) => return Err(io(e)),
                 }
             },
-            Backing::Stream(Stream::Socket(s)) => {
-                s.set_read_timeout(left).map_err(net)?;
-                loop {
-                    match s.read(buf) {
-                        Ok(n) => return Ok(n),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(net(e)),
-                    }
-                }
-            }
-            // `accept` above replaced it.
-            Backing::Stream(Stream::Listening(_)) => Ok(0),
+            Backing::Stream(stream) => match accept(stream, alias, "read", deadline)? {
+                Some(s) => socket_read(s, buf, alias, deadline),
+                None => Ok(0),
+            },
+            Backing::Replicas(streams) => replicas_read(streams, buf, alias, deadline),
             Backing::Memory(b) => {
                 let bytes = b.lock().unwrap_or_else(|p| p.into_inner());
                 let start = usize::try_from(offset)
@@ -776,37 +794,20 @@ impl OpenChannel {
     }
 
     fn write_source(&mut self, data: &[u8], offset: u64) -> Result<(), ChannelError> {
-        self.accept("write")?;
         let deadline = self.deadline;
         let alias = &self.alias;
         let io = |e: std::io::Error| ChannelError::Io(format!("{alias};0 failed to write: {e}"));
-        let net = |e: std::io::Error| {
-            ChannelError::Io(format!("{alias};0 failed to write: {}", reason(&e)))
-        };
         match &mut self.backing {
             Backing::File(f) => {
                 let at = self.base.checked_add(offset).ok_or(ChannelError::Invalid)?;
                 f.write_all_at(data, at).map_err(io)
             }
             Backing::Stream(Stream::Host(f)) => f.write_all(data).map_err(io),
-            // Each partial send may only wait for what is left of the
-            // session, so a slow reader cannot hold the writer past it.
-            Backing::Stream(Stream::Socket(s)) => {
-                let mut rest = data;
-                while !rest.is_empty() {
-                    s.set_write_timeout(time_left(deadline, alias, "write")?)
-                        .map_err(net)?;
-                    match s.write(rest) {
-                        Ok(0) => return Err(net(std::io::ErrorKind::WriteZero.into())),
-                        Ok(n) => rest = &rest[n..],
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(net(e)),
-                    }
-                }
-                Ok(())
-            }
-            // `accept` above replaced it.
-            Backing::Stream(Stream::Listening(_)) => Ok(()),
+            Backing::Stream(stream) => match accept(stream, alias, "write", deadline)? {
+                Some(s) => socket_write(s, data, alias, deadline),
+                None => Ok(()),
+            },
+            Backing::Replicas(streams) => replicas_write(streams, data, alias, deadline),
             Backing::Memory(b) => {
                 let mut bytes = b.lock().unwrap_or_else(|p| p.into_inner());
                 let start = usize::try_from(offset).map_err(|_| ChannelError::Invalid)?;
@@ -825,28 +826,17 @@ impl OpenChannel {
     /// tcp reader drains what is still coming for at most [`DRAIN_TIMEOUT`]
     /// (uncounted), so the writer is not reset mid-stream.
     pub fn close(&mut self) {
+        let writable = self.limits.writable();
+        let drain = (self.limits.readable() && !self.eof).then(|| Instant::now() + DRAIN_TIMEOUT);
         match &mut self.backing {
             Backing::Stream(Stream::Host(f)) => {
                 let _ = f.flush();
             }
-            Backing::Stream(Stream::Socket(s)) => {
-                if self.limits.writable() {
-                    let _ = s.flush();
-                    let _ = s.shutdown(Shutdown::Write);
-                }
-                if self.limits.readable() && !self.eof {
-                    let until = Instant::now() + DRAIN_TIMEOUT;
-                    let mut scratch = vec![0u8; CHUNK as usize];
-                    while let Some(left) = until.checked_duration_since(Instant::now()) {
-                        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
-                            break;
-                        }
-                        match s.read(&mut scratch) {
-                            Ok(0) => break,
-                            Ok(_) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(_) => break,
-                        }
+            Backing::Stream(Stream::Socket(s)) => socket_close(s, writable, drain),
+            Backing::Replicas(streams) => {
+                for stream in streams.iter_mut().flatten() {
+                    if let Stream::Socket(s) = stream {
+                        socket_close(s, writable, drain);
                     }
                 }
             }
@@ -940,6 +930,246 @@ impl Write for QuotaWriter<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.push_pending()
+    }
+}
+
+/// A socket handed over as a file: listening (a reader not yet
+/// connected to) or connected.
+fn socket_stream(file: File) -> Stream {
+    let fd = OwnedFd::from(file);
+    if rustix::net::sockopt::socket_acceptconn(&fd).unwrap_or(false) {
+        Stream::Listening(fd)
+    } else {
+        Stream::Socket(TcpStream::from(fd))
+    }
+}
+
+/// The connected socket of a socket stream, accepting the one connection
+/// of a listening one first (waiting at most until `deadline`; the
+/// listening socket is closed then). `None` for a host stream.
+fn accept<'s>(
+    stream: &'s mut Stream,
+    alias: &str,
+    what: &str,
+    deadline: Option<Instant>,
+) -> Result<Option<&'s mut TcpStream>, ChannelError> {
+    if let Stream::Listening(listener) = stream {
+        let left = time_left(deadline, alias, what)?;
+        let fail = |e: std::io::Error| {
+            ChannelError::Io(format!("{alias};0 failed to {what}: {}", reason(&e)))
+        };
+        // Linux bounds accept() by the listening socket's receive timeout.
+        rustix::net::sockopt::set_socket_timeout(
+            &*listener,
+            rustix::net::sockopt::Timeout::Recv,
+            left,
+        )
+        .map_err(|e| fail(e.into()))?;
+        let fd = loop {
+            match rustix::net::accept(&*listener) {
+                Ok(fd) => break fd,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(fail(e.into())),
+            }
+        };
+        *stream = Stream::Socket(TcpStream::from(fd));
+    }
+    match stream {
+        Stream::Socket(s) => Ok(Some(s)),
+        _ => Ok(None),
+    }
+}
+
+/// One read from a connected socket, waiting at most until `deadline`.
+fn socket_read(
+    s: &mut TcpStream,
+    buf: &mut [u8],
+    alias: &str,
+    deadline: Option<Instant>,
+) -> Result<usize, ChannelError> {
+    let net =
+        |e: std::io::Error| ChannelError::Io(format!("{alias};0 failed to read: {}", reason(&e)));
+    s.set_read_timeout(time_left(deadline, alias, "read")?)
+        .map_err(net)?;
+    loop {
+        match s.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(net(e)),
+        }
+    }
+}
+
+/// Writes all of `data` to a connected socket. Each partial send may only
+/// wait for what is left until `deadline`, so a slow reader cannot hold the
+/// writer past it.
+fn socket_write(
+    s: &mut TcpStream,
+    data: &[u8],
+    alias: &str,
+    deadline: Option<Instant>,
+) -> Result<(), ChannelError> {
+    let net =
+        |e: std::io::Error| ChannelError::Io(format!("{alias};0 failed to write: {}", reason(&e)));
+    let mut rest = data;
+    while !rest.is_empty() {
+        s.set_write_timeout(time_left(deadline, alias, "write")?)
+            .map_err(net)?;
+        match s.write(rest) {
+            Ok(0) => return Err(net(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(net(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A tcp channel's end: a writer shuts its sending side down (the
+/// reader's end of data); a reader that has not seen the end drains (and
+/// discards) what still comes until `drain`, so the writer is not reset
+/// mid-stream.
+fn socket_close(s: &mut TcpStream, writable: bool, drain: Option<Instant>) {
+    if writable {
+        let _ = s.flush();
+        let _ = s.shutdown(Shutdown::Write);
+    }
+    let Some(until) = drain else {
+        return;
+    };
+    let mut scratch = vec![0u8; CHUNK as usize];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match s.read(&mut scratch) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// Up to `want` bytes from a socket stream: all of them unless its data
+/// ends first.
+fn read_exactly(
+    stream: &mut Stream,
+    want: usize,
+    alias: &str,
+    deadline: Option<Instant>,
+) -> Result<Vec<u8>, ChannelError> {
+    let mut v = vec![0u8; want];
+    let mut done = 0;
+    if let Some(s) = accept(stream, alias, "read", deadline)? {
+        while done < want {
+            match socket_read(s, &mut v[done..], alias, deadline)? {
+                0 => break,
+                n => done += n,
+            }
+        }
+    }
+    v.truncate(done);
+    Ok(v)
+}
+
+/// A multichannel read (see the module doc): the first source still in
+/// play sets the size, the others give as many bytes, and the bytes two or
+/// more gave identically are the result; every other source is dropped.
+fn replicas_read(
+    streams: &mut [Option<Stream>],
+    buf: &mut [u8],
+    alias: &str,
+    deadline: Option<Instant>,
+) -> Result<usize, ChannelError> {
+    let mut got: Vec<(usize, Result<Vec<u8>, ChannelError>)> = Vec::new();
+    let mut want: Option<usize> = None;
+    for (i, slot) in streams.iter_mut().enumerate() {
+        let Some(stream) = slot else {
+            continue;
+        };
+        let r = match want {
+            None => accept(stream, alias, "read", deadline).and_then(|s| match s {
+                Some(s) => socket_read(s, buf, alias, deadline).map(|n| buf[..n].to_vec()),
+                None => Ok(Vec::new()),
+            }),
+            // At the first source's end, one byte tells whether this one
+            // ends there too.
+            Some(m) => read_exactly(stream, m.max(1), alias, deadline),
+        };
+        if want.is_none() {
+            want = r.as_ref().ok().map(Vec::len);
+        }
+        got.push((i, r));
+    }
+    let agreeing = |v: &Vec<u8>| {
+        got.iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|w| w == v))
+            .count()
+    };
+    let mut best: Option<(&Vec<u8>, usize)> = None;
+    for (_, r) in &got {
+        if let Ok(v) = r {
+            let n = agreeing(v);
+            if n >= 2 && best.is_none_or(|(_, m)| n > m) {
+                best = Some((v, n));
+            }
+        }
+    }
+    let Some((winner, _)) = best else {
+        let failed = got.iter().filter(|(_, r)| r.is_err()).count();
+        let first_failure = got.iter().find_map(|(_, r)| r.as_ref().err().cloned());
+        for slot in streams.iter_mut() {
+            *slot = None;
+        }
+        return Err(match first_failure {
+            Some(e) if failed == got.len() => e,
+            _ => ChannelError::Io(format!("{alias};0 failed to read: replicas differ")),
+        });
+    };
+    let winner = winner.clone();
+    for (i, r) in &got {
+        if !r.as_ref().is_ok_and(|v| *v == winner) {
+            streams[*i] = None;
+        }
+    }
+    buf[..winner.len()].copy_from_slice(&winner);
+    Ok(winner.len())
+}
+
+/// A multichannel write (see the module doc): to every source still in
+/// play; one that fails is dropped, and the write fails only when none is
+/// left.
+fn replicas_write(
+    streams: &mut [Option<Stream>],
+    data: &[u8],
+    alias: &str,
+    deadline: Option<Instant>,
+) -> Result<(), ChannelError> {
+    let mut first_failure = None;
+    let mut delivered = 0;
+    for slot in streams.iter_mut() {
+        let Some(stream) = slot else {
+            continue;
+        };
+        let r = accept(stream, alias, "write", deadline).and_then(|s| match s {
+            Some(s) => socket_write(s, data, alias, deadline),
+            None => Ok(()),
+        });
+        match r {
+            Ok(()) => delivered += 1,
+            Err(e) => {
+                first_failure.get_or_insert(e);
+                *slot = None;
+            }
+        }
+    }
+    match (delivered, first_failure) {
+        (0, Some(e)) => Err(e),
+        (0, None) => Err(ChannelError::Io(format!(
+            "{alias};0 failed to write: no source left"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -1456,7 +1686,7 @@ mod tests {
         let e = OpenChannel::open(&net_chan("/dev/null;/dev/null", lim(1, 1, 0, 0))).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "/dev/net has several sources: multichannels are not supported"
+            "/dev/net has several sources: multichannels are only supported over tcp"
         );
         assert_eq!(e.errno(), crate::errno::EPROTONOSUPPORT);
         // A port already bound elsewhere.

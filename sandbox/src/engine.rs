@@ -232,9 +232,11 @@ pub struct Session {
     #[serde(skip)]
     pub buffers: HashMap<String, SharedBuffer>,
     /// Aliases served from these open host files instead of opening their
-    /// sources (a worker gets its channels this way and opens no path).
+    /// sources (a worker gets its channels this way and opens no path):
+    /// one file, or one socket per source of a multichannel
+    /// ([`crate::channel`]).
     #[serde(skip)]
-    pub files: HashMap<String, Arc<std::fs::File>>,
+    pub files: HashMap<String, Vec<Arc<std::fs::File>>>,
     /// Aliases whose regular host file (in `files`, or opened from the
     /// source path) starts at this byte: the channel's byte 0 is the file's
     /// byte `offset`, its size the file's length minus the offset, and a
@@ -1024,10 +1026,12 @@ fn open_channels(
             session.files.get(&spec.alias),
         ) {
             (Some(buffer), _) => Ok(OpenChannel::memory(spec, buffer.clone())),
-            (None, Some(file)) => file
-                .try_clone()
+            (None, Some(files)) => files
+                .iter()
+                .map(|f| f.try_clone())
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| channel::OpenError::CannotOpen(spec.alias.clone()))
-                .and_then(|f| OpenChannel::from_file_at(spec, f, offset)),
+                .and_then(|f| OpenChannel::from_files_at(spec, f, offset)),
             (None, None) => OpenChannel::open_at(spec, offset),
         };
         let mut c = opened.map_err(|e| {

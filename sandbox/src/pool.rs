@@ -633,14 +633,19 @@ impl Pool {
         let mut fds: Vec<OwnedFd> = vec![artifact.into()];
         let mut channels = Vec::with_capacity(session.channels.len());
         for spec in &session.channels {
-            let fd: OwnedFd = if let Some(file) = memfds.file_for(&spec.alias) {
-                file.as_fd().try_clone_to_owned()?
-            } else if let Some(file) = session.files.get(&spec.alias) {
-                file.as_fd().try_clone_to_owned()?
+            // One descriptor per source (several for a multichannel), each
+            // sent under the channel's alias.
+            let sources: Vec<OwnedFd> = if let Some(file) = memfds.file_for(&spec.alias) {
+                vec![file.as_fd().try_clone_to_owned()?]
+            } else if let Some(files) = session.files.get(&spec.alias) {
+                files
+                    .iter()
+                    .map(|f| f.as_fd().try_clone_to_owned())
+                    .collect::<Result<_, _>>()?
             } else {
                 let offset = session.file_offsets.get(&spec.alias).copied().unwrap_or(0);
-                match OpenChannel::open_source_at(spec, offset) {
-                    Ok(file) => file.into(),
+                match OpenChannel::open_sources_at(spec, offset) {
+                    Ok(files) => files.into_iter().map(OwnedFd::from).collect(),
                     Err(e) => {
                         return Ok(Outcome::failed(
                             session.validation,
@@ -653,8 +658,10 @@ impl Pool {
                     }
                 }
             };
-            channels.push((spec.alias.clone(), fds.len()));
-            fds.push(fd);
+            for fd in sources {
+                channels.push((spec.alias.clone(), fds.len()));
+                fds.push(fd);
+            }
         }
         let mut system_images = Vec::with_capacity(session.system_images.len());
         for (point, file) in &session.system_images {

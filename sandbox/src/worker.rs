@@ -423,9 +423,13 @@ fn serve_job<'e>(
             .ok_or_else(|| format!("descriptor {i} missing"))
     };
     let artifact = take(request.artifact)?;
-    let mut files = HashMap::new();
+    // Several descriptors for one alias: the sources of a multichannel.
+    let mut files: HashMap<String, Vec<Arc<File>>> = HashMap::new();
     for (alias, i) in &request.channels {
-        files.insert(alias.clone(), Arc::new(take(*i)?));
+        files
+            .entry(alias.clone())
+            .or_default()
+            .push(Arc::new(take(*i)?));
     }
     let mut images = Vec::with_capacity(request.system_images.len());
     for (point, i) in &request.system_images {

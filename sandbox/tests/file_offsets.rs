@@ -253,7 +253,7 @@ fn through_the_pool_channels_see_only_the_bytes_after_the_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = window_session(dir.path());
     let input = std::fs::File::open(dir.path().join("input")).unwrap();
-    s.files.insert("/dev/input".into(), Arc::new(input));
+    s.files.insert("/dev/input".into(), vec![Arc::new(input)]);
     assert_exited(&run_pool(&pool, &window_reader(), s), 0);
     assert_eq!(
         std::fs::read(dir.path().join("stdout")).unwrap(),
@@ -290,7 +290,7 @@ fn through_the_pool_a_write_only_channel_writes_after_a_preserved_header() {
     let out = dir.path().join("object.tmp");
     std::fs::write(&out, with_header(HEADER, b"")).unwrap();
     let file = std::fs::OpenOptions::new().write(true).open(&out).unwrap();
-    s.files.insert("/dev/stdout".into(), Arc::new(file));
+    s.files.insert("/dev/stdout".into(), vec![Arc::new(file)]);
     s.file_offsets.insert("/dev/stdout".into(), HEADER as u64);
     assert_exited(&run_pool(&pool, &wasm, s), 0);
     assert_eq!(std::fs::read(&out).unwrap(), expected);

@@ -151,15 +151,15 @@ fn a_refused_connection_ends_the_session_before_it_runs() {
 }
 
 #[test]
-fn multichannels_and_node_ids_are_refused_clearly() {
+fn node_ids_and_multichannels_of_files_are_refused_clearly() {
     let r = run(
         CAT,
         5,
-        "Channel = tcp:127.0.0.1:1;tcp:127.0.0.1:2,/dev/in,0,0,10,100,0,0\n",
+        "Channel = /dev/null;/dev/null,/dev/in,0,0,10,100,0,0\n",
     );
     assert_eq!(
         r.outcome.ending.exit_state(),
-        "/dev/in has several sources: multichannels are not supported"
+        "/dev/in has several sources: multichannels are only supported over tcp"
     );
     assert_eq!(r.outcome.exit_code(), 93);
     let r = run(CAT, 5, "Channel = tcp:2:0,/dev/in,0,0,10,100,0,0\n");
@@ -169,6 +169,158 @@ fn multichannels_and_node_ids_are_refused_clearly() {
         "{}",
         r.outcome.ending.exit_state()
     );
+}
+
+/// A multichannel reader on two ports, each fed by `sends[i]` (written in
+/// pieces, then closed; `None`: the peer connects and closes at once after
+/// `hold`): what the guest got, and how it ended.
+fn read_replicas(sends: [Vec<u8>; 2]) -> Run {
+    let ports = [free_port(), free_port()];
+    let peers: Vec<_> = ports
+        .iter()
+        .zip(sends)
+        .map(|(&port, data)| {
+            std::thread::spawn(move || {
+                let mut s = connect_when_bound(port);
+                // Different piece sizes, so the replicas' reads do not line up.
+                for piece in data.chunks(7000 + port as usize % 5000) {
+                    if s.write_all(piece).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    let r = run(
+        CAT,
+        10,
+        &format!(
+            "Channel = tcp:127.0.0.1:{};tcp:127.0.0.1:{},/dev/in,0,1,1000,10000000,0,0\n",
+            ports[0], ports[1]
+        ),
+    );
+    for p in peers {
+        p.join().expect("peer");
+    }
+    r
+}
+
+#[test]
+fn a_multichannel_reader_gets_what_both_replicas_sent_once() {
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let r = read_replicas([data.clone(), data.clone()]);
+    assert_exited(&r.outcome, 0);
+    assert_eq!(r.stdout, data);
+    // The program's view, counted once, hashed once.
+    assert_eq!(
+        r.outcome.report.accounting.network.bytes_read,
+        data.len() as u64
+    );
+    assert_eq!(
+        r.outcome.report.etag_line(),
+        format!("/dev/in {}", md5_hex(&data))
+    );
+}
+
+#[test]
+fn a_multichannel_read_fails_where_the_replicas_differ() {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 256) as u8).collect();
+    let mut other = data.clone();
+    other[60_000] ^= 1;
+    let r = read_replicas([data.clone(), other]);
+    assert_eq!(
+        r.outcome.ending.exit_state(),
+        "/dev/in;0 failed to read: replicas differ"
+    );
+    assert_eq!(r.outcome.exit_code(), 5);
+    // What the guest saw before the difference is the agreed prefix only.
+    assert!(r.stdout.len() <= 60_000, "{}", r.stdout.len());
+    assert_eq!(r.stdout[..], data[..r.stdout.len()]);
+    // A replica that stops early differs too: the end of data needs two.
+    let r = read_replicas([data.clone(), data[..50_000].to_vec()]);
+    assert_eq!(
+        r.outcome.ending.exit_state(),
+        "/dev/in;0 failed to read: replicas differ"
+    );
+    assert!(r.stdout.len() <= 50_000);
+}
+
+#[test]
+fn a_multichannel_writer_sends_everything_to_every_replica() {
+    let listeners: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("listener"))
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect();
+    let peers: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            std::thread::spawn(move || {
+                let (mut s, _) = l.accept().expect("accept");
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).expect("read to the end");
+                got
+            })
+        })
+        .collect();
+    let r = run(
+        WRITER,
+        5,
+        &format!(
+            "Channel = tcp:127.0.0.1:{};tcp:127.0.0.1:{},/dev/out,0,1,0,0,10,100\n",
+            ports[0], ports[1]
+        ),
+    );
+    assert_exited(&r.outcome, 15);
+    for p in peers {
+        assert_eq!(p.join().expect("peer"), b"hello over tcp\n");
+    }
+    // Counted once: the program wrote 15 bytes in one call.
+    let w = &r.outcome.report.accounting.network;
+    assert_eq!((w.writes, w.bytes_written), (1, 15));
+}
+
+#[test]
+fn a_multichannel_writer_goes_on_when_one_replica_is_gone() {
+    let alive = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = alive.local_addr().expect("addr").port();
+    let gone = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let gone_port = gone.local_addr().expect("addr").port();
+    // The second replica accepts, then closes without reading.
+    let closer = std::thread::spawn(move || {
+        let (s, _) = gone.accept().expect("accept");
+        drop(s);
+    });
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = alive.accept().expect("accept");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("read to the end");
+        got
+    });
+    // Enough bytes that the closed replica's reset is seen by a write.
+    const BIG: &str = r#"
+  (data (i32.const 64) "/dev/out")
+  (func (export "_start") (local $e i32) (local $i i32)
+    (local.set $e (call $open (i32.const 64) (i32.const 8) (i32.const 0) (i64.const 64)))
+    (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 1000) (local.get $e)))))
+    (loop $next
+      (local.set $e (call $write (i32.load (i32.const 12)) (i32.const 4096) (i32.const 32768)))
+      (if (local.get $e) (then (call $proc_exit (i32.add (i32.const 1000) (local.get $e)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $next (i32.lt_u (local.get $i) (i32.const 128))))
+    (call $proc_exit (i32.const 0)))"#;
+    let r = run(
+        BIG,
+        10,
+        &format!(
+            "Channel = tcp:127.0.0.1:{port};tcp:127.0.0.1:{gone_port},/dev/out,0,1,0,0,1000,10000000\n"
+        ),
+    );
+    closer.join().expect("closer");
+    assert_exited(&r.outcome, 0);
+    assert_eq!(reader.join().expect("reader").len(), 128 * 32768);
 }
 
 #[test]

@@ -131,3 +131,175 @@ async fn the_seed_mapreduce_wordcount_runs_across_three_servers() {
         holders.iter().map(String::as_str).collect::<Vec<_>>()[..]
     );
 }
+
+/// The three seed inputs stored in `mapreduce-data`.
+async fn store_inputs(s: &Session) {
+    mk_container(s, "mapreduce-data").await;
+    for f in ["mrdata1.txt", "mrdata2.txt", "mrdata3.txt"] {
+        let r = s
+            .req("PUT", &format!("/mapreduce-data/{f}"), &[], read(f))
+            .await;
+        assert_eq!(r.status, 201);
+    }
+}
+
+#[tokio::test]
+async fn mappers_with_replicate_2_feed_the_reducer_through_multichannels() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    store_inputs(&s).await;
+    let map = MAPREDUCE.replacen(
+        r#""connect": ["reduce"]"#,
+        r#""connect": ["reduce"], "replicate": 2"#,
+        1,
+    );
+    assert_ne!(map, MAPREDUCE);
+    let zapp = tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("mapper.py", &read("mapper.py")),
+        ("reducer.py", &read("reducer.py")),
+    ]);
+    let r = post_zapp(&s, zapp).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    let lines: Vec<String> = r.text().lines().map(|l| l.trim().to_string()).collect();
+    // Each mapper ran twice; the reducer read each pair as one stream.
+    assert_eq!(
+        lines,
+        [
+            "104 mapreduce-data/mrdata1.txt",
+            "101 mapreduce-data/mrdata2.txt",
+            "69 mapreduce-data/mrdata3.txt",
+            "274 total"
+        ]
+    );
+    let statuses: Vec<&str> = r.header("x-nexe-status").split(',').collect();
+    assert_eq!(statuses.len(), 7, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == "ok"), "{statuses:?}");
+}
+
+/// A zapp of groups `a` → `b` → `c`, one node each, running `a.py`,
+/// `b.py` and `c.py`; `c` prints.
+fn pipeline_zapp(a: &str, b: &str, c: &str) -> Vec<u8> {
+    let map = serde_json::json!([
+        {"name": "a", "exec": {"path": "file://python:python", "args": "a.py"},
+         "devices": [{"name": "python"}], "connect": ["b"]},
+        {"name": "b", "exec": {"path": "file://python:python", "args": "b.py"},
+         "devices": [{"name": "python"}], "connect": ["c"]},
+        {"name": "c", "exec": {"path": "file://python:python", "args": "c.py"},
+         "devices": [{"name": "python"}, {"name": "stdout"}]},
+    ])
+    .to_string();
+    tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("a.py", a.as_bytes()),
+        ("b.py", b.as_bytes()),
+        ("c.py", c.as_bytes()),
+    ])
+}
+
+const A: &str = "out = open('/dev/out/b', 'w')\nfor i in range(1, 10001):\n    out.write(f'{i}\\n')\nout.close()\n";
+const B: &str = "out = open('/dev/out/c', 'w')\nfor line in open('/dev/in/a'):\n    out.write(f'{int(line) * 2}\\n')\nout.close()\n";
+const C: &str =
+    "lines = open('/dev/in/b').read().split()\nprint(len(lines), sum(int(x) for x in lines))\n";
+
+#[tokio::test]
+async fn a_pipeline_of_three_groups_streams_through_each() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    let r = post_zapp(&s, pipeline_zapp(A, B, C)).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    // 10,000 numbers doubled: 2 * 50,005,000.
+    assert_eq!(r.text().trim(), "10000 100010000");
+    assert_eq!(r.header("x-nexe-system"), "a,b,c");
+    assert_eq!(r.header("x-nexe-status"), "ok,ok,ok");
+    // Three sessions on three servers (unattached nodes take turns).
+    let mut servers: Vec<&str> = r.header("x-nexe-server").split(',').collect();
+    servers.sort();
+    servers.dedup();
+    assert_eq!(servers.len(), 3, "{}", r.header("x-nexe-server"));
+}
+
+#[tokio::test]
+async fn a_peer_that_dies_mid_stream_ends_its_readers_stream_and_is_named() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    // `a` sends 500 lines, then dies without closing anything.
+    let dying = "import os\nout = open('/dev/out/b', 'w')\nfor i in range(1, 501):\n    out.write(f'{i}\\n')\nout.flush()\nos._exit(7)\n";
+    let r = post_zapp(&s, pipeline_zapp(dying, B, C)).await;
+    // b and c see the end of a's data where it stopped; the job's status
+    // names the node that failed.
+    assert_eq!(r.header("x-nexe-system"), "a,b,c");
+    let statuses: Vec<&str> = r.header("x-nexe-status").split(',').collect();
+    let retcodes: Vec<&str> = r.header("x-nexe-retcode").split(',').collect();
+    assert_eq!(retcodes[0], "7", "{:?}", r.headers);
+    assert_eq!(statuses[1..], ["ok", "ok"], "{:?}", r.headers);
+    assert!(r.text().contains("500 250500"), "{}", r.text());
+    assert_ne!(r.status, 200);
+}
+
+#[tokio::test]
+async fn connected_jobs_larger_than_the_cluster_slots_are_refused_whole_and_never_hang() {
+    // 2 slots for connected sessions on each of 3 servers: 6 in all.
+    let cluster = Cluster::start_with(3, "[exec]\ncluster_workers = 2\n", "");
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    let big = serde_json::json!([
+        {"name": "map", "count": 20, "exec": {"path": "file://python:python", "args": "m.py"},
+         "devices": [{"name": "python"}], "connect": ["reduce"]},
+        {"name": "reduce", "exec": {"path": "file://python:python", "args": "r.py"},
+         "devices": [{"name": "python"}, {"name": "stdout"}]},
+    ]);
+    let m =
+        "import os\nopen('/dev/out/reduce', 'w').write(os.environ.get('HOSTNAME', 'x') + '\\n')\n";
+    let r_py = "import os\nprint(len(os.listdir('/dev/in')))\n";
+    let zapp = tar_of(&[
+        ("boot/system.map", big.to_string().as_bytes()),
+        ("m.py", m.as_bytes()),
+        ("r.py", r_py.as_bytes()),
+    ]);
+    let started = std::time::Instant::now();
+    let r = post_zapp(&s, zapp).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("Slot not available"), "{}", r.text());
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // Nothing stays held: a connected job that fits runs right after.
+    let r = post_zapp(&s, pipeline_zapp(A, B, C)).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text().trim(), "10000 100010000");
+}
+
+#[tokio::test]
+async fn a_reducer_that_times_out_after_its_mappers_finish_stores_nothing() {
+    let cluster = Cluster::start_with(3, "", "[zerocloud]\ntimeout = 2\n");
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    mk_container(&s, "results").await;
+    let job = serde_json::json!([
+        {"name": "map", "count": 2, "exec": {"path": "file://python:python", "args": "m.py"},
+         "devices": [{"name": "python"}], "connect": ["reduce"]},
+        {"name": "reduce", "exec": {"path": "file://python:python", "args": "r.py"},
+         "devices": [{"name": "python"},
+                     {"name": "stdout", "path": "swift://~/results/total.txt"}]},
+    ]);
+    let m = "open('/dev/out/reduce', 'w').write('x' * 1000)\n";
+    // Writes part of its output, then runs past the timeout.
+    let r_py = "import os\nfor f in os.listdir('/dev/in'):\n    open('/dev/in/' + f).read()\nprint('partial', flush=True)\nwhile True:\n    pass\n";
+    let zapp = tar_of(&[
+        ("boot/system.map", job.to_string().as_bytes()),
+        ("m.py", m.as_bytes()),
+        ("r.py", r_py.as_bytes()),
+    ]);
+    let r = post_zapp(&s, zapp).await;
+    let statuses: Vec<&str> = r.header("x-nexe-status").split(',').collect();
+    assert_eq!(statuses.len(), 3, "{:?}", r.headers);
+    assert_eq!(statuses[..2], ["ok", "ok"], "{:?}", r.headers);
+    assert!(statuses[2].contains("timeout"), "{:?}", r.headers);
+    assert_ne!(r.status, 200);
+    let got = s.req("GET", "/results/total.txt", &[], Vec::new()).await;
+    assert_eq!(
+        got.status,
+        404,
+        "a partial output was stored: {}",
+        got.text()
+    );
+    let listing = s.req("GET", "/results", &[], Vec::new()).await;
+    assert!(listing.text().is_empty(), "{}", listing.text());
+}

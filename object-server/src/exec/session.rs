@@ -631,7 +631,12 @@ impl Prepared {
                 .insert(alias, sandbox::channel::shared(data));
         }
         for (alias, (file, offset)) in provided.files {
-            session.files.insert(alias.clone(), Arc::new(file));
+            // A multichannel's sockets arrive one by one under its alias.
+            session
+                .files
+                .entry(alias.clone())
+                .or_default()
+                .push(Arc::new(file));
             if offset > 0 {
                 session.file_offsets.insert(alias, offset);
             }

@@ -72,10 +72,13 @@ pub(super) async fn start(
     let mut placed = Vec::new();
     for node in plan.nodes {
         for replica in 0..node.replicate.max(1) {
+            // Replica k on the k-th candidate, so an unattached node's
+            // replicas run on different servers where there are several.
             let agents = api.storage.exec_agents(target_of(&node));
+            let pick = (replica as usize).checked_rem(agents.len()).unwrap_or(0);
             let agent = agents
                 .into_iter()
-                .next()
+                .nth(pick)
                 .ok_or_else(|| ProxyError::Unavailable {
                     message: "Cannot find suitable node to execute code on".into(),
                     retry_after: None,

@@ -356,3 +356,68 @@ async fn a_storage_node_killed_mid_job_fails_the_job_clearly() {
     assert!(r.text().contains(&addr), "{}", r.text());
     assert!(r.header("x-nexe-error").contains(&addr), "{:?}", r.headers);
 }
+
+#[tokio::test]
+async fn a_container_of_1000_objects_is_queried_as_sqlite_on_the_server_holding_it() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    mk_container(&s, "many").await;
+    for i in 0..1000 {
+        let ext = if i % 3 == 0 { "csv" } else { "txt" };
+        let r = s
+            .req(
+                "PUT",
+                &format!("/many/obj{i:04}.{ext}"),
+                &[],
+                format!("{i}"),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    for i in [3, 6, 9] {
+        let r = s
+            .req("DELETE", &format!("/many/obj{i:04}.csv"), &[], "")
+            .await;
+        assert_eq!(r.status, 204);
+    }
+    let map = r#"[{"name":"query","exec":{"path":"file://python:python","args":"query.py"},
+        "devices":[{"name":"input","path":"swift://~/many"},{"name":"stdout"}]}]"#;
+    let query = "import sqlite3\n\
+        db = sqlite3.connect('file:/dev/input?mode=ro&immutable=1', uri=True)\n\
+        for (name,) in db.execute(\"SELECT name FROM object WHERE name LIKE '%.csv' ORDER BY name\"):\n    print(name)\n";
+    let zapp = tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("query.py", query.as_bytes()),
+    ]);
+    let r = post_job(&s, "", "application/x-tar", zapp).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    let listing = s.req("GET", "/many?format=json&limit=10000", &[], "").await;
+    let want: Vec<String> = listing
+        .json()
+        .as_array()
+        .expect("a JSON listing")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .filter(|n| n.ends_with(".csv"))
+        .map(str::to_string)
+        .collect();
+    let got: Vec<String> = r.text().lines().map(str::to_string).collect();
+    assert_eq!(got.len(), 331);
+    assert_eq!(got, want);
+    // The node ran where the container's database is.
+    use md5::{Digest, Md5};
+    let h = hex::encode(Md5::digest(format!("/{}/many", account(&s)).as_bytes()));
+    let holder = cluster
+        .nodes
+        .iter()
+        .find(|n| {
+            n.data_dir
+                .join("db")
+                .join("containers")
+                .join(&h[..3])
+                .join(format!("{h}.db"))
+                .is_file()
+        })
+        .expect("the container's server");
+    assert_eq!(r.header("x-nexe-server"), holder.addr);
+}

@@ -25,6 +25,14 @@ pub enum ProxyError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// No app for what was asked (404 with the reason): `No application
+    /// registered for <type>`.
+    #[error("{0}")]
+    AppNotFound(String),
+    /// An app's configuration is larger than `maxconfig` (413 with the
+    /// reason).
+    #[error("{0}")]
+    ConfigTooLarge(String),
     /// The request is malformed: 400 with Swift's plain-text reason.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -94,6 +102,8 @@ impl ProxyError {
             ProxyError::Unauthorized => reply::status(401),
             ProxyError::Forbidden => reply::status(403),
             ProxyError::NotFound => reply::status(404),
+            ProxyError::AppNotFound(m) => reply::text(404, m),
+            ProxyError::ConfigTooLarge(m) => reply::text(413, m),
             ProxyError::BadRequest(m) => reply::text(400, m),
             ProxyError::NameTooLong { kind, len, max } => {
                 let (what, html) = match kind {

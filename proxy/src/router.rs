@@ -166,6 +166,33 @@ impl Proxy {
         if is_v1_auth(path) {
             return Ok(endpoints::token_for(&self.state.api, &req));
         }
+        // The app forms' URLs (spec/zerocloud.md §1.1): `/open/...` and
+        // `/api/...` are `/v1/...` with `X-Zerovm-Execute: open/1.0` or
+        // `api/1.0`, unless the request names its own version.
+        if let Some(form) = ["open", "api"].into_iter().find(|f| {
+            path.strip_prefix('/')
+                .and_then(|p| p.strip_prefix(f))
+                .is_some_and(|p| p.starts_with('/'))
+        }) {
+            let rest = &path[form.len() + 1..];
+            let routed = match req.uri().query() {
+                Some(q) => format!("/v1{rest}?{q}"),
+                None => format!("/v1{rest}"),
+            };
+            *req.uri_mut() = routed
+                .parse()
+                .map_err(|_| ProxyError::precondition("Bad URL"))?;
+            if !req.headers().contains_key(crate::job::EXECUTE) {
+                req.headers_mut().insert(
+                    crate::job::EXECUTE,
+                    hyper::header::HeaderValue::from_static(match form {
+                        "open" => "open/1.0",
+                        _ => "api/1.0",
+                    }),
+                );
+            }
+        }
+        let path = req.uri().path();
         if !path.starts_with("/v1/") {
             return Ok(self
                 .table

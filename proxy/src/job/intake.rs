@@ -204,6 +204,17 @@ pub async fn read_tar(
     })
 }
 
+/// Whether a tarball's head holds a job (a system map or `zapp.yaml`,
+/// parsable or not): what makes an object a zapp (§1.4). `None`: the head
+/// is not a tarball (or not gzip, with `gzip`).
+pub fn has_job(head: &[u8], gzip: bool, complete: bool, maxconfig: usize) -> Option<bool> {
+    match job_from_tar_head(head, gzip, complete, maxconfig) {
+        Ok(_) | Err(HeadError::Job(_)) => Some(true),
+        Err(HeadError::NotFound) => Some(false),
+        Err(HeadError::Corrupt) => None,
+    }
+}
+
 enum HeadError {
     Corrupt,
     NotFound,

@@ -16,6 +16,7 @@
 mod authorize;
 mod catalog;
 pub mod intake;
+mod open;
 mod response;
 mod run;
 
@@ -39,8 +40,8 @@ use intake::{Form, Intake, Reading, Source};
 
 /// The header that makes a request a job.
 pub const EXECUTE: &str = "x-zerovm-execute";
-/// The execute versions of the app forms (issue 14: not served yet).
-const APP_VERSIONS: [&str; 2] = ["open/1.0", "api/1.0"];
+/// The execute version of REST endpoints (issue 14: not served yet).
+const API_VERSION: &str = "api/1.0";
 
 /// A request with `X-Zerovm-Execute` (§1.1): only POST runs a job; the
 /// job controller answers GET, PUT, DELETE and HEAD with 501, and methods
@@ -48,7 +49,10 @@ const APP_VERSIONS: [&str; 2] = ["open/1.0", "api/1.0"];
 /// preflight, answered before this).
 pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res {
     let version = hstr(req.headers(), EXECUTE).unwrap_or_default().to_string();
-    if APP_VERSIONS.contains(&version.as_str()) {
+    if version == open::VERSION {
+        return open::handle(&api, ctx, req).await;
+    }
+    if version == API_VERSION {
         return Err(ProxyError::NotImplemented(format!(
             "X-Zerovm-Execute: {version} is not supported yet"
         )));
@@ -60,7 +64,7 @@ pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res 
         }
         _ => return Err(ProxyError::precondition("Bad HTTP method")),
     }
-    post_job(&api, &ctx, req, &version).await
+    post_job(&api, &ctx, req, &version, "POST").await
 }
 
 /// `X-Zerocloud-Id`: 16 hex digits, sortable by time (ms since the epoch,
@@ -85,8 +89,15 @@ fn media_type(v: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// `POST` with `X-Zerovm-Execute` (§1.2).
-async fn post_job(api: &Arc<SwiftApi>, ctx: &RequestCtx, req: Request, version: &str) -> Res {
+/// `POST` with `X-Zerovm-Execute` (§1.2); `cgi_method` is the method the
+/// program sees (`REQUEST_METHOD`: the caller's, for the app forms).
+async fn post_job(
+    api: &Arc<SwiftApi>,
+    ctx: &RequestCtx,
+    req: Request,
+    version: &str,
+    cgi_method: &str,
+) -> Res {
     let started = Instant::now();
     let cfg = &api.cfg.zerocloud;
     let (mut parts, body) = req.into_parts();
@@ -182,7 +193,7 @@ async fn post_job(api: &Arc<SwiftApi>, ctx: &RequestCtx, req: Request, version: 
     force(&mut parts.headers, "x-trans-id", ctx.trans_id.as_str());
     force(&mut parts.headers, "x-zerovm-valid", "false");
     let cgi = CgiRequest {
-        method: "POST".into(),
+        method: cgi_method.into(),
         script_name: "/v1".into(),
         path_info: match source_url {
             Some(_) => ctx.path.path_info(),

@@ -1,0 +1,305 @@
+//! `open/1.0` (spec/zerocloud.md §1.4) on three object servers: an object
+//! GET processed by the app registered in `.zvm` for its content type (the
+//! seed's prettyprint tutorial, in Python 3), in both URL forms; zapp
+//! objects run by a request on them; the default app of
+//! `application/x-nexe`; and the form's errors. Needs `$ZEROCLOUD_IMAGES`
+//! with the Python image (scripts/test.sh).
+
+mod common;
+
+use common::mk_container;
+use hyper::Method;
+use tests::{Cluster, Resp, Session};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/prettyprint");
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{DATA}/{name}")).expect("test data")
+}
+
+fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).expect("tar member");
+    }
+    b.into_inner().expect("tar")
+}
+
+/// `/open/<account>/<path>` on the proxy, as `s`.
+async fn open_form(s: &Session, method: Method, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let (root, account) = s.url.split_once("/v1/").expect("a /v1/ storage URL");
+    let mut h = vec![("x-auth-token", s.token.as_str())];
+    h.extend_from_slice(headers);
+    s.http
+        .req(method, &format!("{root}/open/{account}{path}"), &h, "")
+        .await
+}
+
+async fn put(s: &Session, path: &str, content_type: &str, body: Vec<u8>) {
+    let len = body.len().to_string();
+    let r = s
+        .req(
+            "PUT",
+            path,
+            &[("content-type", content_type), ("content-length", &len)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 201, "PUT {path}: {}", r.text());
+}
+
+/// The seed's pretty-printed `data.json` (Python's `pprint.pformat`).
+const PRETTY: &str = "{'geometries': [{'coordinates': [100.0, 0.0], 'type': 'Point'},
+                {'coordinates': [[101.0, 0.0], [102.0, 1.0]],
+                 'type': 'LineString'}],
+ 'type': 'GeometryCollection'}
+";
+
+/// The tutorial's steps: the data, the app's tar, and its config in `.zvm`.
+async fn install_prettyprint(s: &Session) {
+    mk_container(s, "example").await;
+    put(
+        s,
+        "/example/data.json",
+        "application/json",
+        read("data.json"),
+    )
+    .await;
+    let tar = tar_of(&[("prettyprint.py", &read("prettyprint.py"))]);
+    put(s, "/example/prettyprint.tar", "application/x-tar", tar).await;
+    mk_container(s, ".zvm").await;
+    put(
+        s,
+        "/.zvm/application/json/config",
+        "application/json",
+        read("config"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_seed_prettyprint_app_renders_a_json_object_on_get_in_both_url_forms() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    install_prettyprint(&s).await;
+
+    let r = s
+        .req(
+            "GET",
+            "/example/data.json",
+            &[("x-zerovm-execute", "open/1.0")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), PRETTY);
+    assert_eq!(r.header("x-nexe-status"), "ok");
+
+    let r = open_form(&s, Method::GET, "/example/data.json", &[]).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), PRETTY);
+
+    // Without the header it is the stored object, unprocessed.
+    let r = s.req("GET", "/example/data.json", &[], "").await;
+    assert_eq!(r.body, read("data.json"));
+}
+
+#[tokio::test]
+async fn open_refuses_what_it_cannot_run_with_the_spec_s_statuses() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    install_prettyprint(&s).await;
+    put(
+        &s,
+        "/example/notes.txt",
+        "text/plain",
+        b"plain text\n".to_vec(),
+    )
+    .await;
+    put(&s, "/example/empty", "application/octet-stream", Vec::new()).await;
+    put(&s, "/example/a.tar", "application/x-tar", b"a".to_vec()).await;
+    put(
+        &s,
+        "/example/bad.tgz",
+        "application/x-gzip",
+        b"bad gzip".to_vec(),
+    )
+    .await;
+
+    // No app for the type.
+    let r = open_form(&s, Method::GET, "/example/notes.txt", &[]).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, "No application registered for text/plain")
+    );
+    // A missing object is the object's 404.
+    let r = open_form(&s, Method::GET, "/example/nothing.json", &[]).await;
+    assert_eq!(r.status, 404);
+    // No object in the URL.
+    let r = open_form(&s, Method::GET, "/example", &[]).await;
+    assert_eq!((r.status, r.text().as_str()), (412, "Bad URL"));
+    // Methods other than GET on what is not a zapp.
+    for m in [Method::POST, Method::PUT, Method::DELETE, Method::HEAD] {
+        for o in ["/example/data.json", "/example/empty", "/example/a.tar"] {
+            let r = open_form(&s, m.clone(), o, &[]).await;
+            assert_eq!(r.status, 501, "{m} {o}");
+        }
+    }
+    // A gzip object that does not inflate.
+    let r = open_form(&s, Method::POST, "/example/bad.tgz", &[]).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (422, "Error reading application/x-gzip stream")
+    );
+    // A registered config larger than maxconfig (64 KiB).
+    let big = format!("[{}]", " ".repeat(70_000));
+    put(
+        &s,
+        "/.zvm/text/csv/config",
+        "application/json",
+        big.into_bytes(),
+    )
+    .await;
+    put(&s, "/example/t.csv", "text/csv", b"a,b\n".to_vec()).await;
+    let r = open_form(&s, Method::GET, "/example/t.csv", &[]).await;
+    let account = s.url.rsplit('/').next().expect("account");
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            413,
+            format!("Config file at /{account}/.zvm/text/csv/config is too large")
+        )
+    );
+    // The objects are untouched.
+    let r = s.req("GET", "/example/notes.txt", &[], "").await;
+    assert_eq!(r.text(), "plain text\n");
+}
+
+#[tokio::test]
+async fn a_zapp_object_runs_when_requested_with_its_payload_and_method() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    mk_container(&s, "apps").await;
+    let map = r#"[{"name":"echo","exec":{"path":"file://python:python","args":"echo.py"},
+        "devices":[{"name":"python"},{"name":"stdin"},{"name":"stdout"}]}]"#;
+    let echo = "import os, sys\nprint(os.environ['REQUEST_METHOD'], sys.stdin.read())\n";
+    let zapp = tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("echo.py", echo.as_bytes()),
+    ]);
+    put(&s, "/apps/echo.zapp", "application/x-tar", zapp).await;
+
+    let (root, account) = s.url.split_once("/v1/").expect("storage URL");
+    let url = format!("{root}/open/{account}/apps/echo.zapp");
+    let r = s
+        .http
+        .req(
+            Method::POST,
+            &url,
+            &[("x-auth-token", &s.token), ("content-type", "text/plain")],
+            "the payload",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), "POST the payload\n");
+    let r = s
+        .req(
+            "PUT",
+            "/apps/echo.zapp",
+            &[
+                ("x-zerovm-execute", "open/1.0"),
+                ("content-type", "text/plain"),
+            ],
+            "put body",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), "PUT put body\n");
+    // The zapp itself was not replaced by that PUT.
+    let r = s.req("HEAD", "/apps/echo.zapp", &[], "").await;
+    assert_eq!(r.header("content-type"), "application/x-tar");
+    // A zapp run without a Content-Type (§1.4's caveat).
+    let r = open_form(&s, Method::GET, "/apps/echo.zapp", &[]).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "Must specify Content-Type")
+    );
+}
+
+#[tokio::test]
+async fn an_executable_object_runs_by_default_with_query_values_in_its_template() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    mk_container(&s, "apps").await;
+    let wasm = wat::parse_str(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 100) "<p>hi from wasm</p>\n")
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 100))
+            (i32.store (i32.const 4) (i32.const 20))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    )
+    .expect("the guest assembles");
+    put(&s, "/apps/hi.nexe", "application/x-nexe", wasm).await;
+    let r = open_form(
+        &s,
+        Method::GET,
+        "/apps/hi.nexe?content_type=text%2Fhtml",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), "<p>hi from wasm</p>\n");
+    assert_eq!(r.header("content-type"), "text/html");
+    // The template's default.
+    let r = open_form(&s, Method::GET, "/apps/hi.nexe", &[]).await;
+    assert_eq!(r.header("content-type"), "text/plain");
+    // A query value cannot reshape the job: it stays an argument.
+    let r = open_form(
+        &s,
+        Method::GET,
+        "/apps/hi.nexe?args=x%22%7D%2C%7B%22name%22%3A%22evil",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.header("x-nexe-system"), "executable");
+}
+
+#[tokio::test]
+async fn open_reads_the_object_with_the_caller_s_rights() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    install_prettyprint(&s).await;
+    // Another account's user may not open it.
+    let other = Session::new(&cluster.proxy, "test2:tester2", "testing2").await;
+    let (root, _) = other.url.split_once("/v1/").expect("storage URL");
+    let account = s.url.rsplit('/').next().expect("account");
+    let r = other
+        .http
+        .req(
+            Method::GET,
+            &format!("{root}/open/{account}/example/data.json"),
+            &[("x-auth-token", &other.token)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Nor anonymously.
+    let r = other
+        .http
+        .req(
+            Method::GET,
+            &format!("{root}/open/{account}/example/data.json"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+}

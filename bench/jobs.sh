@@ -7,6 +7,8 @@
 #   wildcard  one job of 100 nodes over swift://~/<container>/*.txt: total ms, ms per node
 #   attach    a job read-attached to a 4 KiB and to a 64 MiB object (reads 16 bytes), beside
 #             one std::fs::copy of 64 MiB on the same filesystem
+#   open      a 4 KiB JSON object fetched with a plain GET and with open/1.0 (a Python app in
+#             .zvm renders it), interleaved: p50/p99 of each and the difference
 #   burst     1000 script POSTs at once, one connection each: statuses, time, peak VmRSS of
 #             the server and each of its worker processes, and their sum
 # The server runs with --no-fsync on a fresh data dir under $BENCH_TMPDIR (/dev/shm) and is
@@ -15,7 +17,7 @@
 # Arguments are passed to the binary (--json for JSON lines, --url for a running server,
 # --help for all). Env (optional): BENCH_RUNS (300), BENCH_NATIVE_RUNS (100), BENCH_NODES
 # (100), BENCH_WILDCARD_RUNS (5), BENCH_ATTACH_RUNS (20), BENCH_BIG (64m), BENCH_BURST (1000),
-# BENCH_PHASES (script,wildcard,attach,burst), BENCH_NATIVE_PYTHON (python3), BENCH_TMPDIR.
+# BENCH_PHASES (script,wildcard,attach,open,burst), BENCH_OPEN_RUNS (200), BENCH_NATIVE_PYTHON (python3), BENCH_TMPDIR.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"

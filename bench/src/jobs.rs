@@ -86,6 +86,9 @@ struct Args {
     /// Size of the large attached object; suffixes k, m (powers of 1024).
     #[arg(long, env = "BENCH_BIG", default_value = "64m", value_parser = parse_size)]
     big: usize,
+    /// Timed GETs of each kind (open).
+    #[arg(long, env = "BENCH_OPEN_RUNS", default_value_t = 200)]
+    open_runs: usize,
     /// Script POSTs sent at once, one connection each (burst).
     #[arg(long, env = "BENCH_BURST", default_value_t = 1000)]
     burst: usize,
@@ -97,7 +100,7 @@ struct Args {
         long,
         env = "BENCH_PHASES",
         value_delimiter = ',',
-        default_value = "script,wildcard,attach,burst"
+        default_value = "script,wildcard,attach,open,burst"
     )]
     phases: Vec<Phase>,
     /// Per-request timeout in seconds.
@@ -113,6 +116,7 @@ enum Phase {
     Script,
     Wildcard,
     Attach,
+    Open,
     Burst,
 }
 
@@ -1024,7 +1028,118 @@ async fn phase_attach(
     Ok(())
 }
 
-// ---- 4. a burst ----------------------------------------------------------
+// ---- 4. open/1.0 ------------------------------------------------------------
+
+/// A 4 KiB JSON object fetched with a plain GET and with `X-Zerovm-Execute:
+/// open/1.0`, rendered by a Python app registered in `.zvm` for its type
+/// (a type of this run's own, so that no real registration is touched).
+async fn phase_open(args: &Args, api: &Api, prefix: &str, out: &mut Out) -> Result<()> {
+    let container = format!("{prefix}-open");
+    let media = format!("application/vnd.{prefix}+json");
+    api.put(&format!("/{container}"), Bytes::new()).await?;
+    api.put("/.zvm", Bytes::new()).await?;
+    let mut rows = Vec::new();
+    let mut len = 2;
+    while len < 4096 - 64 {
+        let row = json!({"id": rows.len(), "name": format!("item-{}", rows.len()), "ok": true});
+        len += row.to_string().len() + 1;
+        rows.push(row);
+    }
+    let doc: Bytes = serde_json::to_vec(&rows)?.into();
+    let put = |path: String, ct: String, body: Bytes| async move {
+        let r = api
+            .call(Method::PUT, &path, &[("content-type", ct.as_str())], body)
+            .await?;
+        ensure!(r.status.as_u16() == 201, "PUT {path}: {}", unexpected(&r));
+        Ok::<_, anyhow::Error>(())
+    };
+    put(format!("/{container}/doc.json"), media.clone(), doc.clone()).await?;
+    // No spaces in args (they separate arguments); `\\x2c`: commas are
+    // escaped (NVRAM records split on them).
+    let app = json!([{
+        "name": "render",
+        "exec": {"path": "file://python:python",
+                 "args": "-c j=__import__('json');print(j.dumps(j.load(open('/dev/input'))\\x2cindent=1))"},
+        "devices": [{"name": "input", "path": "{.object_path}"},
+                    {"name": "stdout", "content_type": "application/json"}],
+    }]);
+    let config = format!("/.zvm/{media}/config");
+    put(
+        config.clone(),
+        "application/json".into(),
+        app.to_string().into(),
+    )
+    .await?;
+    let want = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&rows)?.replace("  ", " ")
+    );
+    let path = format!("/{container}/doc.json");
+    let one = |open: bool| {
+        let path = path.clone();
+        let doc = doc.clone();
+        let want = want.clone();
+        async move {
+            let h: &[(&str, &str)] = if open {
+                &[("x-zerovm-execute", "open/1.0")]
+            } else {
+                &[]
+            };
+            let t = Instant::now();
+            let r = api.call(Method::GET, &path, h, Bytes::new()).await?;
+            let took = t.elapsed();
+            let ok = r.status == StatusCode::OK
+                && if open {
+                    r.body.as_ref() == want.as_bytes()
+                } else {
+                    r.body == doc
+                };
+            ensure!(ok, "GET (open {open}): {}", unexpected(&r));
+            Ok::<_, anyhow::Error>(took)
+        }
+    };
+    for _ in 0..5 {
+        one(false).await.context("warm-up")?;
+        one(true).await.context("warm-up")?;
+    }
+    let mut plain = Vec::new();
+    let mut opened = Vec::new();
+    for _ in 0..args.open_runs {
+        plain.push(one(false).await?);
+        opened.push(one(true).await?);
+    }
+    println!();
+    println!(
+        "== GET of a 4 KiB JSON object, plain and open/1.0 (a Python app from .zvm renders it), {} runs each, interleaved ==",
+        args.open_runs
+    );
+    println!(
+        "{:<22} {:>5} {:>10} {:>10}",
+        "how", "runs", "p50_ms", "p99_ms"
+    );
+    for (how, t) in [("plain GET", &plain), ("open/1.0 GET", &opened)] {
+        println!(
+            "{:<22} {:>5} {:>10.2} {:>10.2}",
+            how,
+            t.len(),
+            p_ms(t, 0.5),
+            p_ms(t, 0.99)
+        );
+        out.json(json!({
+            "phase": "open", "how": how, "runs": t.len(),
+            "p50_ms": round3(p_ms(t, 0.5)), "p99_ms": round3(p_ms(t, 0.99)),
+        }));
+    }
+    let over = p_ms(&opened, 0.5) - p_ms(&plain, 0.5);
+    println!("open/1.0 p50 - plain p50 = {over:+.2} ms");
+    out.json(json!({"phase": "open", "p50_over_plain_ms": round3(over)}));
+    for p in [config, path, format!("/{container}")] {
+        let _ = api.call(Method::DELETE, &p, &[], Bytes::new()).await;
+    }
+    Ok(())
+}
+
+// ---- 5. a burst ----------------------------------------------------------
 
 /// One request of the burst: its connection, then (after the barrier) its POST.
 async fn burst_one(
@@ -1386,6 +1501,9 @@ async fn measure(args: &Args, base: &str, tmp: &Path, roots: &[u32], out: &mut O
     }
     if phases.contains(&Phase::Attach) {
         phase_attach(args, &api, &prefix, tmp, out).await?;
+    }
+    if phases.contains(&Phase::Open) {
+        phase_open(args, &api, &prefix, out).await?;
     }
     // Last, so that nothing it leaves behind disturbs the others.
     if phases.contains(&Phase::Burst) {

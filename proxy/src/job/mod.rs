@@ -12,6 +12,9 @@
 //!    the inputs streamed to the sessions that need them;
 //! 5. [`response`]: outputs with a path stored, the immediate outputs
 //!    concatenated into the response, `X-Nexe-*` aggregated.
+//!
+//! The app forms turn a request into such a POST first: [`open`] (an
+//! object processed by its registered app, or a zapp object run).
 
 mod authorize;
 mod catalog;

@@ -303,3 +303,120 @@ async fn open_reads_the_object_with_the_caller_s_rights() {
         .await;
     assert_eq!(r.status, 401, "{}", r.text());
 }
+
+/// A zapp whose one node runs `app.py` with stdout of `content_type`.
+fn cgi_zapp(content_type: &str, app: &str) -> Vec<u8> {
+    let map = serde_json::json!([{
+        "name": "app", "exec": {"path": "file://python:python", "args": "app.py"},
+        "devices": [{"name": "python"}, {"name": "stdin"},
+                    {"name": "stdout", "content_type": content_type}],
+    }])
+    .to_string();
+    tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("app.py", app.as_bytes()),
+    ])
+}
+
+async fn post_zapp(s: &Session, zapp: Vec<u8>) -> Resp {
+    s.req(
+        "POST",
+        "",
+        &[
+            ("x-zerovm-execute", "1.0"),
+            ("content-type", "application/x-tar"),
+        ],
+        zapp,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_program_answers_http_itself_with_message_cgi_and_message_http() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    // message/cgi: headers, then the body; Status sets the status.
+    let app = "import sys\nsys.stdout.write('Status: 201 Created\\r\\nX-Seq-Start: 5\\r\\nContent-Type: text/csv\\r\\nContent-Length: 999\\r\\n\\r\\na,b\\n1,2\\n')\n";
+    let r = post_zapp(&s, cgi_zapp("message/cgi", app)).await;
+    assert_eq!(r.status, 201, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), "a,b\n1,2\n");
+    assert_eq!(r.header("content-type"), "text/csv");
+    assert_eq!(r.header("x-seq-start"), "5");
+    // The length is the body's, whatever the program claimed.
+    assert_eq!(r.header("content-length"), "8");
+    assert_eq!(r.header("status"), "");
+    // Without Status: 200.
+    let app = "print('Content-Type: text/plain')\nprint()\nprint('fine')\n";
+    let r = post_zapp(&s, cgi_zapp("message/cgi", app)).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "fine\n"));
+    // message/http: a status line first.
+    let app = "import sys\nsys.stdout.write('HTTP/1.1 404 Not Found\\r\\nX-Why: none\\r\\n\\r\\nnothing here')\n";
+    let r = post_zapp(&s, cgi_zapp("message/http", app)).await;
+    assert_eq!(r.status, 404, "{:?}", r.headers);
+    assert_eq!(r.text(), "nothing here");
+    assert_eq!(r.header("x-why"), "none");
+    // What does not parse is returned as written.
+    let app = "import sys\nsys.stdout.write('Status: 200 OK\\n\\nbody')\n";
+    let r = post_zapp(&s, cgi_zapp("message/http", app)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "Status: 200 OK\n\nbody");
+    assert_eq!(r.header("content-type"), "message/http");
+    // A program cannot forge the run's report headers.
+    let app = "print('X-Nexe-Status: forged')\nprint()\nprint('x')\n";
+    let r = post_zapp(&s, cgi_zapp("message/cgi", app)).await;
+    assert_eq!(r.header("x-nexe-status"), "ok");
+}
+
+#[tokio::test]
+async fn a_rest_style_zapp_answers_each_method_with_its_own_status_and_headers() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    mk_container(&s, "apps").await;
+    let app = "import os, sys\n\
+m = os.environ['REQUEST_METHOD']\n\
+body = sys.stdin.read()\n\
+if m == 'GET':\n    status, out = '200 OK', 'item ' + os.environ.get('QUERY_STRING', '')\n\
+elif m == 'POST':\n    status, out = '201 Created', 'stored ' + body\n\
+elif m == 'DELETE':\n    status, out = '204 No Content', ''\n\
+else:\n    status, out = '405 Method Not Allowed', m\n\
+sys.stdout.write('Status: %s\\r\\nX-Method: %s\\r\\nContent-Type: text/plain\\r\\n\\r\\n%s' % (status, m, out))\n";
+    put(
+        &s,
+        "/apps/rest.zapp",
+        "application/x-tar",
+        cgi_zapp("message/cgi", app),
+    )
+    .await;
+    let (root, account) = s.url.split_once("/v1/").expect("storage URL");
+    let url = format!("{root}/open/{account}/apps/rest.zapp");
+    let call = |m: Method, q: &'static str, body: &'static str| {
+        let s = s.clone();
+        let url = format!("{url}{q}");
+        async move {
+            s.http
+                .req(
+                    m,
+                    &url,
+                    &[("x-auth-token", &s.token), ("content-type", "text/plain")],
+                    body,
+                )
+                .await
+        }
+    };
+    let r = call(Method::GET, "?id=7", "").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "item id=7"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(r.header("x-method"), "GET");
+    let r = call(Method::POST, "", "hello").await;
+    assert_eq!((r.status, r.text().as_str()), (201, "stored hello"));
+    assert_eq!(r.header("x-method"), "POST");
+    let r = call(Method::DELETE, "", "").await;
+    assert_eq!(r.status, 204, "{:?}", r.headers);
+    assert_eq!(r.header("x-method"), "DELETE");
+    let r = call(Method::PUT, "", "x").await;
+    assert_eq!((r.status, r.text().as_str()), (405, "PUT"));
+}

@@ -15,6 +15,7 @@
 //! goes away drops the request: the run is cancelled (its worker killed
 //! and replaced) and nothing is stored.
 
+mod cgi;
 mod images;
 mod outputs;
 mod session;

@@ -21,7 +21,8 @@ use sandbox::report::{Ending, UNKNOWN_STATE};
 use wire::body::{self, Body};
 use wire::exec::{encode_chunk, encode_header, PartHeader, CHUNK, END, SERVER_HEADER};
 
-use super::session::{OutputData, Ran};
+use super::cgi;
+use super::session::{Output, OutputData, Ran};
 use super::Agent;
 use crate::api::{split_name, Node};
 use crate::error::StorageError;
@@ -90,11 +91,11 @@ pub async fn respond(
         let Some(i) = outputs.iter().position(|o| o.device == ch.device) else {
             continue;
         };
-        let out = outputs.swap_remove(i);
+        let mut out = outputs.swap_remove(i);
         if out.len < ch.min_size {
             continue;
         }
-        let header = PartHeader {
+        let mut header = PartHeader {
             name: ch.device.clone(),
             len: Some(out.len),
             path: ch.swift_path().map(|p| p.url()),
@@ -106,6 +107,23 @@ pub async fn respond(
                 .collect(),
             ..PartHeader::default()
         };
+        // A program's HTTP answer: its status and headers go with the
+        // part (they replace the device's meta), its body is the data.
+        if let Some(nph) = cgi::kind(&ch.content_type) {
+            if let Some(answer) = answer_of(&mut out, nph) {
+                if let Some(ct) = answer.content_type() {
+                    header.content_type = Some(ct.to_string());
+                }
+                header.headers = answer
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
+                    .cloned()
+                    .collect();
+                header.headers.push(("Status".into(), answer.status));
+                header.len = Some(out.len);
+            }
+        }
         match &header.path {
             Some(_) if succeeded => parts.push((header, out.data)),
             Some(_) => {}
@@ -168,6 +186,38 @@ pub async fn respond(
     });
     b.body(body)
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))
+}
+
+/// Parses an output as a program's HTTP answer and moves its data past
+/// the header block; `None` (the output untouched) when it does not parse.
+fn answer_of(out: &mut Output, nph: bool) -> Option<cgi::Answer> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+    let whole = out.len <= cgi::MAX_HEAD as u64;
+    let answer = match &out.data {
+        OutputData::Small(bytes) => cgi::parse(bytes, whole, nph)?,
+        OutputData::File(f) => {
+            let mut head = vec![0u8; (out.len as usize).min(cgi::MAX_HEAD)];
+            let mut got = 0;
+            while got < head.len() {
+                match f.read_at(&mut head[got..], got as u64) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            head.truncate(got);
+            cgi::parse(&head, whole, nph)?
+        }
+    };
+    let at = answer.body_at as u64;
+    match &mut out.data {
+        OutputData::Small(bytes) => *bytes = bytes.slice(answer.body_at.min(bytes.len())..),
+        OutputData::File(f) => {
+            f.seek(SeekFrom::Start(at)).ok()?;
+        }
+    }
+    out.len = out.len.saturating_sub(at);
+    Some(answer)
 }
 
 async fn send_chunk(

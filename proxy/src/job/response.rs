@@ -128,8 +128,9 @@ pub(super) async fn assemble(
     if let Some(p) = first {
         insert(&mut h, "x-zerovm-device", &p.name);
         for (k, v) in &p.headers {
-            if !k.to_ascii_lowercase().starts_with("x-nexe-") {
-                insert(&mut h, k, v);
+            let k = k.to_ascii_lowercase();
+            if !k.starts_with("x-nexe-") && k != "status" {
+                insert(&mut h, &k, v);
             }
         }
     }
@@ -237,6 +238,17 @@ async fn finish(api: &SwiftApi, ctx: &RequestCtx, s: Session) -> Finished {
         };
         match &part.path {
             None => {
+                // A program's HTTP answer decides the status of a session
+                // that ran well (§3.5).
+                let cgi = part
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("status"))
+                    .and_then(|(_, v)| v.split(' ').next()?.parse::<u16>().ok())
+                    .filter(|c| (100..=599).contains(c));
+                if let (Some(code), None) = (cgi, &error) {
+                    status = code;
+                }
                 return Finished {
                     status,
                     values,
@@ -244,7 +256,7 @@ async fn finish(api: &SwiftApi, ctx: &RequestCtx, s: Session) -> Finished {
                     refused: false,
                     retry_after: None,
                     immediate: Some((part, reader)),
-                }
+                };
             }
             Some(url) => {
                 if let Err((st, why)) = store(api, ctx, &part, url, &mut reader).await {

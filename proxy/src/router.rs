@@ -182,6 +182,10 @@ impl Proxy {
             *req.uri_mut() = routed
                 .parse()
                 .map_err(|_| ProxyError::precondition("Bad URL"))?;
+            req.extensions_mut().insert(crate::job::AppUrl(match form {
+                "open" => "/open",
+                _ => "/api",
+            }));
             if !req.headers().contains_key(crate::job::EXECUTE) {
                 req.headers_mut().insert(
                     crate::job::EXECUTE,

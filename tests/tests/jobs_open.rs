@@ -222,12 +222,10 @@ async fn a_zapp_object_runs_when_requested_with_its_payload_and_method() {
     // The zapp itself was not replaced by that PUT.
     let r = s.req("HEAD", "/apps/echo.zapp", &[], "").await;
     assert_eq!(r.header("content-type"), "application/x-tar");
-    // A zapp run without a Content-Type (§1.4's caveat).
+    // A GET without a Content-Type (ZeroCloud refused it with 400 `Must
+    // specify Content-Type`; a browser sends none).
     let r = open_form(&s, Method::GET, "/apps/echo.zapp", &[]).await;
-    assert_eq!(
-        (r.status, r.text().as_str()),
-        (400, "Must specify Content-Type")
-    );
+    assert_eq!((r.status, r.text().as_str()), (200, "GET \n"));
 }
 
 #[tokio::test]
@@ -419,4 +417,154 @@ sys.stdout.write('Status: %s\\r\\nX-Method: %s\\r\\nContent-Type: text/plain\\r\
     assert_eq!(r.header("x-method"), "DELETE");
     let r = call(Method::PUT, "", "x").await;
     assert_eq!((r.status, r.text().as_str()), (405, "PUT"));
+}
+
+/// A request on `/api/<account><path>` as `s` (`token`: with its token).
+async fn api_form(
+    s: &Session,
+    method: Method,
+    path: &str,
+    body: &'static str,
+    token: bool,
+) -> Resp {
+    let (root, account) = s.url.split_once("/v1/").expect("a /v1/ storage URL");
+    let mut h = vec![("content-type", "text/plain")];
+    if token {
+        h.push(("x-auth-token", s.token.as_str()));
+    }
+    s.http
+        .req(method, &format!("{root}/api/{account}{path}"), &h, body)
+        .await
+}
+
+#[tokio::test]
+async fn api_endpoints_serve_a_container_s_rest_api_from_its_app() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    let account = s.url.rsplit('/').next().expect("account").to_string();
+    mk_container(&s, "apps").await;
+    let app = "import os, sys\n\
+m = os.environ['REQUEST_METHOD']\n\
+body = sys.stdin.read()\n\
+status = {'GET': '200 OK', 'POST': '201 Created', 'DELETE': '202 Accepted'}.get(m, '405 Method Not Allowed')\n\
+sys.stdout.write('Status: %s\\r\\nX-Path-Info: %s\\r\\nX-Request-Uri: %s\\r\\n\\r\\n%s %s' % (status, os.environ['PATH_INFO'], os.environ['REQUEST_URI'], m, body))\n";
+    put(
+        &s,
+        "/apps/api.zapp",
+        "application/x-tar",
+        cgi_zapp("message/cgi", app),
+    )
+    .await;
+    let r = s
+        .req(
+            "PUT",
+            "/snake",
+            &[(
+                "x-container-meta-rest-endpoint",
+                &format!("swift://{account}/apps/api.zapp"),
+            )],
+            "",
+        )
+        .await;
+    assert!(r.status == 201 || r.status == 202, "{}", r.status);
+
+    let r = api_form(&s, Method::GET, "/snake/items/7?full=1", "", true).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), "GET ");
+    assert_eq!(r.header("x-path-info"), format!("/{account}/snake/items/7"));
+    assert_eq!(
+        r.header("x-request-uri"),
+        format!("/api/{account}/snake/items/7?full=1")
+    );
+    let r = api_form(&s, Method::POST, "/snake/items", "a new item", true).await;
+    assert_eq!((r.status, r.text().as_str()), (201, "POST a new item"));
+    let r = api_form(&s, Method::DELETE, "/snake/items/7", "", true).await;
+    assert_eq!((r.status, r.text().as_str()), (202, "DELETE "));
+    // The header form: the same app, the /v1 path.
+    let r = s
+        .req(
+            "PUT",
+            "/snake/items/9",
+            &[("x-zerovm-execute", "api/1.0")],
+            "x",
+        )
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (405, "PUT x"));
+    assert_eq!(
+        r.header("x-request-uri"),
+        format!("/v1/{account}/snake/items/9")
+    );
+    // Nothing was stored under the API's paths.
+    let r = s.req("GET", "/snake", &[], "").await;
+    assert!(r.text().is_empty(), "{}", r.text());
+
+    // A JSON job as the endpoint.
+    let job = r#"[{"name":"hello","exec":{"path":"file://python:python","args":"-c print('hello')"},"devices":[{"name":"stdout"}]}]"#;
+    put(
+        &s,
+        "/apps/hello.json",
+        "application/json",
+        job.as_bytes().to_vec(),
+    )
+    .await;
+    s.req(
+        "POST",
+        "/snake",
+        &[(
+            "x-container-meta-rest-endpoint",
+            &format!("swift://{account}/apps/hello.json"),
+        )],
+        "",
+    )
+    .await;
+    let r = api_form(&s, Method::GET, "/snake/x", "", true).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "hello\n"),
+        "{:?}",
+        r.headers
+    );
+}
+
+#[tokio::test]
+async fn api_refuses_what_it_cannot_serve() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    let account = s.url.rsplit('/').next().expect("account").to_string();
+    mk_container(&s, "plain").await;
+    let r = api_form(&s, Method::GET, "/plain/x", "", true).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, "No API endpoint configured for container plain")
+    );
+    let r = api_form(&s, Method::GET, "", "", true).await;
+    assert_eq!((r.status, r.text().as_str()), (412, "Bad URL"));
+    // An endpoint that is missing, or neither a zapp nor a JSON job.
+    mk_container(&s, "apps").await;
+    put(&s, "/apps/notes.txt", "text/plain", b"just text".to_vec()).await;
+    for (container, target, status) in [("gone", "nothing.zapp", 404), ("text", "notes.txt", 501)] {
+        s.req(
+            "PUT",
+            &format!("/{container}"),
+            &[(
+                "x-container-meta-rest-endpoint",
+                &format!("swift://{account}/apps/{target}"),
+            )],
+            "",
+        )
+        .await;
+        let r = api_form(&s, Method::GET, &format!("/{container}/x"), "", true).await;
+        assert_eq!(r.status, status, "{container}: {}", r.text());
+    }
+    // Another account's user, and an anonymous caller, may not run it.
+    let other = Session::new(&cluster.proxy, "test2:tester2", "testing2").await;
+    let (root, _) = other.url.split_once("/v1/").expect("storage URL");
+    let url = format!("{root}/api/{account}/text/x");
+    let r = other
+        .http
+        .req(Method::GET, &url, &[("x-auth-token", &other.token)], "")
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = other.http.req(Method::GET, &url, &[], "").await;
+    assert_eq!(r.status, 401, "{}", r.text());
 }

@@ -14,8 +14,10 @@
 //!    concatenated into the response, `X-Nexe-*` aggregated.
 //!
 //! The app forms turn a request into such a POST first: [`open`] (an
-//! object processed by its registered app, or a zapp object run).
+//! object processed by its registered app, or a zapp object run) and
+//! [`api`] (a container's REST endpoint).
 
+mod api;
 mod authorize;
 mod catalog;
 pub mod intake;
@@ -43,8 +45,6 @@ use intake::{Form, Intake, Reading, Source};
 
 /// The header that makes a request a job.
 pub const EXECUTE: &str = "x-zerovm-execute";
-/// The execute version of REST endpoints (issue 14: not served yet).
-const API_VERSION: &str = "api/1.0";
 
 /// A request with `X-Zerovm-Execute` (§1.1): only POST runs a job; the
 /// job controller answers GET, PUT, DELETE and HEAD with 501, and methods
@@ -55,10 +55,8 @@ pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res 
     if version == open::VERSION {
         return open::handle(&api, ctx, req).await;
     }
-    if version == API_VERSION {
-        return Err(ProxyError::NotImplemented(format!(
-            "X-Zerovm-Execute: {version} is not supported yet"
-        )));
+    if version == api::VERSION {
+        return api::handle(&api, ctx, req).await;
     }
     match *req.method() {
         Method::POST => {}
@@ -67,7 +65,7 @@ pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res 
         }
         _ => return Err(ProxyError::precondition("Bad HTTP method")),
     }
-    post_job(&api, &ctx, req, &version, "POST").await
+    post_job(&api, &ctx, req, &version, Asked::POST).await
 }
 
 /// `X-Zerocloud-Id`: 16 hex digits, sortable by time (ms since the epoch,
@@ -92,23 +90,67 @@ fn media_type(v: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// `POST` with `X-Zerovm-Execute` (§1.2); `cgi_method` is the method the
-/// program sees (`REQUEST_METHOD`: the caller's, for the app forms).
+/// The URL prefix an app form was asked on (`/open`, `/api`), kept by the
+/// router when it rewrites the path to `/v1/...`: the start of the
+/// program's `REQUEST_URI`.
+#[derive(Debug, Clone, Copy)]
+pub struct AppUrl(pub &'static str);
+
+/// How the caller asked, as the program sees it: `REQUEST_METHOD` and the
+/// URL prefix of `REQUEST_URI`.
+struct Asked<'a> {
+    method: &'a str,
+    script_name: &'a str,
+    /// An app form (`open/1.0`, `api/1.0`), not a POSTed job.
+    app: bool,
+}
+
+impl Asked<'_> {
+    /// A job POSTed on `/v1/...`.
+    const POST: Asked<'static> = Asked {
+        method: "POST",
+        script_name: "/v1",
+        app: false,
+    };
+
+    /// An app form's request `req`, asked with `method`.
+    fn app(method: &Method, req: &Request) -> Asked<'static> {
+        let script_name = req.extensions().get::<AppUrl>().map_or("/v1", |u| u.0);
+        let method = match *method {
+            Method::GET => "GET",
+            Method::HEAD => "HEAD",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            _ => "POST",
+        };
+        Asked {
+            method,
+            script_name,
+            app: true,
+        }
+    }
+}
+
+/// `POST` with `X-Zerovm-Execute` (§1.2), as `asked`.
 async fn post_job(
     api: &Arc<SwiftApi>,
     ctx: &RequestCtx,
     req: Request,
     version: &str,
-    cgi_method: &str,
+    asked: Asked<'_>,
 ) -> Res {
     let started = Instant::now();
     let cfg = &api.cfg.zerocloud;
     let (mut parts, body) = req.into_parts();
     // Submission: the request's own path, as a POST with no container ACL.
     api.authorize(ctx, &Method::POST, &ctx.path, None).await?;
-    let content_type = hstr(&parts.headers, "content-type")
-        .map(str::to_string)
-        .ok_or_else(|| ProxyError::bad_request("Must specify Content-Type"))?;
+    // The app forms' body is only a payload, whose type nothing reads: a
+    // browser's GET has none (ZeroCloud wanted one all the same, §1.4).
+    let content_type = match hstr(&parts.headers, "content-type") {
+        Some(v) => v.to_string(),
+        None if asked.app => "application/octet-stream".to_string(),
+        None => return Err(ProxyError::bad_request("Must specify Content-Type")),
+    };
     let content_length: Option<u64> = match hstr(&parts.headers, "content-length") {
         None => None,
         Some(v) => Some(
@@ -196,8 +238,8 @@ async fn post_job(
     force(&mut parts.headers, "x-trans-id", ctx.trans_id.as_str());
     force(&mut parts.headers, "x-zerovm-valid", "false");
     let cgi = CgiRequest {
-        method: cgi_method.into(),
-        script_name: "/v1".into(),
+        method: asked.method.into(),
+        script_name: asked.script_name.into(),
         path_info: match source_url {
             Some(_) => ctx.path.path_info(),
             None => format!("/{}", ctx.path.account),

@@ -30,7 +30,7 @@ use sysmap::location::SwiftPath as JobPath;
 use wire::body::{self, Body};
 
 use super::intake::{self, TAR_TYPES};
-use super::{authorize, media_type, post_job};
+use super::{authorize, media_type, post_job, Asked};
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::storage::Target;
@@ -61,48 +61,12 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
     let maxconfig = api.cfg.zerocloud.maxconfig.max(1);
 
     // Step 1: the object's head, read as the caller.
-    authorize::check(api, &ctx, &object, &Method::GET).await?;
-    let mut h = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&format!("bytes=0-{}", 2 * maxconfig - 1)) {
-        h.insert("range", v);
-    }
-    let resp = api
-        .call(
-            &ctx,
-            Target::Object(&account, &c, &o),
-            Method::GET,
-            h,
-            None,
-            body::empty(),
-        )
-        .await?;
-    let status = resp.status().as_u16();
-    // 416: an empty object, which is no zapp.
-    if status != 416 && !(200..300).contains(&status) {
-        return Ok(resp);
-    }
-    let content_type = hstr(resp.headers(), "content-type")
-        .unwrap_or("application/octet-stream")
-        .to_string();
-    let media = media_type(&content_type);
-    let total = object_size(resp.headers());
-    let head = if status == 416 {
-        Bytes::new()
-    } else {
-        bounded(resp.into_body(), 2 * maxconfig).await?
+    let head = match read_head(api, &ctx, &object).await? {
+        Head::Found(h) => h,
+        Head::Answer(resp) => return Ok(resp),
     };
-    let complete = total.is_none_or(|t| head.len() as u64 >= t);
-    let zapp = status != 416
-        && TAR_TYPES.contains(&media.as_str())
-        && match intake::has_job(&head, media == "application/x-gzip", complete, maxconfig) {
-            Some(found) => found,
-            None if media == "application/x-gzip" => {
-                return Err(ProxyError::Unprocessable(Some(format!(
-                    "Error reading {media} stream"
-                ))))
-            }
-            None => false,
-        };
+    let media = head.media.clone();
+    let zapp = is_zapp(&head, maxconfig)?;
     if zapp {
         let (mut parts, body) = req.into_parts();
         parts.method = Method::POST;
@@ -110,7 +74,8 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
             parts.headers.insert("x-zerovm-source", v);
         }
         let req = Request::from_parts(parts, body);
-        return post_job(api, &ctx, req, VERSION, method.as_str()).await;
+        let asked = Asked::app(&method, &req);
+        return post_job(api, &ctx, req, VERSION, asked).await;
     }
     if method != Method::GET {
         return Ok(wire::reply::status(501));
@@ -138,11 +103,91 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
     parts.headers.remove("etag");
     parts.headers.remove("x-zerovm-source");
     let req = Request::from_parts(parts, axum::body::Body::from(job));
+    let asked = Asked::app(&Method::GET, &req);
     // Run as a job POSTed to the account (§1.4 step 6).
     let mut account_ctx = ctx.clone();
     account_ctx.path.container = None;
     account_ctx.path.object = None;
-    post_job(api, &account_ctx, req, VERSION, "GET").await
+    post_job(api, &account_ctx, req, VERSION, asked).await
+}
+
+/// What a request on an object found: its head, or the storage's answer
+/// when that was not a success (a 404, say), which is the client's.
+pub(super) enum Head {
+    Found(Found),
+    Answer(hyper::Response<Body>),
+}
+
+/// An object's media type and first bytes.
+pub(super) struct Found {
+    pub media: String,
+    pub bytes: Bytes,
+    /// `bytes` is the whole object.
+    pub complete: bool,
+}
+
+/// Reads `object`'s first `2 * maxconfig` bytes, as the caller (its read
+/// ACL).
+pub(super) async fn read_head(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    object: &JobPath,
+) -> Result<Head, ProxyError> {
+    let (Some(c), Some(o)) = (&object.container, &object.object) else {
+        return Err(ProxyError::precondition("Bad URL"));
+    };
+    let maxconfig = api.cfg.zerocloud.maxconfig.max(1);
+    authorize::check(api, ctx, object, &Method::GET).await?;
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes=0-{}", 2 * maxconfig - 1)) {
+        h.insert("range", v);
+    }
+    let resp = api
+        .call(
+            ctx,
+            Target::Object(&object.account, c, o),
+            Method::GET,
+            h,
+            None,
+            body::empty(),
+        )
+        .await?;
+    let status = resp.status().as_u16();
+    // 416: an empty object.
+    if status != 416 && !(200..300).contains(&status) {
+        return Ok(Head::Answer(resp));
+    }
+    let content_type = hstr(resp.headers(), "content-type")
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let total = object_size(resp.headers());
+    let bytes = if status == 416 {
+        Bytes::new()
+    } else {
+        bounded(resp.into_body(), 2 * maxconfig).await?
+    };
+    Ok(Head::Found(Found {
+        media: media_type(&content_type),
+        complete: status == 416 || total.is_none_or(|t| bytes.len() as u64 >= t),
+        bytes,
+    }))
+}
+
+/// Whether an object is a zapp: a tarball whose head holds a job; a gzip
+/// object that does not inflate is 422.
+pub(super) fn is_zapp(head: &Found, maxconfig: usize) -> Result<bool, ProxyError> {
+    let media = head.media.as_str();
+    if head.bytes.is_empty() || !TAR_TYPES.contains(&media) {
+        return Ok(false);
+    }
+    let gzip = media == "application/x-gzip";
+    match intake::has_job(&head.bytes, gzip, head.complete, maxconfig) {
+        Some(found) => Ok(found),
+        None if gzip => Err(ProxyError::Unprocessable(Some(format!(
+            "Error reading {media} stream"
+        )))),
+        None => Ok(false),
+    }
 }
 
 /// The object's full size from a ranged answer's `Content-Range`

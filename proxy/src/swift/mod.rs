@@ -35,6 +35,8 @@ pub(crate) struct ContainerInfo {
     pub(crate) read_acl: Option<String>,
     pub(crate) write_acl: Option<String>,
     pub(crate) cors: crate::cors::Cors,
+    /// `X-Container-Meta-Rest-Endpoint`: the app serving `api/1.0` here.
+    pub(crate) rest_endpoint: Option<String>,
 }
 
 /// A cached lookup: when it was made, and what it found (None: does not exist).
@@ -128,6 +130,7 @@ impl SwiftApi {
                 read_acl: hstr(h, "x-container-read").map(str::to_string),
                 write_acl: hstr(h, "x-container-write").map(str::to_string),
                 cors: crate::cors::Cors::from_headers(h),
+                rest_endpoint: hstr(h, "x-container-meta-rest-endpoint").map(str::to_string),
             })
         } else if resp.status().as_u16() == 404 {
             None

@@ -141,6 +141,10 @@ pub struct RequestCtx {
     pub identity: Identity,
     pub trans_id: TransId,
     pub referrer: Option<String>,
+    /// The app a job request runs (its `X-Zerovm-Source`, or the REST
+    /// endpoint): what the setuid rule compares with a container's
+    /// `Rest-Endpoint` (spec/zerocloud.md §1.7). `None` outside jobs.
+    pub app_source: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {

@@ -218,6 +218,7 @@ impl Proxy {
             identity,
             trans_id: tx,
             referrer: hstr(req.headers(), "referer").map(str::to_string),
+            app_source: None,
         };
         if !ctx.path.has_routing_shape(req.uri().path()) {
             let routed = match req.uri().query() {

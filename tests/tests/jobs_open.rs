@@ -568,3 +568,204 @@ async fn api_refuses_what_it_cannot_serve() {
     let r = other.http.req(Method::GET, &url, &[], "").await;
     assert_eq!(r.status, 401, "{}", r.text());
 }
+
+/// POST with the given metadata headers on a container (owner).
+async fn set_meta(s: &Session, container: &str, h: &[(&str, &str)]) -> Resp {
+    s.req("POST", &format!("/{container}"), h, "").await
+}
+
+#[tokio::test]
+async fn setuid_lets_anyone_run_an_app_with_its_owner_s_rights_on_the_containers_that_say_so() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    let account = s.url.rsplit('/').next().expect("account").to_string();
+    let (root, _) = s.url.split_once("/v1/").expect("storage URL");
+    let anon = tests::Http::new();
+    for c in ["apps", "snake", "data", "secret"] {
+        mk_container(&s, c).await;
+    }
+    put(&s, "/data/in.txt", "text/plain", b"owner's data\n".to_vec()).await;
+    put(&s, "/secret/s.txt", "text/plain", b"secret\n".to_vec()).await;
+    // The app reads data/in.txt, writes data/out.txt, answers with what it read.
+    let map = serde_json::json!([{
+        "name": "app", "exec": {"path": "file://python:python", "args": "app.py"},
+        "devices": [{"name": "python"},
+                    {"name": "input", "path": format!("swift://{account}/data/in.txt")},
+                    {"name": "output", "path": format!("swift://{account}/data/out.txt")},
+                    {"name": "stdout", "content_type": "message/cgi"}],
+    }])
+    .to_string();
+    let app = "import sys\ntext = open('/dev/input').read()\nopen('/dev/output', 'w').write('seen: ' + text)\nsys.stdout.write('Content-Type: text/plain\\r\\n\\r\\n' + text)\n";
+    let zapp = tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("app.py", app.as_bytes()),
+    ]);
+    put(&s, "/apps/app.zapp", "application/x-tar", zapp).await;
+    // An app of the owner's that reads a container without the setuid metas.
+    let map = serde_json::json!([{
+        "name": "peek", "exec": {"path": "file://python:python", "args": "-c print(open('/dev/input').read())"},
+        "devices": [{"name": "input", "path": format!("swift://{account}/secret/s.txt")},
+                    {"name": "stdout"}],
+    }])
+    .to_string();
+    let app_url = format!("swift://{account}/apps/app.zapp");
+    // Kept where its own metas name it, so that only `secret` stands in
+    // its way.
+    let peek_url = format!("swift://{account}/peek/peek.json");
+    for c in ["apps", "snake", "data"] {
+        let r = set_meta(
+            &s,
+            c,
+            &[
+                ("x-container-meta-rest-endpoint", &app_url),
+                ("x-container-meta-zerovm-suid", ".r:*"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 204, "{c}");
+    }
+    mk_container(&s, "peek").await;
+    put(&s, "/peek/peek.json", "application/json", map.into_bytes()).await;
+    set_meta(
+        &s,
+        "peek",
+        &[
+            ("x-container-meta-rest-endpoint", &peek_url),
+            ("x-container-meta-zerovm-suid", ".r:*"),
+        ],
+    )
+    .await;
+
+    // Allowed: anyone calls the app; it reads and writes as its owner let it.
+    let r = anon
+        .req(
+            Method::GET,
+            &format!("{root}/api/{account}/snake/x"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "owner's data\n"),
+        "{:?}",
+        r.headers
+    );
+    let r = s.req("GET", "/data/out.txt", &[], "").await;
+    assert_eq!(r.text(), "seen: owner's data\n");
+    // Another account's user too.
+    let other = Session::new(&cluster.proxy, "test2:tester2", "testing2").await;
+    let r = other
+        .http
+        .req(
+            Method::POST,
+            &format!("{root}/api/{account}/snake/y"),
+            &[("x-auth-token", &other.token)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Refused: an app reaching a container of the owner without the metas
+    // (secret): nothing runs.
+    let r = anon
+        .req(
+            Method::GET,
+            &format!("{root}/api/{account}/peek/x"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = other
+        .http
+        .req(
+            Method::GET,
+            &format!("{root}/api/{account}/peek/x"),
+            &[("x-auth-token", &other.token)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // The same call runs once `secret` names the app too: the refusal was
+    // `secret`'s alone.
+    set_meta(
+        &s,
+        "secret",
+        &[
+            ("x-container-meta-rest-endpoint", &peek_url),
+            ("x-container-meta-zerovm-suid", ".r:*"),
+        ],
+    )
+    .await;
+    let r = anon
+        .req(
+            Method::GET,
+            &format!("{root}/api/{account}/peek/x"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "secret\n\n"),
+        "{:?}",
+        r.headers
+    );
+    set_meta(
+        &s,
+        "secret",
+        &[
+            ("x-remove-container-meta-rest-endpoint", "x"),
+            ("x-remove-container-meta-zerovm-suid", "x"),
+        ],
+    )
+    .await;
+    // Refused: the caller's own job, writing into a container the app may
+    // write (its devices are not the app's); with the app as its source the
+    // body is only the app's input, never a job.
+    let evil = format!(
+        r#"[{{"name":"evil","exec":{{"path":"file://python:python","args":"-c open('/dev/out').write('x')"}},"devices":[{{"name":"out","path":"swift://{account}/data/evil.txt"}}]}}]"#
+    );
+    for headers in [
+        vec![
+            ("x-zerovm-execute", "1.0"),
+            ("content-type", "application/json"),
+        ],
+        vec![
+            ("x-zerovm-execute", "1.0"),
+            ("content-type", "application/json"),
+            ("x-zerovm-source", app_url.as_str()),
+        ],
+    ] {
+        let r = anon
+            .req(
+                Method::POST,
+                &format!("{root}/v1/{account}/data/evil.txt"),
+                &headers,
+                evil.clone(),
+            )
+            .await;
+        assert_ne!(r.header("x-nexe-system"), "evil", "{}", r.text());
+    }
+    let r = s.req("GET", "/data/evil.txt", &[], "").await;
+    assert_eq!(
+        r.status, 404,
+        "a caller's job wrote into the owner's container"
+    );
+    let r = s.req("GET", "/secret/s.txt", &[], "").await;
+    assert_eq!(r.text(), "secret\n");
+    // Refused: setting setuid on a container one does not own.
+    for (token, want) in [(Some(other.token.as_str()), 403), (None, 401)] {
+        let mut h = vec![("x-container-meta-zerovm-suid", ".r:*")];
+        if let Some(t) = token {
+            h.push(("x-auth-token", t));
+        }
+        let r = anon
+            .req(Method::POST, &format!("{root}/v1/{account}/secret"), &h, "")
+            .await;
+        assert_eq!(r.status, want);
+    }
+    let r = s.req("HEAD", "/secret", &[], "").await;
+    assert_eq!(r.header("x-container-meta-zerovm-suid"), "");
+}

@@ -55,6 +55,9 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
             )))
         }
     };
+    // The endpoint is read as its own app (the setuid rule, §1.7).
+    let mut ctx = ctx;
+    ctx.app_source = Some(endpoint.url());
     let head = match read_head(api, &ctx, &endpoint).await? {
         Head::Found(h) => h,
         Head::Answer(resp) => return Ok(resp),

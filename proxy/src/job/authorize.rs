@@ -16,7 +16,7 @@ use wire::body::{self, Body};
 use crate::context::{RequestCtx, SwiftPath};
 use crate::error::ProxyError;
 use crate::storage::Target;
-use crate::swift::SwiftApi;
+use crate::swift::{ContainerInfo, SwiftApi};
 
 /// The Swift path of a job path.
 pub(super) fn swift_path(p: &JobPath) -> SwiftPath {
@@ -49,7 +49,10 @@ pub(super) async fn check(
             i.write_acl.clone()
         }
     });
-    api.authorize(ctx, method, &path, acl.as_deref()).await?;
+    let allowed = api.authorize(ctx, method, &path, acl.as_deref()).await;
+    if let Err(denied) = allowed {
+        suid(api, ctx, p, method, info.as_ref(), denied).await?;
+    }
     if !read && info.is_none() {
         if let Some(c) = &p.container {
             return Err(ProxyError::FetchFailed {
@@ -59,6 +62,41 @@ pub(super) async fn check(
         }
     }
     Ok(())
+}
+
+/// The setuid rule (spec/zerocloud.md §1.7), for an access `denied` as
+/// the caller: it is allowed after all when the path's container names the
+/// very app this job runs as its `Rest-Endpoint` and gives that app an ACL
+/// in `Zerovm-Suid` that allows the access. Only the container's owner can
+/// set either (container metadata), so an app gets exactly the rights its
+/// owner gave it, on the containers the owner chose, and a caller gets
+/// nothing beyond running that app.
+pub(super) async fn suid(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    p: &JobPath,
+    method: &Method,
+    info: Option<&ContainerInfo>,
+    denied: ProxyError,
+) -> Result<(), ProxyError> {
+    let (Some(source), Some(info)) = (&ctx.app_source, info) else {
+        return Err(denied);
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    match (&info.zerovm_suid, &info.rest_endpoint) {
+        (Some(acl), Some(endpoint))
+            if !acl.trim().is_empty() && decode(endpoint.trim()) == decode(source) =>
+        {
+            api.authorize(ctx, method, &swift_path(p), Some(acl))
+                .await
+                .map(drop)
+        }
+        _ => Err(denied),
+    }
 }
 
 /// Every access of a compiled job, each checked once.

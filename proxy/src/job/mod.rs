@@ -142,8 +142,27 @@ async fn post_job(
     let started = Instant::now();
     let cfg = &api.cfg.zerocloud;
     let (mut parts, body) = req.into_parts();
-    // Submission: the request's own path, as a POST with no container ACL.
-    api.authorize(ctx, &Method::POST, &ctx.path, None).await?;
+    // The app this job runs, for the setuid rule (§1.7).
+    let source_url = hstr(&parts.headers, "x-zerovm-source").map(str::to_string);
+    let mut job_ctx = ctx.clone();
+    if let Some(url) = &source_url {
+        job_ctx.app_source = Some(source_path(url, &ctx.path.account)?.url());
+    }
+    let ctx = &job_ctx;
+    // Submission: the request's own path, as a POST with no container ACL
+    // (or the app's, by the setuid rule).
+    if let Err(denied) = api.authorize(ctx, &Method::POST, &ctx.path, None).await {
+        let path = JobPath::new(
+            &ctx.path.account,
+            ctx.path.container.as_deref(),
+            ctx.path.object.as_deref(),
+        );
+        let info = match &ctx.path.container {
+            Some(c) => api.container_info(ctx, &ctx.path.account, c).await?,
+            None => None,
+        };
+        authorize::suid(api, ctx, &path, &Method::POST, info.as_ref(), denied).await?;
+    }
     // The app forms' body is only a payload, whose type nothing reads: a
     // browser's GET has none (ZeroCloud wanted one all the same, §1.4).
     let content_type = match hstr(&parts.headers, "content-type") {
@@ -166,7 +185,6 @@ async fn post_job(
 
     // The job and its image come from the body, or from the source object
     // (then the body is the payload of path-less stdin devices).
-    let source_url = hstr(&parts.headers, "x-zerovm-source").map(str::to_string);
     let (intake, payload) = match &source_url {
         Some(url) => {
             let path = source_path(url, &ctx.path.account)?;

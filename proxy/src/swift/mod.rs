@@ -37,6 +37,8 @@ pub(crate) struct ContainerInfo {
     pub(crate) cors: crate::cors::Cors,
     /// `X-Container-Meta-Rest-Endpoint`: the app serving `api/1.0` here.
     pub(crate) rest_endpoint: Option<String>,
+    /// `X-Container-Meta-Zerovm-Suid`: the ACL that app's jobs get here.
+    pub(crate) zerovm_suid: Option<String>,
 }
 
 /// A cached lookup: when it was made, and what it found (None: does not exist).
@@ -131,6 +133,7 @@ impl SwiftApi {
                 write_acl: hstr(h, "x-container-write").map(str::to_string),
                 cors: crate::cors::Cors::from_headers(h),
                 rest_endpoint: hstr(h, "x-container-meta-rest-endpoint").map(str::to_string),
+                zerovm_suid: hstr(h, "x-container-meta-zerovm-suid").map(str::to_string),
             })
         } else if resp.status().as_u16() == 404 {
             None

@@ -58,6 +58,9 @@ pub struct JobConfig {
     pub client_timeout: u64,
     /// Most sessions one job may have (ZeroCloud had no limit).
     pub max_sessions: u32,
+    /// Job responses carry the URL container's CORS headers for a request
+    /// with `Origin` (`zerovm_use_cors`; off by default, as in ZeroCloud).
+    pub use_cors: bool,
 }
 
 impl Default for JobConfig {
@@ -69,6 +72,7 @@ impl Default for JobConfig {
             max_upload_time: 86_400,
             client_timeout: 60,
             max_sessions: 10_000,
+            use_cors: false,
         }
     }
 }

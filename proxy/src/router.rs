@@ -248,7 +248,13 @@ impl Proxy {
             return Ok(crate::cors::preflight(cors.as_ref(), req.headers()));
         }
         if req.headers().contains_key(crate::job::EXECUTE) {
-            return crate::job::dispatch(self.state.api.clone(), ctx, req).await;
+            let mut resp = crate::job::dispatch(self.state.api.clone(), ctx, req).await?;
+            if let (true, Some(origin), Some(cors)) =
+                (self.state.api.cfg.zerocloud.use_cors, &origin, &cors)
+            {
+                crate::cors::decorate(&mut resp, cors, origin);
+            }
+            return Ok(resp);
         }
         req.extensions_mut().insert(ctx);
         let mut resp = self

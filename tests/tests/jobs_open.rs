@@ -769,3 +769,44 @@ async fn setuid_lets_anyone_run_an_app_with_its_owner_s_rights_on_the_containers
     let r = s.req("HEAD", "/secret", &[], "").await;
     assert_eq!(r.header("x-container-meta-zerovm-suid"), "");
 }
+
+#[tokio::test]
+async fn job_responses_carry_the_container_s_cors_headers_when_use_cors_is_on() {
+    for (use_cors, want) in [(true, "http://example.com"), (false, "")] {
+        let cluster = Cluster::start_with(1, "", &format!("[zerocloud]\nuse_cors = {use_cors}\n"));
+        let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+        mk_container(&s, "web").await;
+        set_meta(
+            &s,
+            "web",
+            &[(
+                "x-container-meta-access-control-allow-origin",
+                "http://example.com",
+            )],
+        )
+        .await;
+        let r = s
+            .req(
+                "POST",
+                "/web",
+                &[
+                    ("x-zerovm-execute", "1.0"),
+                    ("content-type", "application/python"),
+                    ("origin", "http://example.com"),
+                ],
+                "#!file://python:python\nprint('hi')\n",
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "hi\n"),
+            "{:?}",
+            r.headers
+        );
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            want,
+            "use_cors {use_cors}"
+        );
+    }
+}

@@ -61,6 +61,10 @@ pub struct JobConfig {
     /// Job responses carry the URL container's CORS headers for a request
     /// with `Origin` (`zerovm_use_cors`; off by default, as in ZeroCloud).
     pub use_cors: bool,
+    /// Seconds a chain of jobs may take in all (`chain_timeout`).
+    pub chain_timeout: u64,
+    /// Most jobs in one chain (ZeroCloud had no limit but time).
+    pub chain_depth: u32,
 }
 
 impl Default for JobConfig {
@@ -73,6 +77,8 @@ impl Default for JobConfig {
             client_timeout: 60,
             max_sessions: 10_000,
             use_cors: false,
+            chain_timeout: 20,
+            chain_depth: 16,
         }
     }
 }

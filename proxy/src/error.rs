@@ -29,6 +29,9 @@ pub enum ProxyError {
     /// registered for <type>`.
     #[error("{0}")]
     AppNotFound(String),
+    /// A chain of jobs longer than `chain_depth` (508 with the reason).
+    #[error("{0}")]
+    ChainTooLong(String),
     /// An app's configuration is larger than `maxconfig` (413 with the
     /// reason).
     #[error("{0}")]
@@ -104,6 +107,7 @@ impl ProxyError {
             ProxyError::NotFound => reply::status(404),
             ProxyError::AppNotFound(m) => reply::text(404, m),
             ProxyError::ConfigTooLarge(m) => reply::text(413, m),
+            ProxyError::ChainTooLong(m) => reply::text(508, m),
             ProxyError::BadRequest(m) => reply::text(400, m),
             ProxyError::NameTooLong { kind, len, max } => {
                 let (what, html) = match kind {

@@ -20,6 +20,7 @@
 mod api;
 mod authorize;
 mod catalog;
+mod chain;
 pub mod intake;
 mod open;
 mod response;
@@ -51,6 +52,22 @@ pub const EXECUTE: &str = "x-zerovm-execute";
 /// it does not know with 412 `Bad HTTP method` (OPTIONS is Swift's CORS
 /// preflight, answered before this).
 pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res {
+    let how = chain::Deferred::of(req.headers());
+    let job = {
+        let (api, ctx) = (api.clone(), ctx.clone());
+        async move {
+            let first = one(api.clone(), ctx.clone(), req);
+            chain::run(&api, &ctx, first).await
+        }
+    };
+    match how {
+        chain::Deferred::Never => job.await,
+        how => chain::deferred(api, ctx, how, job).await,
+    }
+}
+
+/// One job of any form (the first of a chain).
+async fn one(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res {
     let version = hstr(req.headers(), EXECUTE).unwrap_or_default().to_string();
     if version == open::VERSION {
         return open::handle(&api, ctx, req).await;
@@ -282,7 +299,10 @@ async fn post_job(
     authorize::job(api, ctx, &plan).await?;
 
     let sessions = run::start(api, ctx, &job_id, plan, image, payload).await?;
-    response::assemble(api, ctx, sessions, started).await
+    let mut resp = response::assemble(api, ctx, sessions, started).await?;
+    resp.extensions_mut()
+        .insert(chain::RanApp(ctx.app_source.clone()));
+    Ok(resp)
 }
 
 /// Reads the job in its form.

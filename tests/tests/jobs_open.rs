@@ -810,3 +810,105 @@ async fn job_responses_carry_the_container_s_cors_headers_when_use_cors_is_on() 
         );
     }
 }
+
+#[tokio::test]
+async fn an_opened_object_s_app_sees_the_cgi_environment_variable_by_variable() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    let account = s.url.rsplit('/').next().expect("account").to_string();
+    mk_container(&s, "apps").await;
+    mk_container(&s, "docs").await;
+    let env_py = "import json, os\nprint(json.dumps(dict(os.environ)))\n";
+    put(
+        &s,
+        "/apps/env.tar",
+        "application/x-tar",
+        tar_of(&[("env.py", env_py.as_bytes())]),
+    )
+    .await;
+    let body = b"1,2,3\n".to_vec();
+    let r = s
+        .req(
+            "PUT",
+            "/docs/table.csv",
+            &[
+                ("content-type", "text/x-envtest"),
+                ("x-object-meta-color", "blue"),
+                ("content-length", "6"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let etag = r.header("etag").to_string();
+    mk_container(&s, ".zvm").await;
+    let config = r#"[{"name": "env", "exec": {"path": "file://python:python", "args": "env.py"},
+        "devices": [{"name": "python"}, {"name": "input", "path": "{.object_path}"},
+                    {"name": "image", "path": "swift://~/apps/env.tar"}, {"name": "stdout"}]}]"#;
+    put(
+        &s,
+        "/.zvm/text/x-envtest/config",
+        "application/json",
+        config.as_bytes().to_vec(),
+    )
+    .await;
+
+    let (root, _) = s.url.split_once("/v1/").expect("storage URL");
+    let host = root.trim_start_matches("http://").to_string();
+    let (server_name, server_port) = host.split_once(':').expect("host:port");
+    let r = s
+        .http
+        .req(
+            Method::GET,
+            &format!("{root}/open/{account}/docs/table.csv?rows=3&x=y"),
+            &[
+                ("x-auth-token", &s.token),
+                ("x-custom", "yes"),
+                ("cookie", "secret=1"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    let env: serde_json::Value =
+        serde_json::from_str(r.text().trim()).expect("the environment as JSON");
+    let get = |k: &str| env[k].as_str().unwrap_or("<unset>").to_string();
+    assert_eq!(get("REQUEST_METHOD"), "GET");
+    assert_eq!(get("QUERY_STRING"), "rows=3&x=y");
+    assert_eq!(
+        get("REQUEST_URI"),
+        format!("/open/{account}/docs/table.csv?rows=3&x=y")
+    );
+    assert_eq!(get("PATH_INFO"), format!("/{account}/docs/table.csv"));
+    assert_eq!(get("SCRIPT_NAME"), "env");
+    assert_eq!(get("SCRIPT_FILENAME"), "file://python:python");
+    assert_eq!(get("SERVER_SOFTWARE"), "zerocloud");
+    assert_eq!(get("GATEWAY_INTERFACE"), "CGI/1.1");
+    assert_eq!(get("SERVER_NAME"), server_name);
+    assert_eq!(get("SERVER_PORT"), server_port);
+    assert_eq!(get("HTTP_X_ZEROVM_EXECUTE"), "open/1.0");
+    assert_eq!(get("HTTP_X_CUSTOM"), "yes");
+    assert_eq!(get("HTTP_HOST"), host);
+    assert_eq!(get("HTTP_X_ZEROVM_TIMEOUT"), "10");
+    // The caller's groups, as Swift's REMOTE_USER.
+    let groups: Vec<String> = get("REMOTE_USER").split(',').map(str::to_string).collect();
+    assert!(groups.contains(&"test:tester".to_string()), "{groups:?}");
+    assert!(groups.contains(&account), "{groups:?}");
+    // Never passed on: credentials, cookies, body framing.
+    for k in [
+        "HTTP_X_AUTH_TOKEN",
+        "HTTP_COOKIE",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+    ] {
+        assert_eq!(get(k), "<unset>", "{k}");
+    }
+    // The attached object's own variables.
+    assert_eq!(get("LOCAL_OBJECT"), "on");
+    assert_eq!(get("LOCAL_CONTENT_LENGTH"), "6");
+    assert_eq!(get("LOCAL_CONTENT_TYPE"), "text/x-envtest");
+    assert_eq!(get("LOCAL_HTTP_X_OBJECT_META_COLOR"), "blue");
+    assert_eq!(get("LOCAL_HTTP_ETAG"), etag);
+    assert_eq!(get("LOCAL_PATH_INFO"), format!("/{account}/docs/table.csv"));
+    assert_eq!(get("LOCAL_DOCUMENT_ROOT"), "/dev/input");
+}

@@ -120,6 +120,9 @@ struct Asked<'a> {
     script_name: &'a str,
     /// An app form (`open/1.0`, `api/1.0`), not a POSTed job.
     app: bool,
+    /// The program's `PATH_INFO` when it is not the job's own path (an
+    /// opened object's, whose app runs as a job of the account).
+    path_info: Option<String>,
 }
 
 impl Asked<'_> {
@@ -128,6 +131,7 @@ impl Asked<'_> {
         method: "POST",
         script_name: "/v1",
         app: false,
+        path_info: None,
     };
 
     /// An app form's request `req`, asked with `method`.
@@ -144,6 +148,7 @@ impl Asked<'_> {
             method,
             script_name,
             app: true,
+            path_info: None,
         }
     }
 }
@@ -275,9 +280,10 @@ async fn post_job(
     let cgi = CgiRequest {
         method: asked.method.into(),
         script_name: asked.script_name.into(),
-        path_info: match source_url {
-            Some(_) => ctx.path.path_info(),
-            None => format!("/{}", ctx.path.account),
+        path_info: match (asked.path_info, source_url) {
+            (Some(p), _) => p,
+            (None, Some(_)) => ctx.path.path_info(),
+            (None, None) => format!("/{}", ctx.path.account),
         },
         query_string: parts.uri.query().unwrap_or("").to_string(),
         headers: parts

@@ -103,8 +103,12 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
     parts.headers.remove("etag");
     parts.headers.remove("x-zerovm-source");
     let req = Request::from_parts(parts, axum::body::Body::from(job));
-    let asked = Asked::app(&Method::GET, &req);
-    // Run as a job POSTed to the account (§1.4 step 6).
+    let asked = Asked {
+        path_info: Some(ctx.path.path_info()),
+        ..Asked::app(&Method::GET, &req)
+    };
+    // Run as a job POSTed to the account (§1.4 step 6); the program sees
+    // the object's path (§3.4).
     let mut account_ctx = ctx.clone();
     account_ctx.path.container = None;
     account_ctx.path.object = None;

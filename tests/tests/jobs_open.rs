@@ -542,7 +542,7 @@ async fn api_refuses_what_it_cannot_serve() {
     // An endpoint that is missing, or neither a zapp nor a JSON job.
     mk_container(&s, "apps").await;
     put(&s, "/apps/notes.txt", "text/plain", b"just text".to_vec()).await;
-    for (container, target, status) in [("gone", "nothing.zapp", 404), ("text", "notes.txt", 501)] {
+    for (container, target, status) in [("gone", "nothing.zapp", 404), ("text", "notes.txt", 404)] {
         s.req(
             "PUT",
             &format!("/{container}"),
@@ -556,6 +556,16 @@ async fn api_refuses_what_it_cannot_serve() {
         let r = api_form(&s, Method::GET, &format!("/{container}/x"), "", true).await;
         assert_eq!(r.status, status, "{container}: {}", r.text());
     }
+    // A plain endpoint: other methods are 501; a GET opens the object
+    // asked for, as open/1.0 does.
+    let r = api_form(&s, Method::POST, "/text/x", "", true).await;
+    assert_eq!(r.status, 501, "{}", r.text());
+    put(&s, "/text/readme.txt", "text/plain", b"hi\n".to_vec()).await;
+    let r = api_form(&s, Method::GET, "/text/readme.txt", "", true).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, "No application registered for text/plain")
+    );
     // Another account's user, and an anonymous caller, may not run it.
     let other = Session::new(&cluster.proxy, "test2:tester2", "testing2").await;
     let (root, _) = other.url.split_once("/v1/").expect("storage URL");

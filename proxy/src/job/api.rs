@@ -6,7 +6,9 @@
 //! from it: the request body goes to its path-less `stdin`, and the
 //! program sees the caller's method, `PATH_INFO=/<account>/<container>/<path>`
 //! and `REQUEST_URI` as asked. A program answering with `message/http` or
-//! `message/cgi` output sets the response's status and headers.
+//! `message/cgi` output sets the response's status and headers. When the
+//! endpoint is neither a zapp nor a JSON job, a GET of an object opens it
+//! as `open/1.0` would (its type's app from `.zvm`); other requests get 501.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use hyper::Method;
 use sysmap::location::Location;
 
 use super::intake::Form;
-use super::open::{is_zapp, read_head, Head};
+use super::open::{is_zapp, open_get, read_head, Head};
 use super::{post_job, Asked};
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
@@ -65,9 +67,23 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
     let runnable = matches!(Form::of(&head.media), Form::Json)
         || is_zapp(&head, api.cfg.zerocloud.maxconfig.max(1))?;
     if !runnable {
-        return Err(ProxyError::NotImplemented(format!(
-            "The REST endpoint {decoded} is neither a zapp nor a JSON job"
-        )));
+        // Not an app: a GET of an object opens it (§1.4), others are 501.
+        if method != Method::GET || ctx.path.object.is_none() {
+            return Err(ProxyError::NotImplemented(format!(
+                "The REST endpoint {decoded} is neither a zapp nor a JSON job"
+            )));
+        }
+        let mut ctx = ctx;
+        ctx.app_source = None;
+        let object = sysmap::location::SwiftPath::new(
+            &ctx.path.account,
+            ctx.path.container.as_deref(),
+            ctx.path.object.as_deref(),
+        );
+        return match read_head(api, &ctx, &object).await? {
+            Head::Answer(resp) => Ok(resp),
+            Head::Found(found) => open_get(api, ctx, req, &found.media).await,
+        };
     }
     let (mut parts, body) = req.into_parts();
     parts.method = Method::POST;

@@ -80,9 +80,23 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
     if method != Method::GET {
         return Ok(wire::reply::status(501));
     }
+    open_get(api, ctx, req, &media).await
+}
 
-    // Step 2: open the object with the app registered for its type.
-    let config = registry(api, &ctx, &account, &media, maxconfig).await?;
+/// Step 2: a GET of an object of type `media` (at `ctx`'s path) runs the
+/// app registered for its type.
+pub(super) async fn open_get(
+    api: &Arc<SwiftApi>,
+    ctx: RequestCtx,
+    req: Request,
+    media: &str,
+) -> Res {
+    let (Some(c), Some(o)) = (ctx.path.container.clone(), ctx.path.object.clone()) else {
+        return Err(ProxyError::precondition("Bad URL"));
+    };
+    let account = ctx.path.account.clone();
+    let maxconfig = api.cfg.zerocloud.maxconfig.max(1);
+    let config = registry(api, &ctx, &account, media, maxconfig).await?;
     let template = match config {
         Some(t) => t,
         None if media == "application/x-nexe" => DEFAULT_EXE_MAP.to_string(),

@@ -338,6 +338,22 @@ fn header_area(json_len: u64) -> u64 {
     (json_len + 12).div_ceil(4096) * 4096
 }
 
+/// The header area `meta`'s header fits in, whatever its etag and size
+/// (filled in at commit: room for 32 hex digits and the longest size).
+fn header_area_for(meta: &ObjectMeta) -> io::Result<u64> {
+    let probe = DataHeader {
+        name: meta.name.clone(),
+        ts: meta.data_ts,
+        content_type: meta.content_type.clone(),
+        etag: "0".repeat(32),
+        size: u64::MAX,
+        headers: meta.headers.clone(),
+        delete_at: meta.delete_at,
+    };
+    let json_len = serde_json::to_vec(&probe).map_err(io::Error::other)?.len() as u64;
+    Ok(header_area(json_len))
+}
+
 fn read_meta(path: &Path) -> Result<Option<MetaUpdate>, StorageError> {
     match fs::read(path) {
         Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
@@ -361,19 +377,7 @@ impl ObjectWriter {
     /// Reserves room for the header, given the metadata that will go in it.
     /// Must be called once, before any data.
     pub fn reserve_header(&mut self, meta: &ObjectMeta) -> io::Result<()> {
-        // The etag is filled in at commit: reserve its 32 hex digits now, plus slack
-        // for the size digits.
-        let probe = DataHeader {
-            name: meta.name.clone(),
-            ts: meta.data_ts,
-            content_type: meta.content_type.clone(),
-            etag: "0".repeat(32),
-            size: u64::MAX,
-            headers: meta.headers.clone(),
-            delete_at: meta.delete_at,
-        };
-        let json_len = serde_json::to_vec(&probe).map_err(io::Error::other)?.len() as u64;
-        self.header_len = header_area(json_len);
+        self.header_len = header_area_for(meta)?;
         let f = self
             .file
             .as_mut()
@@ -412,6 +416,46 @@ impl ObjectWriter {
     /// Where the data starts in the file (set by `reserve_header`).
     pub fn header_len(&self) -> u64 {
         self.header_len
+    }
+
+    /// Drops the first `skip` bytes of the data someone else wrote after
+    /// the header area and reserves the area anew for `meta` (whose header
+    /// may be longer than the one reserved): the rest of the data is moved
+    /// in the file to start right after it. Then
+    /// [`ObjectWriter::adopt_data`].
+    pub fn cut_front(&mut self, skip: u64, meta: &ObjectMeta) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let new_header = header_area_for(meta)?;
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("writer closed"))?;
+        let src = self.header_len.saturating_add(skip);
+        let len = f.metadata()?.len().saturating_sub(src);
+        let dst = new_header;
+        let mut buf = vec![0u8; 256 * 1024];
+        let chunk = buf.len() as u64;
+        if dst < src {
+            let mut done = 0;
+            while done < len {
+                let n = chunk.min(len - done) as usize;
+                f.read_exact_at(&mut buf[..n], src + done)?;
+                f.write_all_at(&buf[..n], dst + done)?;
+                done += n as u64;
+            }
+        } else if dst > src {
+            // Backwards, so that nothing is overwritten before it is read.
+            let mut left = len;
+            while left > 0 {
+                let n = chunk.min(left);
+                left -= n;
+                f.read_exact_at(&mut buf[..n as usize], src + left)?;
+                f.write_all_at(&buf[..n as usize], dst + left)?;
+            }
+        }
+        f.set_len(dst + len)?;
+        self.header_len = new_header;
+        Ok(())
     }
 
     /// Takes the data someone else wrote after the header area as this
@@ -478,6 +522,35 @@ mod tests {
         m.etag = w.etag();
         m.size = w.size();
         store.commit(w, &m).unwrap()
+    }
+
+    #[test]
+    fn cut_front_moves_the_data_after_a_header_of_any_size() {
+        let d = tempfile::tempdir().unwrap();
+        let s = ObjectStore::open(d.path(), false).unwrap();
+        // Data larger than the copy buffer, so the move takes several steps.
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        for (grow, skip) in [(0usize, 0u64), (0, 1000), (9000, 7), (20_000, 300_000)] {
+            let mut m = meta("/a/c/o", 10);
+            let mut w = s.writer().unwrap();
+            w.reserve_header(&m).unwrap();
+            w.write(&data).unwrap();
+            // A header that now needs more room (or the same).
+            m.headers = vec![("x-object-meta-big".into(), "v".repeat(grow))];
+            w.cut_front(skip, &m).unwrap();
+            w.adopt_data().unwrap();
+            m.etag = w.etag();
+            m.size = w.size();
+            assert!(s.commit(w, &m).unwrap());
+            let mut o = s.open_object("/a/c/o").unwrap().unwrap();
+            let mut got = Vec::new();
+            o.file.read_to_end(&mut got).unwrap();
+            assert_eq!(got, data[skip as usize..], "grow {grow} skip {skip}");
+            assert_eq!(o.meta.size, data.len() as u64 - skip);
+            assert_eq!(o.meta.headers, m.headers);
+            assert!(s.delete("/a/c/o", Timestamp(11)).unwrap().is_some());
+            let _ = fs::remove_dir_all(d.path().join("objects"));
+        }
     }
 
     #[test]

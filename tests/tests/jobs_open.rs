@@ -922,3 +922,61 @@ async fn an_opened_object_s_app_sees_the_cgi_environment_variable_by_variable() 
     assert_eq!(get("LOCAL_PATH_INFO"), format!("/{account}/docs/table.csv"));
     assert_eq!(get("LOCAL_DOCUMENT_ROOT"), "/dev/input");
 }
+
+#[tokio::test]
+async fn a_stored_cgi_output_keeps_the_body_typed_and_described_by_the_program() {
+    let cluster = Cluster::start(3);
+    let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
+    mk_container(&s, "out").await;
+    // The node writes its output object (attached for writing: it runs
+    // where the object lives) and a second one the proxy stores.
+    let page = "import sys\nsys.stdout.write('Content-Type: text/html\\r\\nX-Object-Meta-Kind: page\\r\\n\\r\\n<p>hi</p>\\n')\nopen('/dev/output', 'w').write('HTTP/1.1 200 OK\\r\\nContent-Type: text/csv\\r\\nX-Object-Meta-Rows: 1\\r\\n\\r\\na,b\\n')\n";
+    let map = serde_json::json!([{
+        "name": "page", "exec": {"path": "file://python:python", "args": "page.py"},
+        "devices": [{"name": "python"},
+                    {"name": "stdout", "path": "swift://~/out/page.html", "content_type": "message/cgi"},
+                    {"name": "output", "path": "swift://~/out/table.csv", "content_type": "message/http"}],
+    }])
+    .to_string();
+    let zapp = tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("page.py", page.as_bytes()),
+    ]);
+    let r = post_zapp(&s, zapp).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    for (path, body, ct, (k, v)) in [
+        (
+            "/out/page.html",
+            "<p>hi</p>\n",
+            "text/html",
+            ("x-object-meta-kind", "page"),
+        ),
+        (
+            "/out/table.csv",
+            "a,b\n",
+            "text/csv",
+            ("x-object-meta-rows", "1"),
+        ),
+    ] {
+        let got = s.req("GET", path, &[], "").await;
+        assert_eq!((got.status, got.text().as_str()), (200, body), "{path}");
+        assert_eq!(got.header("content-type"), ct, "{path}");
+        assert_eq!(got.header(k), v, "{path}");
+        assert_eq!(
+            got.header("etag"),
+            tests::md5_hex(body.as_bytes()),
+            "{path}"
+        );
+        assert_eq!(
+            got.header("content-length"),
+            body.len().to_string(),
+            "{path}"
+        );
+    }
+    // The listing shows the stored sizes.
+    let listing = s.req("GET", "/out?format=json", &[], "").await;
+    let rows = listing.json();
+    assert_eq!(rows[0]["name"], "page.html");
+    assert_eq!(rows[0]["bytes"], 10);
+    assert_eq!(rows[0]["content_type"], "text/html");
+}

@@ -693,6 +693,34 @@ impl Prepared {
                 mut writer,
                 mut meta,
             }) if succeeded => {
+                // A program's HTTP answer: its type and X-Object-Meta-*
+                // headers describe the object, its body is the data.
+                if let Some(nph) = attached_ch
+                    .as_ref()
+                    .and_then(|c| super::cgi::kind(&c.content_type))
+                {
+                    let head_at = writer.header_len();
+                    let file = writer.file()?;
+                    let len = file.metadata()?.len().saturating_sub(head_at);
+                    let mut head = vec![0u8; (len as usize).min(super::cgi::MAX_HEAD)];
+                    std::os::unix::fs::FileExt::read_exact_at(file, &mut head, head_at)?;
+                    let whole = len <= super::cgi::MAX_HEAD as u64;
+                    if let Some(answer) = super::cgi::parse(&head, whole, nph) {
+                        if let Some(ct) = answer.content_type() {
+                            meta.content_type = ct.to_string();
+                        }
+                        meta.headers = within_swift_limits(
+                            answer
+                                .headers
+                                .iter()
+                                .filter(|(k, _)| {
+                                    k.to_ascii_lowercase().starts_with("x-object-meta-")
+                                })
+                                .cloned(),
+                        );
+                        writer.cut_front(answer.body_at as u64, &meta)?;
+                    }
+                }
                 writer.adopt_data()?;
                 meta.etag = writer.etag();
                 meta.size = writer.size();
@@ -759,6 +787,26 @@ impl Provided {
         self.files.push((format!("/dev/{device}"), (f, offset)));
         Ok(())
     }
+}
+
+/// Object metadata a program gave, kept while within Swift's limits (90
+/// items, names of 128 bytes, values of 256, 4096 bytes in all); the rest
+/// is dropped, as a PUT with it would have been refused.
+fn within_swift_limits(headers: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut kept = Vec::new();
+    let mut total = 0;
+    for (k, v) in headers {
+        let name = k.len() - "x-object-meta-".len();
+        if kept.len() == 90 || name == 0 || name > 128 || v.len() > 256 {
+            continue;
+        }
+        if total + name + v.len() > 4096 {
+            continue;
+        }
+        total += name + v.len();
+        kept.push((k, v));
+    }
+    kept
 }
 
 /// `X-Object-Meta-*` headers from a channel's `meta`.

@@ -219,7 +219,18 @@ async fn a_zapp_object_runs_when_requested_with_its_payload_and_method() {
         .await;
     assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
     assert_eq!(r.text(), "PUT put body\n");
-    // The zapp itself was not replaced by that PUT.
+    // HEAD and DELETE run it too (HEAD answers without the body).
+    let r = open_form(&s, Method::HEAD, "/apps/echo.zapp", &[]).await;
+    assert_eq!(
+        (r.status, r.header("x-nexe-status")),
+        (200, "ok"),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.body.is_empty());
+    let r = open_form(&s, Method::DELETE, "/apps/echo.zapp", &[]).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "DELETE \n"));
+    // The zapp itself was not replaced or removed by those requests.
     let r = s.req("HEAD", "/apps/echo.zapp", &[], "").await;
     assert_eq!(r.header("content-type"), "application/x-tar");
     // A GET without a Content-Type (ZeroCloud refused it with 400 `Must

@@ -6,21 +6,8 @@
 
 mod common;
 
-use common::mk_container;
+use common::{mk_container, tar_of};
 use tests::{md5_hex, Server, Session};
-
-/// A tar archive of `members`.
-pub fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).expect("tar member");
-    }
-    b.into_inner().expect("tar")
-}
 
 async fn post_job(
     s: &Session,

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::mk_container;
+use common::{mk_container, tar_of};
 use tests::{Cluster, Session};
 
 async fn post_job(
@@ -22,18 +22,6 @@ async fn post_job(
         body,
     )
     .await
-}
-
-fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).expect("tar member");
-    }
-    b.into_inner().expect("tar")
 }
 
 fn account(s: &Session) -> String {

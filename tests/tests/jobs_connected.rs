@@ -5,22 +5,10 @@
 
 mod common;
 
-use common::mk_container;
+use common::{mk_container, post_zapp, tar_of};
 use tests::{Cluster, Session};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mapreduce");
-
-fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).expect("tar member");
-    }
-    b.into_inner().expect("tar")
-}
 
 fn read(name: &str) -> Vec<u8> {
     std::fs::read(format!("{DATA}/{name}")).expect("test data")
@@ -49,19 +37,6 @@ fn spreading_suffix(paths: &[String], nodes: usize) -> String {
             seen.len() == paths.len()
         })
         .expect("a suffix that spreads the inputs")
-}
-
-async fn post_zapp(s: &Session, zapp: Vec<u8>) -> tests::Resp {
-    s.req(
-        "POST",
-        "",
-        &[
-            ("x-zerovm-execute", "1.0"),
-            ("content-type", "application/x-tar"),
-        ],
-        zapp,
-    )
-    .await
 }
 
 const MAPREDUCE: &str = r#"[
@@ -256,11 +231,10 @@ async fn connected_jobs_larger_than_the_cluster_slots_are_refused_whole_and_neve
         ("m.py", m.as_bytes()),
         ("r.py", r_py.as_bytes()),
     ]);
-    let started = std::time::Instant::now();
+    // A hang would fail the request (the test client gives up after 60 s).
     let r = post_zapp(&s, zapp).await;
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("Slot not available"), "{}", r.text());
-    assert!(started.elapsed() < std::time::Duration::from_secs(30));
     // Nothing stays held: a connected job that fits runs right after.
     let r = post_zapp(&s, pipeline_zapp(A, B, C)).await;
     assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::mk_container;
+use common::{mk_container, post_zapp, tar_of};
 use hyper::Method;
 use tests::{Cluster, Resp, Session};
 
@@ -15,18 +15,6 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/prettyprint");
 
 fn read(name: &str) -> Vec<u8> {
     std::fs::read(format!("{DATA}/{name}")).expect("test data")
-}
-
-fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, name, *data).expect("tar member");
-    }
-    b.into_inner().expect("tar")
 }
 
 /// `/open/<account>/<path>` on the proxy, as `s`.
@@ -325,19 +313,6 @@ fn cgi_zapp(content_type: &str, app: &str) -> Vec<u8> {
         ("boot/system.map", map.as_bytes()),
         ("app.py", app.as_bytes()),
     ])
-}
-
-async fn post_zapp(s: &Session, zapp: Vec<u8>) -> Resp {
-    s.req(
-        "POST",
-        "",
-        &[
-            ("x-zerovm-execute", "1.0"),
-            ("content-type", "application/x-tar"),
-        ],
-        zapp,
-    )
-    .await
 }
 
 #[tokio::test]

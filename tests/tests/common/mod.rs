@@ -397,3 +397,30 @@ pub fn is_isoformat(s: &str) -> bool {
             _ => c.is_ascii_digit(),
         })
 }
+
+/// A tar archive of `members` (zapps, images).
+pub fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).expect("tar member");
+    }
+    b.into_inner().expect("tar")
+}
+
+/// POSTs a zapp to the account as a job.
+pub async fn post_zapp(s: &Session, zapp: Vec<u8>) -> Resp {
+    s.req(
+        "POST",
+        "",
+        &[
+            ("x-zerovm-execute", "1.0"),
+            ("content-type", "application/x-tar"),
+        ],
+        zapp,
+    )
+    .await
+}

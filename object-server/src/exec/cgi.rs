@@ -68,6 +68,19 @@ fn valid_status(s: &str) -> Option<String> {
     (code.len() == 3 && (100..=599).contains(&n)).then(|| s.to_string())
 }
 
+/// Parses an output of `len` bytes starting at byte `at` of `file`.
+pub fn parse_file(
+    file: &std::fs::File,
+    at: u64,
+    len: u64,
+    nph: bool,
+) -> std::io::Result<Option<Answer>> {
+    use std::os::unix::fs::FileExt;
+    let mut head = vec![0u8; len.min(MAX_HEAD as u64) as usize];
+    file.read_exact_at(&mut head, at)?;
+    Ok(parse(&head, len <= MAX_HEAD as u64, nph))
+}
+
 /// Parses the start of an output (`head`, at most [`MAX_HEAD`] bytes of
 /// it; `whole`: the output ends there). `nph`: a status line comes first.
 pub fn parse(head: &[u8], whole: bool, nph: bool) -> Option<Answer> {
@@ -111,8 +124,12 @@ pub fn parse(head: &[u8], whole: bool, nph: bool) -> Option<Answer> {
         }
         let (k, v) = (k.to_string(), v.trim().to_string());
         let lower = k.to_ascii_lowercase();
-        if !nph && lower == "status" {
-            status = valid_status(&v)?;
+        if lower == "status" {
+            // A CGI answer's status; after a status line, not the program's
+            // to restate (the part's own `Status` is the one that counts).
+            if !nph {
+                status = valid_status(&v)?;
+            }
         } else if !DROPPED.contains(&lower.as_str()) && !lower.starts_with("x-nexe-") {
             headers.push((k, v));
         }
@@ -160,6 +177,18 @@ mod tests {
         assert_eq!(parse(b"Status: abc\n\n", true, false), None);
         // No end of headers within the head of a longer output.
         assert_eq!(parse(b"X-A: b\n", false, false), None);
+    }
+
+    #[test]
+    fn a_status_header_does_not_override_a_status_line() {
+        let a = parse(
+            b"HTTP/1.1 404 Not Found\nStatus: 200 OK\nX-A: b\n\n",
+            true,
+            true,
+        )
+        .expect("parses");
+        assert_eq!(a.status, "404 Not Found");
+        assert_eq!(a.headers, vec![("X-A".to_string(), "b".to_string())]);
     }
 
     #[test]

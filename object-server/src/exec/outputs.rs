@@ -192,22 +192,10 @@ pub async fn respond(
 /// the header block; `None` (the output untouched) when it does not parse.
 fn answer_of(out: &mut Output, nph: bool) -> Option<cgi::Answer> {
     use std::io::{Seek, SeekFrom};
-    use std::os::unix::fs::FileExt;
-    let whole = out.len <= cgi::MAX_HEAD as u64;
     let answer = match &out.data {
-        OutputData::Small(bytes) => cgi::parse(bytes, whole, nph)?,
-        OutputData::File(f) => {
-            let mut head = vec![0u8; (out.len as usize).min(cgi::MAX_HEAD)];
-            let mut got = 0;
-            while got < head.len() {
-                match f.read_at(&mut head[got..], got as u64) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got += n,
-                }
-            }
-            head.truncate(got);
-            cgi::parse(&head, whole, nph)?
-        }
+        OutputData::Small(bytes) => cgi::parse(bytes, out.len <= cgi::MAX_HEAD as u64, nph)?,
+        // A file that cannot be read back is sent as it is (and fails there).
+        OutputData::File(f) => cgi::parse_file(f, 0, out.len, nph).ok()??,
     };
     let at = answer.body_at as u64;
     match &mut out.data {

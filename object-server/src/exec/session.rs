@@ -699,13 +699,10 @@ impl Prepared {
                     .as_ref()
                     .and_then(|c| super::cgi::kind(&c.content_type))
                 {
-                    let head_at = writer.header_len();
+                    let at = writer.header_len();
                     let file = writer.file()?;
-                    let len = file.metadata()?.len().saturating_sub(head_at);
-                    let mut head = vec![0u8; (len as usize).min(super::cgi::MAX_HEAD)];
-                    std::os::unix::fs::FileExt::read_exact_at(file, &mut head, head_at)?;
-                    let whole = len <= super::cgi::MAX_HEAD as u64;
-                    if let Some(answer) = super::cgi::parse(&head, whole, nph) {
+                    let len = file.metadata()?.len().saturating_sub(at);
+                    if let Some(answer) = super::cgi::parse_file(file, at, len, nph)? {
                         if let Some(ct) = answer.content_type() {
                             meta.content_type = ct.to_string();
                         }

@@ -556,8 +556,15 @@ impl Tracked {
         }
         let data = self.memory.data_mut(&mut *store);
         let source = &self.artifact.map[..];
+        let mut restored = true;
         for &(s, e) in &written {
-            restore(data, source, &self.pieces, s - start, e - start);
+            restored &= restore(data, source, &self.pieces, s - start, e - start);
+        }
+        if !restored {
+            // A written page could not be put back (a piece outside the
+            // memory or the image): it must not keep this run's bytes.
+            self.forget();
+            return Hot(Vec::new());
         }
         let mut protected = Vec::with_capacity(written.len());
         let mut result = tracker.scan(start, end, true, &mut protected);
@@ -587,22 +594,29 @@ impl Tracked {
             Ok(_) => {
                 // Protected a page not restored: impossible with no guest
                 // running, but such a page would escape every reset after
-                // this one, so the whole range goes back to its mappings
-                // (the image and zeros: wasmtime's own way) and the slot
-                // is not kept any more.
-                discard(start, self.len);
-                let mut slots = self
-                    .artifact
-                    .slots
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                slots.retain(|s| s.base != self.base);
+                // this one.
+                self.forget();
                 Hot(Vec::new())
             }
             // Pages protected before the failure were restored ones; the
             // rest are wasmtime's to reset.
             Err(_) => Hot(Vec::new()),
         }
+    }
+}
+
+impl Tracked {
+    /// Gives up on this memory: the whole range goes back to its mappings
+    /// (the image and zeros: wasmtime's own way) and the slot is not kept
+    /// any more.
+    fn forget(&self) {
+        discard(self.base, self.len);
+        let mut slots = self
+            .artifact
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        slots.retain(|s| s.base != self.base);
     }
 }
 
@@ -645,8 +659,10 @@ fn within(inner: &[(usize, usize)], outer: &[(usize, usize)]) -> bool {
     })
 }
 
-/// Copies `[from, to)` of `data` back from the memory's initial contents.
-fn restore(data: &mut [u8], source: &[u8], pieces: &[Piece], from: usize, to: usize) {
+/// Copies `[from, to)` of `data` back from the memory's initial contents;
+/// false if some of it could not be (then it is not what it was).
+fn restore(data: &mut [u8], source: &[u8], pieces: &[Piece], from: usize, to: usize) -> bool {
+    let mut all = true;
     for p in pieces {
         let s = from.max(p.offset);
         let e = to.min(p.offset + p.len);
@@ -654,18 +670,21 @@ fn restore(data: &mut [u8], source: &[u8], pieces: &[Piece], from: usize, to: us
             continue;
         }
         let Some(dst) = data.get_mut(s..e) else {
+            all = false;
             continue;
         };
         match p.source {
             Some(src) => {
                 let at = src + (s - p.offset);
-                if let Some(bytes) = source.get(at..at + (e - s)) {
-                    dst.copy_from_slice(bytes);
+                match source.get(at..at + (e - s)) {
+                    Some(bytes) => dst.copy_from_slice(bytes),
+                    None => all = false,
                 }
             }
             None => dst.fill(0),
         }
     }
+    all
 }
 
 /// Gives the pages of `[start, start + len)` back to the kernel: the
@@ -797,6 +816,41 @@ mod tests {
         assert_eq!(UFFDIO_REGISTER, 0xC020_AA00);
         assert_eq!(UFFDIO_WRITEPROTECT, 0xC018_AA06);
         assert_eq!(PAGEMAP_SCAN, 0xC060_6610);
+    }
+
+    #[test]
+    fn restore_puts_back_the_image_and_zeros_and_says_when_it_cannot() {
+        let source = vec![7u8; 2 * PAGE];
+        let pieces = [
+            Piece {
+                offset: 0,
+                len: PAGE,
+                source: Some(PAGE),
+            },
+            Piece {
+                offset: PAGE,
+                len: PAGE,
+                source: None,
+            },
+        ];
+        let mut data = vec![1u8; 2 * PAGE];
+        assert!(restore(&mut data, &source, &pieces, 0, 2 * PAGE));
+        assert!(data[..PAGE].iter().all(|&b| b == 7));
+        assert!(data[PAGE..].iter().all(|&b| b == 0));
+        // A piece whose image lies past the artifact's end.
+        let short = [Piece {
+            offset: 0,
+            len: PAGE,
+            source: Some(2 * PAGE),
+        }];
+        assert!(!restore(&mut data, &source, &short, 0, PAGE));
+        // A piece past the memory's end.
+        let past = [Piece {
+            offset: 2 * PAGE,
+            len: PAGE,
+            source: None,
+        }];
+        assert!(!restore(&mut data, &source, &past, 2 * PAGE, 3 * PAGE));
     }
 
     #[test]

@@ -13,12 +13,11 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use hyper::header::HeaderValue;
 use hyper::Method;
 use sysmap::location::Location;
 
 use super::intake::Form;
-use super::open::{is_zapp, open_get, read_head, Head};
+use super::open::{is_zapp, open_get, read_head, set_source, Head};
 use super::{post_job, Asked};
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
@@ -87,9 +86,7 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
     }
     let (mut parts, body) = req.into_parts();
     parts.method = Method::POST;
-    if let Ok(v) = HeaderValue::from_str(&endpoint.url()) {
-        parts.headers.insert("x-zerovm-source", v);
-    }
+    set_source(&mut parts.headers, &endpoint)?;
     let req = Request::from_parts(parts, body);
     let asked = Asked::app(&method, &req);
     post_job(api, &ctx, req, VERSION, asked).await

@@ -17,7 +17,9 @@
 //!
 //! **Deferred.** `X-Zerovm-Deferred: always` answers at once (200, the
 //! body `swift://<account>/<container>/<object>`: the URL's container or
-//! `.zvm`, the URL's object or `job-<random>`); `auto` answers so when the
+//! `.zvm`, the URL's object or `job-<random>`; for the app forms, whose URL
+//! names the app or its data, always `.zvm/job-<random>`); `auto` answers
+//! so when the
 //! job has not ended within `timeout` + 1 s. The job runs on; its answer's
 //! body is stored as that object (the container created when missing) and
 //! its headers, with `Status`, as a JSON object in `<object>.headers`, so
@@ -85,7 +87,9 @@ where
             if let Ok(data) = frame.into_data() {
                 job.extend_from_slice(&data);
                 if job.len() > maxconfig {
-                    return Err(ProxyError::TooLarge);
+                    return Err(ProxyError::ConfigTooLarge(format!(
+                        "Chained job larger than maxconfig ({maxconfig} bytes)"
+                    )));
                 }
             }
         }
@@ -142,16 +146,20 @@ impl Deferred {
 
 /// Runs `job` deferred (see the module doc): the place of its result now
 /// (or, for `auto`, its answer if it ends in time).
-pub(super) async fn deferred<F>(api: Arc<SwiftApi>, ctx: RequestCtx, how: Deferred, job: F) -> Res
+pub(super) async fn deferred<F>(
+    api: Arc<SwiftApi>,
+    ctx: RequestCtx,
+    how: Deferred,
+    place_from_url: bool,
+    job: F,
+) -> Res
 where
     F: std::future::Future<Output = Res> + Send + 'static,
 {
     let account = ctx.path.account.clone();
-    let container = ctx.path.container.clone().unwrap_or_else(|| ".zvm".into());
-    let object = ctx
-        .path
-        .object
-        .clone()
+    let from_url = |p: &Option<String>| p.clone().filter(|_| place_from_url);
+    let container = from_url(&ctx.path.container).unwrap_or_else(|| ".zvm".into());
+    let object = from_url(&ctx.path.object)
         .unwrap_or_else(|| format!("job-{:032x}", rand::random::<u128>()));
     // The result can be stored, or nothing runs.
     let result = crate::context::SwiftPath {
@@ -233,7 +241,7 @@ async fn store(
         "x-timestamp",
         crate::swift::headers::ts_header(api.next_ts()),
     );
-    let _ = api
+    let put = api
         .call(
             ctx,
             Target::Object(a, container, object),
@@ -243,6 +251,7 @@ async fn store(
             data,
         )
         .await;
+    report(ctx, &format!("/{a}/{container}/{object}"), put);
     let json = serde_json::Value::Object(headers).to_string();
     let mut h = HeaderMap::new();
     h.insert("content-type", HeaderValue::from_static("application/json"));
@@ -252,7 +261,7 @@ async fn store(
         crate::swift::headers::ts_header(api.next_ts()),
     );
     let name = format!("{object}.headers");
-    let _ = api
+    let put = api
         .call(
             ctx,
             Target::Object(a, container, &name),
@@ -262,4 +271,15 @@ async fn store(
             body::full(json),
         )
         .await;
+    report(ctx, &format!("/{a}/{container}/{name}"), put);
+}
+
+/// Logs a deferred result that could not be stored: nobody waits for it.
+fn report(ctx: &RequestCtx, path: &str, put: Res) {
+    let status = match put {
+        Ok(r) if r.status().is_success() => return,
+        Ok(r) => r.status().to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(tx = %ctx.trans_id.as_str(), %path, %status, "a deferred job's result was not stored");
 }

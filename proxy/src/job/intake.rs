@@ -167,6 +167,11 @@ pub async fn read_json(
     Ok(Job::from_json(&data)?)
 }
 
+/// How much of a tarball's start is searched for its job.
+pub fn zapp_head_len(maxconfig: usize) -> usize {
+    TAR_HEAD.max(2 * maxconfig)
+}
+
 /// A zapp: its job from `boot/cluster.map`, `boot/system.map` (the first
 /// complete one in the tarball's head, in that order) or `zapp.yaml`; the
 /// whole tarball is the user image.
@@ -178,7 +183,7 @@ pub async fn read_tar(
     media_type: &str,
 ) -> Result<Intake, ProxyError> {
     let len = len.ok_or_else(|| ProxyError::bad_request("Must specify Content-Length"))?;
-    let want = TAR_HEAD.max(2 * r.cfg.maxconfig);
+    let want = zapp_head_len(r.cfg.maxconfig);
     let (head, rest) = r.head(body, want).await?;
     let complete = rest.is_none();
     if complete && head.len() as u64 != len {

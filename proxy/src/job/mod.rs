@@ -53,6 +53,9 @@ pub const EXECUTE: &str = "x-zerovm-execute";
 /// preflight, answered before this).
 pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res {
     let how = chain::Deferred::of(req.headers());
+    // An app's request names the app or its data, never where a result goes.
+    let version = hstr(req.headers(), EXECUTE).unwrap_or_default();
+    let app_form = version == open::VERSION || version == api::VERSION;
     let job = {
         let (api, ctx) = (api.clone(), ctx.clone());
         async move {
@@ -62,7 +65,7 @@ pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res 
     };
     match how {
         chain::Deferred::Never => job.await,
-        how => chain::deferred(api, ctx, how, job).await,
+        how => chain::deferred(api, ctx, how, !app_form, job).await,
     }
 }
 

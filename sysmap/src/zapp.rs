@@ -79,10 +79,9 @@ fn convert_group(i: usize, group: &Value) -> Result<Value, Error> {
         Some(_) => return Err(at("\"args\" must be a string")),
     };
     let words = shell_split(&args).map_err(|e| at(&format!("args: {e}")))?;
-    let args: Vec<String> = words.iter().map(|w| escape_word(w)).collect();
     let mut exec = Map::new();
     exec.insert("path".into(), Value::String(path.clone()));
-    exec.insert("args".into(), Value::String(args.join(" ")));
+    exec.insert("args".into(), Value::String(escape_args(&words)));
     if let Some(name) = exec_name(&path) {
         exec.insert("name".into(), Value::String(name));
     }
@@ -106,7 +105,17 @@ fn exec_name(path: &str) -> Option<String> {
     None
 }
 
-/// zpm's escaping of one argument for the NVRAM `[args]` record.
+/// Program arguments as `exec.args` text: each word escaped for the NVRAM
+/// `[args]` record (see [`escape_word`]), joined by spaces. What `zpm
+/// bundle` does with a group's `args` and `zpm execute` with extra ones.
+pub fn escape_args<S: AsRef<str>>(words: &[S]) -> String {
+    let escaped: Vec<String> = words.iter().map(|w| escape_word(w.as_ref())).collect();
+    escaped.join(" ")
+}
+
+/// zpm's escaping of one argument for the NVRAM `[args]` record: `\`,
+/// `"`, `,`, space and newline as `\xHH`, so no word splits or breaks the
+/// record.
 fn escape_word(word: &str) -> String {
     let mut out = String::with_capacity(word.len());
     for c in word.chars() {

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The seed tutorial's "POST a job description to a ZeroVM application"
+# (docs §3.3.4): the csv sampleapp stored in Swift, run twice by POSTing a
+# job description, once on data1.csv and once on data2.csv.
+# Usage: examples/csv/run.sh
+# Server and user: ST_AUTH, ST_USER, ST_KEY (as zpm and the swift CLI).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export ST_AUTH=${ST_AUTH:-http://127.0.0.1:8080/auth/v1.0}
+export ST_USER=${ST_USER:-test:tester}
+export ST_KEY=${ST_KEY:-testing}
+
+step() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'examples/csv: error: %s\n' "$*" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# login: sets TOKEN and STORAGE_URL from the auth answer's headers.
+login() {
+    local code
+    code=$(curl -sS -o /dev/null -D "$work/auth" -w '%{http_code}' \
+        -H "X-Auth-User: $ST_USER" -H "X-Auth-Key: $ST_KEY" "$ST_AUTH") ||
+        die "no answer from $ST_AUTH (is \`zerocloud up\` running? set ST_AUTH)"
+    [[ $code == 2?? ]] || die "auth as $ST_USER at $ST_AUTH: HTTP $code"
+    TOKEN=$(awk -F': ' 'tolower($1)=="x-auth-token" {print $2}' "$work/auth" | tr -d '\r')
+    STORAGE_URL=$(awk -F': ' 'tolower($1)=="x-storage-url" {print $2}' "$work/auth" | tr -d '\r')
+    [[ -n $TOKEN && -n $STORAGE_URL ]] || die "auth at $ST_AUTH gave no X-Auth-Token/X-Storage-Url"
+}
+
+# req METHOD URL [curl args...]: prints the response body; a status outside
+# 2xx ends the script with the status and the body. A 503 with Retry-After
+# (the Python image still installing, no free slot) is retried for a while.
+req() {
+    local method=$1 url=$2 code tries=0
+    shift 2
+    while :; do
+        code=$(curl -sS -X "$method" -H "X-Auth-Token: $TOKEN" -D "$work/head" \
+            -o "$work/body" -w '%{http_code}' "$@" "$url") ||
+            die "$method $url: no answer from the server"
+        if [[ $code == 503 ]] && grep -qi '^retry-after:' "$work/head" && ((tries++ < 120)); then
+            printf '    %s, retrying in 5 s\n' "$(head -c 200 "$work/body")" >&2
+            sleep 5
+            continue
+        fi
+        [[ $code == 2?? ]] || die "$method $url: HTTP $code: $(cat "$work/body")"
+        cat "$work/body"
+        return
+    done
+}
+
+# upload CONTAINER FILE: PUT FILE as CONTAINER/<its name> (swift upload).
+upload() {
+    req PUT "$STORAGE_URL/$1/${2##*/}" -T "$2" >/dev/null
+}
+
+login
+
+step "create the container 'example' (swift post example)"
+req PUT "$STORAGE_URL/example" >/dev/null
+
+step "upload the application: example.tar = main.py (swift upload example example.tar)"
+(cd "$here" && tar cf "$work/example.tar" main.py)
+upload example "$work/example.tar"
+
+step "upload the data: swift upload example data1.csv data2.csv"
+upload example "$here/data1.csv"
+upload example "$here/data2.csv"
+
+step "POST job.json (input: swift://~/example/data1.csv)"
+req POST "$STORAGE_URL" -H 'X-Zerovm-Execute: 1.0' \
+    -H 'Content-Type: application/json' --data-binary "@$here/job.json"
+
+step "POST job.json changed to read swift://~/example/data2.csv"
+sed 's#swift://~/example/data1.csv#swift://~/example/data2.csv#' "$here/job.json" >"$work/job.json"
+grep -q data2.csv "$work/job.json" || die "could not make the data2.csv job from job.json"
+req POST "$STORAGE_URL" -H 'X-Zerovm-Execute: 1.0' \
+    -H 'Content-Type: application/json' --data-binary "@$work/job.json"

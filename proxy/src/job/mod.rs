@@ -56,11 +56,12 @@ pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res 
     // An app's request names the app or its data, never where a result goes.
     let version = hstr(req.headers(), EXECUTE).unwrap_or_default();
     let app_form = version == open::VERSION || version == api::VERSION;
+    let inherited = chain::inherited(req.headers());
     let job = {
         let (api, ctx) = (api.clone(), ctx.clone());
         async move {
             let first = one(api.clone(), ctx.clone(), req);
-            chain::run(&api, &ctx, first).await
+            chain::run(&api, &ctx, &inherited, first).await
         }
     };
     match how {
@@ -182,8 +183,15 @@ async fn post_job(
             ctx.path.container.as_deref(),
             ctx.path.object.as_deref(),
         );
-        let info = match &ctx.path.container {
-            Some(c) => api.container_info(ctx, &ctx.path.account, c).await?,
+        // A job POSTed to the account (an app's chained job, or one sourced
+        // from an app) is the app's: its container's setuid metas decide,
+        // as in ZeroCloud (spec §1.7).
+        let container = match &ctx.path.container {
+            Some(c) => Some((ctx.path.account.clone(), c.clone())),
+            None => app_container(ctx),
+        };
+        let info = match &container {
+            Some((a, c)) => api.container_info(ctx, a, c).await?,
             None => None,
         };
         authorize::suid(api, ctx, &path, &Method::POST, info.as_ref(), denied).await?;
@@ -312,6 +320,16 @@ async fn post_job(
     resp.extensions_mut()
         .insert(chain::RanApp(ctx.app_source.clone()));
     Ok(resp)
+}
+
+/// The account and container of the app `ctx` runs, when it is stored in
+/// the request's account (another account's metas grant nothing here).
+fn app_container(ctx: &RequestCtx) -> Option<(String, String)> {
+    let source = ctx.app_source.as_deref()?;
+    match Location::parse(source)? {
+        Location::Swift(p) if p.account == ctx.path.account => Some((p.account, p.container?)),
+        _ => None,
+    }
 }
 
 /// Reads the job in its form.

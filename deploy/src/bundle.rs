@@ -134,8 +134,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .with_context(|| format!("cannot read {}", dir.display()))?;
     entries.sort();
     for e in entries {
-        if e.is_dir() {
+        // A symlinked directory is not descended (a link to `.` would loop).
+        let link = fs::symlink_metadata(&e).is_ok_and(|m| m.file_type().is_symlink());
+        if e.is_dir() && !link {
             walk(&e, out)?;
+        } else if e.is_dir() {
+            eprintln!("zpm: skipped {} (a symlink to a directory)", e.display());
         } else {
             out.push(e);
         }

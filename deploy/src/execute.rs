@@ -11,15 +11,10 @@ use crate::bundle::SYSTEM_MAP;
 use crate::swift::{JobOutput, Session};
 use crate::zappfile::ZappFile;
 
-/// The words as `exec.args` text, escaped as bundling escapes a group's
-/// args.
-pub fn escape_args(words: &[String]) -> Result<String> {
-    Ok(sysmap::zapp::escape_args(words))
-}
-
-/// Appends the escaped `words` to every group's `exec.args`.
+/// Appends `words` to every group's `exec.args`, escaped as bundling
+/// escapes a group's args.
 pub fn append_args(job: &mut Value, words: &[String]) -> Result<()> {
-    let extra = escape_args(words)?;
+    let extra = sysmap::zapp::escape_args(words);
     if extra.is_empty() {
         return Ok(());
     }
@@ -158,7 +153,7 @@ pub fn report(out: &JobOutput, show_summary: bool) -> Result<()> {
 /// Runs the zapp deployed at `container` (a container or `container/path`):
 /// its `boot/system.map`, with `args`, POSTed as JSON.
 pub fn run_deployed(session: &Session, container: &str, args: &[String]) -> Result<JobOutput> {
-    let container = container.trim_matches('/');
+    let (container, _) = crate::deploy::split_target(container)?;
     let path = format!("{container}/{SYSTEM_MAP}");
     let map = session.get_object(&path)?;
     let mut job: Value =
@@ -202,10 +197,10 @@ mod tests {
 
     #[test]
     fn arguments_are_escaped_like_bundled_ones() {
-        assert_eq!(escape_args(&[]).unwrap(), "");
-        assert_eq!(escape_args(&words(&["a", "b"])).unwrap(), "a b");
+        assert_eq!(sysmap::zapp::escape_args::<String>(&[]), "");
+        assert_eq!(sysmap::zapp::escape_args(&words(&["a", "b"])), "a b");
         assert_eq!(
-            escape_args(&words(&[
+            sysmap::zapp::escape_args(&words(&[
                 "hello world",
                 "it's",
                 "a,b",
@@ -213,12 +208,11 @@ mod tests {
                 "back\\slash",
                 "new\nline",
                 ""
-            ]))
-            .unwrap(),
+            ])),
             r"hello\x20world it's a\x2cb q\x22x back\x5cslash new\x0aline "
         );
         assert_eq!(
-            escape_args(&words(&["$HOME", "*", "--flag=1", "é"])).unwrap(),
+            sysmap::zapp::escape_args(&words(&["$HOME", "*", "--flag=1", "é"])),
             "$HOME * --flag=1 é"
         );
     }

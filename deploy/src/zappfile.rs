@@ -71,6 +71,16 @@ impl ZappFile {
                 .to_str()
                 .ok_or_else(|| anyhow!("member name {name:?} is not UTF-8"))?;
             let name = name.trim_start_matches("./").to_string();
+            // Member names become object names under the deploy target:
+            // only plain relative names, so none can climb out of it.
+            if std::path::Path::new(&name)
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(anyhow!(
+                    "member name {name:?} is not a plain relative path ('..', '/' or '.' in it)"
+                ));
+            }
             let header = entry.header().clone();
             let mut data = Vec::new();
             entry
@@ -187,6 +197,26 @@ mod tests {
             assert_eq!(names, ["boot/system.map", "zapp.yaml", long.as_str()]);
             assert_eq!(again.system_map().unwrap(), json!([{"name": "b"}]));
             assert_eq!(again.member(&long).unwrap().data, b"print(1)");
+        }
+    }
+
+    #[test]
+    fn a_member_climbing_out_is_refused() {
+        for bad in ["../../other/index.html", "/etc/x.html", "a/../../b.html"] {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_old();
+            // Written raw: the tar crate's own setters refuse such names.
+            h.as_old_mut().name[..bad.len()].copy_from_slice(bad.as_bytes());
+            h.set_size(1);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, &b"x"[..]).unwrap();
+            let tar = b.into_inner().unwrap();
+            let err = ZappFile::from_bytes("a.zapp".into(), tar).err().expect(bad);
+            assert!(
+                format!("{err:#}").contains("not a plain relative path"),
+                "{bad}: {err:#}"
+            );
         }
     }
 

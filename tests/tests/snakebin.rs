@@ -167,6 +167,16 @@ async fn snakebin_saves_fetches_runs_and_searches_scripts_for_anyone() {
     let out = r.text();
     assert!(out.starts_with("45\nto stderr\nTraceback"), "{out}");
     assert!(out.ends_with("ValueError: boom\n"), "{out}");
+    // A script that answers like an app (a chained job, with the app's
+    // setuid rights) is only text: its output is never read as HTTP.
+    let sneaky = "import sys\nsys.stdout.write('X-Zerovm-Execute: 1.0\\r\\nContent-Type: application/json\\r\\n\\r\\n[]')\n";
+    let r = anon(Method::POST, &format!("{page}/execute"), &[], sneaky).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        "X-Zerovm-Execute: 1.0\r\nContent-Type: application/json\r\n\r\n[]"
+    );
+    assert!(r.header("x-zerovm-execute").is_empty(), "{:?}", r.headers);
 
     // The same script again: the same URL (200: it was there).
     assert_eq!(save(&page, script).await, (200, url.clone()));
@@ -356,6 +366,63 @@ async fn a_setuid_app_s_chained_job_runs_for_anyone_and_sees_the_caller_s_host()
         r.headers
     );
     assert_eq!(r.header("x-nexe-system"), "back");
+
+    // Anyone may also name the app as the job's source in the account
+    // (what a chain does): it runs as the app, by the same rule.
+    let r = anon(
+        Method::POST,
+        &format!("{}/v1/AUTH_test", server.url),
+        &[
+            ("x-zerovm-execute", "1.0"),
+            ("x-zerovm-source", "swift://AUTH_test/apps/app.zapp"),
+            ("content-type", "text/plain"),
+            host[0],
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "host=snakebin.example:8080\n")
+    );
+    // An app of another account grants nothing here, even one whose own
+    // containers are open to anyone.
+    let s2 = Session::new(&server, "test2:tester2", "testing2").await;
+    mk_container(&s2, "apps").await;
+    mk_object(
+        &s2,
+        "/apps/app.zapp",
+        &zapp,
+        &[("content-type", "application/x-tar")],
+    )
+    .await;
+    let r = s2
+        .req(
+            "POST",
+            "/apps",
+            &[
+                (
+                    "x-container-meta-rest-endpoint",
+                    "swift://AUTH_test2/apps/app.zapp",
+                ),
+                ("x-container-meta-zerovm-suid", ".r:*,.rlistings"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = anon(
+        Method::POST,
+        &format!("{}/v1/AUTH_test", server.url),
+        &[
+            ("x-zerovm-execute", "1.0"),
+            ("x-zerovm-source", "swift://AUTH_test2/apps/app.zapp"),
+            ("content-type", "text/plain"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.text());
 
     // Still refused: a job of the caller's own in the account.
     let job = serde_json::json!([{

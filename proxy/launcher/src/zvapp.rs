@@ -292,17 +292,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..ProxyConfig::default()
     };
     cfg.zerocloud.timeout = args.timeout;
+    // One user with a random key: the store listens on loopback while the
+    // job runs, and the default users' keys are well known.
+    cfg.users = vec![proxy::config::UserConfig {
+        user: "zvapp:zvapp".into(),
+        key: format!("{:032x}", rand::random::<u128>()),
+        groups: vec![".admin".into()],
+    }];
     // As `zerocloud up` with its defaults: $ZEROCLOUD_IMAGES, else
     // ./zerocloud-data/images, made absolute here.
     let images_dir = match &args.images_dir {
         Some(d) => crate::absolute(d)?,
         None => crate::images::dir(&ProxyConfig::default()),
     };
-    let user = cfg
-        .users
-        .first()
-        .cloned()
-        .context("the default users are missing")?;
+    let user = cfg.users[0].clone();
     let running = up::start(cfg, Some(images_dir.clone())).await?;
     let base = format!("http://{}", running.addr());
     let result = drive(&args, &job, &root, &base, &user, &images_dir).await;
@@ -495,7 +498,10 @@ async fn copy_back(
         let Some(last) = list.last() else {
             return Ok(());
         };
-        marker = last["name"].as_str().unwrap_or_default().to_string();
+        marker = last["name"]
+            .as_str()
+            .with_context(|| format!("listing {container}: an entry without a name"))?
+            .to_string();
         for item in &list {
             let (Some(name), Some(etag)) = (item["name"].as_str(), item["hash"].as_str()) else {
                 continue;
@@ -515,12 +521,7 @@ async fn copy_back(
                 .await?
                 .bytes()
                 .await?;
-            if let Some(dir) = local.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            std::fs::write(&local, &bytes)
-                .with_context(|| format!("cannot write {}", local.display()))?;
+            write_below(root, &local, &bytes)?;
             if verbose {
                 eprintln!("zvapp: swift://~/{container}/{name} -> {}", local.display());
             }
@@ -537,7 +538,36 @@ fn failed_retcode(retcodes: &str) -> Option<&str> {
         .find(|c| !c.is_empty() && *c != "0")
 }
 
+/// Writes `bytes` to `path` (below `root`) without following a symlink
+/// anywhere below `root`: directories are made as needed, a symlink on
+/// the way is an error, and the file is replaced by a rename, so a link
+/// in its place is replaced, never written through.
+fn write_below(root: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let rel = path.strip_prefix(root).context("a path outside the root")?;
+    let mut dir = root.to_path_buf();
+    if let Some(parent) = rel.parent() {
+        for part in parent.components() {
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_dir() => {}
+                Ok(_) => bail!("not copied back: {} is not a directory", dir.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?,
+                Err(e) => return Err(e).with_context(|| format!("cannot use {}", dir.display())),
+            }
+        }
+    }
+    let name = rel.file_name().context("an object without a file name")?;
+    let tmp = dir.join(format!(".{}.zvapp-tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// MD5 of a regular file (not through a symlink), if there is one.
 fn file_md5(path: &Path) -> Option<String> {
+    if !std::fs::symlink_metadata(path).ok()?.file_type().is_file() {
+        return None;
+    }
     let bytes = std::fs::read(path).ok()?;
     Some(hex::encode(Md5::digest(&bytes)))
 }
@@ -603,6 +633,38 @@ mod tests {
             Some(PathBuf::from("/r/c/a/b"))
         );
         assert_eq!(local_path(root, "c", ""), None);
+    }
+
+    #[test]
+    fn copy_back_never_writes_through_a_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("precious");
+        std::fs::write(&target, "keep").unwrap();
+        let root = root.path();
+        std::fs::create_dir(root.join("out")).unwrap();
+        // A file that is a link: replaced by the object, the target kept.
+        std::os::unix::fs::symlink(&target, root.join("out/result")).unwrap();
+        write_below(root, &root.join("out/result"), b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert_eq!(
+            std::fs::read_to_string(root.join("out/result")).unwrap(),
+            "new"
+        );
+        assert!(!std::fs::symlink_metadata(root.join("out/result"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // A directory on the way that is a link: refused.
+        std::os::unix::fs::symlink(outside.path(), root.join("out/sub")).unwrap();
+        assert!(write_below(root, &root.join("out/sub/x"), b"new").is_err());
+        assert!(!outside.path().join("x").exists());
+        // New directories are made.
+        write_below(root, &root.join("out/a/b/c.txt"), b"c").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("out/a/b/c.txt")).unwrap(),
+            "c"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 #   BENCH_TMPDIR            parent of the temporary dir holding the on-disk data dir (${TMPDIR:-/tmp})
 #   BENCH_TMPFS_SIZE        size of the tmpfs for the zerocloud-tmpfs run (1g)
 #   BENCH_SKIP              labels to skip, space separated: zerocloud-disk zerocloud-tmpfs swift
+#                           zerocloud-front (`zerocloud proxy --swift-proxy` in front of that Swift)
 #   BENCH_JSON              file to append the per-phase JSON lines to (default: not kept)
 #   SHARED_TOOLS            dir with swift-peer-up.sh / swift-peer-down.sh (<repo>/../shared/tools)
 #   ZEROCLOUD_BIN           server binary to run (<repo>/target/release/zerocloud, built here)
@@ -107,6 +108,27 @@ run_zc() {
   stop_zc
 }
 
+# run_front SWIFT_BASE: `zerocloud proxy --swift-proxy` in front of Swift on a free port (plain
+# requests passed through: docs/swift-backend.md), benchmarked through it with Swift's auth
+run_front() {
+  local swift=$1 port zlog
+  port=$(free_port) || die "no free port found"
+  zlog="$work/zerocloud-front.log"
+  log "zerocloud-front: zerocloud proxy on 127.0.0.1:$port in front of $swift"
+  setsid "$ZC_BIN" proxy --bind "127.0.0.1:$port" --swift-proxy "$swift" >"$zlog" 2>&1 &
+  zc_pid=$!
+  local deadline=$((SECONDS + 30))
+  until curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/info"; do
+    if ! running "$zc_pid" || ((SECONDS >= deadline)); then
+      log "zerocloud-front: no /info within 30 s; its log:"; tail -n 20 "$zlog" >&2
+      stop_zc; return 1
+    fi
+    sleep 0.1
+  done
+  bench zerocloud-front "http://127.0.0.1:$port/auth/v1.0"
+  stop_zc
+}
+
 # ---- build --------------------------------------------------------------------------------------
 cd "$repo"
 have_zc=1
@@ -147,7 +169,14 @@ if ! skipped swift && [[ -f $SHARED_TOOLS/swift-peer-up.sh ]]; then
   fi
   if up_out=$(bash "$SHARED_TOOLS/swift-peer-up.sh"); then
     swift_auth=$(sed -n 's/^AUTH_URL=//p' <<<"$up_out" | tail -n 1)
-    if [[ -n $swift_auth ]]; then bench swift "$swift_auth"; else log "swift-peer-up.sh printed no AUTH_URL"; fi
+    if [[ -n $swift_auth ]]; then
+      bench swift "$swift_auth"
+      if ((have_zc)) && ! skipped zerocloud-front; then
+        run_front "${swift_auth%/auth/v1.0}" || log "zerocloud-front run failed"
+      fi
+    else
+      log "swift-peer-up.sh printed no AUTH_URL"
+    fi
   else
     log "swift-peer-up.sh failed: no Swift run"
   fi

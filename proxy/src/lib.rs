@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod context;
 pub mod cors;
@@ -22,22 +23,31 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::backend::SwiftUpstream;
 use crate::config::ProxyConfig;
 use crate::ring::Ring;
 use crate::router::Proxy;
 use crate::storage::RingStorage;
 use crate::swift::SwiftApi;
 
-/// Serves the Swift API on `listener` over the storage nodes of `cfg.ring`,
-/// until the returned server is stopped.
+/// Serves the Swift API on `listener` over the storage nodes of `cfg.ring`
+/// (or in front of the Swift proxy of `cfg.swift`), until the returned
+/// server is stopped.
 pub fn start(cfg: ProxyConfig, listener: TcpListener) -> anyhow::Result<wire::serve::Server> {
-    let ring = Ring::new(
-        cfg.ring.object_servers.clone(),
-        cfg.ring.part_power,
-        cfg.ring.hash_suffix.clone(),
-    )?;
-    let api = SwiftApi::new(cfg, Arc::new(RingStorage::new(ring)))?;
-    let proxy = Arc::new(Proxy::new(api));
+    let proxy = match &cfg.swift {
+        Some(swift) => Proxy::with_backend(Box::new(
+            SwiftUpstream::new(&swift.proxy).map_err(anyhow::Error::msg)?,
+        )),
+        None => {
+            let ring = Ring::new(
+                cfg.ring.object_servers.clone(),
+                cfg.ring.part_power,
+                cfg.ring.hash_suffix.clone(),
+            )?;
+            Proxy::new(SwiftApi::new(cfg, Arc::new(RingStorage::new(ring)))?)
+        }
+    };
+    let proxy = Arc::new(proxy);
     let opts = wire::serve::Options {
         title_case_headers: true,
     };

@@ -1,7 +1,9 @@
 //! The proxy's request pipeline. [`Proxy::handle`] wraps every request: a
-//! trans-id, for `/v1/...` the caller's identity and the parsed path (a
-//! [`RequestCtx`]), CORS, then the API table in [`api_table`], then Swift's
-//! response headers, the log line and metrics.
+//! trans-id, the app forms' URLs (`/open/`, `/api/`), then the
+//! [`Backend`] (`backend.rs`), then Swift's response headers, the log line
+//! and metrics. For our own store ([`Embedded`]), [`route_embedded`] takes
+//! `/v1/...` on: the caller's identity and the parsed path (a
+//! [`RequestCtx`]), CORS, jobs, then the API table in [`api_table`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +19,7 @@ use tracing::{info, Instrument};
 use wire::body::Body;
 
 use crate::auth::Identity;
+use crate::backend::{Backend, Embedded, FromUpstream};
 use crate::context::{RequestCtx, SwiftPath, TransId};
 use crate::endpoints;
 use crate::error::ProxyError;
@@ -89,19 +92,33 @@ pub fn api_table(state: AppState) -> Router {
 }
 
 pub struct Proxy {
-    state: AppState,
-    table: Router,
+    metrics: Arc<Metrics>,
+    backend: Box<dyn Backend>,
 }
 
 impl Proxy {
+    /// In front of our own store.
     pub fn new(api: SwiftApi) -> Proxy {
+        let metrics = Arc::new(Metrics::default());
         let state = AppState {
             api: Arc::new(api),
-            metrics: Arc::new(Metrics::default()),
+            metrics: metrics.clone(),
         };
-        Proxy {
+        let backend = Embedded {
             table: api_table(state.clone()),
             state,
+        };
+        Proxy {
+            metrics,
+            backend: Box::new(backend),
+        }
+    }
+
+    /// In front of another backend (an OpenStack Swift proxy).
+    pub fn with_backend(backend: Box<dyn Backend>) -> Proxy {
+        Proxy {
+            metrics: Arc::new(Metrics::default()),
+            backend,
         }
     }
 
@@ -131,9 +148,14 @@ impl Proxy {
             // Echoed as Swift's eventlet server does for HTTP/1.0-style clients.
             h.insert("connection", HeaderValue::from_static("keep-alive"));
         }
-        if let Ok(v) = HeaderValue::from_str(tx.as_str()) {
-            h.insert("x-trans-id", v.clone());
-            h.insert("x-openstack-request-id", v);
+        // Swift's own trans-id (ours appended) stays on what Swift answered.
+        let upstream = resp.extensions().get::<FromUpstream>().is_some();
+        let h = resp.headers_mut();
+        if !(upstream && h.contains_key("x-trans-id")) {
+            if let Ok(v) = HeaderValue::from_str(tx.as_str()) {
+                h.insert("x-trans-id", v.clone());
+                h.insert("x-openstack-request-id", v);
+            }
         }
         if !h.contains_key("content-length") && method == Method::HEAD {
             h.insert("content-length", HeaderValue::from(0));
@@ -146,26 +168,20 @@ impl Proxy {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let took = start.elapsed();
-        self.state
-            .metrics
+        self.metrics
             .record(method.as_str(), status, bytes_in, bytes_out, took);
         let ms = format!("{:.3}", took.as_secs_f64() * 1000.0);
         span.in_scope(|| info!(%method, %path, status, %ms, "done"));
         resp
     }
 
+    /// What every backend shares: the app forms' URLs; then the backend.
     async fn route(
         &self,
         mut req: Request<Body>,
         tx: TransId,
     ) -> Result<Response<Body>, ProxyError> {
         let path = req.uri().path();
-        if path == "/v1" || path == "/v1/" {
-            return Err(ProxyError::precondition("Bad URL"));
-        }
-        if is_v1_auth(path) {
-            return Ok(endpoints::token_for(&self.state.api, &req));
-        }
         // The app forms' URLs (spec/zerocloud.md §1.1): `/open/...` and
         // `/api/...` are `/v1/...` with `X-Zerovm-Execute: open/1.0` or
         // `api/1.0`, unless the request names its own version.
@@ -196,92 +212,107 @@ impl Proxy {
                 );
             }
         }
-        let path = req.uri().path();
-        if !path.starts_with("/v1/") {
-            return Ok(self
-                .table
-                .clone()
-                .oneshot(req)
-                .await
-                .unwrap_or_else(|e| match e {}));
-        }
-        let identity = self.identity(req.headers())?;
-        let swift_path = SwiftPath::parse(path)?;
-        if swift_path.account.len() > MAX_ACCOUNT_NAME_LENGTH {
-            return Err(ProxyError::bad_request(format!(
-                "Account name length of {} longer than {MAX_ACCOUNT_NAME_LENGTH}",
-                swift_path.account.len()
-            )));
-        }
-        let ctx = RequestCtx {
-            path: swift_path,
-            identity,
-            trans_id: tx,
-            referrer: hstr(req.headers(), "referer").map(str::to_string),
-            app_source: None,
-        };
-        if !ctx.path.has_routing_shape(req.uri().path()) {
-            let routed = match req.uri().query() {
-                Some(q) => format!("{}?{q}", ctx.path.routing_path()),
-                None => ctx.path.routing_path(),
-            };
-            *req.uri_mut() = routed
-                .parse()
-                .map_err(|e| ProxyError::Internal(format!("routing path {routed:?}: {e}")))?;
-        }
-        // CORS: the container's settings decide, for requests with an Origin.
-        let origin = hstr(req.headers(), "origin").map(str::to_string);
-        let cors = match (&origin, &ctx.path.container) {
-            (Some(_), Some(c)) => self
-                .state
-                .api
-                .container_info(&ctx, &ctx.path.account, c)
-                .await?
-                .map(|i| i.cors),
-            _ => None,
-        };
-        if req.method() == Method::OPTIONS {
-            if origin.is_some() && ctx.path.container.is_none() {
-                // No container, no CORS settings: a plain answer (as Swift).
-                return Ok(crate::cors::preflight(None, &HeaderMap::new()));
-            }
-            return Ok(crate::cors::preflight(cors.as_ref(), req.headers()));
-        }
-        if req.headers().contains_key(crate::job::EXECUTE) {
-            let mut resp = crate::job::dispatch(self.state.api.clone(), ctx, req).await?;
-            if let (true, Some(origin), Some(cors)) =
-                (self.state.api.cfg.zerocloud.use_cors, &origin, &cors)
-            {
-                crate::cors::decorate(&mut resp, cors, origin);
-            }
-            return Ok(resp);
-        }
-        req.extensions_mut().insert(ctx);
-        let mut resp = self
+        self.backend.handle(req, &tx).await
+    }
+}
+
+/// Our own store's pipeline for a request ([`Embedded`]'s [`Backend`]):
+/// TempAuth's routes, then for `/v1/...` the caller's identity, the parsed
+/// path and the request context, CORS, jobs, and the API table.
+pub(crate) async fn route_embedded(
+    e: &Embedded,
+    mut req: Request<Body>,
+    tx: TransId,
+) -> Result<Response<Body>, ProxyError> {
+    let path = req.uri().path();
+    if path == "/v1" || path == "/v1/" {
+        return Err(ProxyError::precondition("Bad URL"));
+    }
+    if is_v1_auth(path) {
+        return Ok(endpoints::token_for(&e.state.api, &req));
+    }
+    if !path.starts_with("/v1/") {
+        return Ok(e
             .table
             .clone()
             .oneshot(req)
             .await
-            .unwrap_or_else(|e| match e {});
-        if let (Some(origin), Some(cors)) = (origin, cors) {
-            crate::cors::decorate(&mut resp, &cors, &origin);
-        }
-        Ok(resp)
+            .unwrap_or_else(|e| match e {}));
     }
-
-    /// The caller's identity from X-Auth-Token (or X-Storage-Token), plus
-    /// X-Service-Token; 401 for a token that is not valid.
-    fn identity(&self, h: &HeaderMap) -> Result<Identity, ProxyError> {
-        let token = hstr(h, "x-auth-token").or_else(|| hstr(h, "x-storage-token"));
-        match token {
-            None => Ok(Identity::default()),
-            Some(t) => self
-                .state
-                .api
-                .auth
-                .validate(t, hstr(h, "x-service-token"))
-                .ok_or(ProxyError::Unauthorized),
+    let identity = identity(&e.state.api, req.headers())?;
+    let swift_path = SwiftPath::parse(path)?;
+    if swift_path.account.len() > MAX_ACCOUNT_NAME_LENGTH {
+        return Err(ProxyError::bad_request(format!(
+            "Account name length of {} longer than {MAX_ACCOUNT_NAME_LENGTH}",
+            swift_path.account.len()
+        )));
+    }
+    let ctx = RequestCtx {
+        path: swift_path,
+        identity,
+        trans_id: tx,
+        referrer: hstr(req.headers(), "referer").map(str::to_string),
+        app_source: None,
+    };
+    if !ctx.path.has_routing_shape(req.uri().path()) {
+        let routed = match req.uri().query() {
+            Some(q) => format!("{}?{q}", ctx.path.routing_path()),
+            None => ctx.path.routing_path(),
+        };
+        *req.uri_mut() = routed
+            .parse()
+            .map_err(|e| ProxyError::Internal(format!("routing path {routed:?}: {e}")))?;
+    }
+    // CORS: the container's settings decide, for requests with an Origin.
+    let origin = hstr(req.headers(), "origin").map(str::to_string);
+    let cors = match (&origin, &ctx.path.container) {
+        (Some(_), Some(c)) => e
+            .state
+            .api
+            .container_info(&ctx, &ctx.path.account, c)
+            .await?
+            .map(|i| i.cors),
+        _ => None,
+    };
+    if req.method() == Method::OPTIONS {
+        if origin.is_some() && ctx.path.container.is_none() {
+            // No container, no CORS settings: a plain answer (as Swift).
+            return Ok(crate::cors::preflight(None, &HeaderMap::new()));
         }
+        return Ok(crate::cors::preflight(cors.as_ref(), req.headers()));
+    }
+    if req.headers().contains_key(crate::job::EXECUTE) {
+        let mut resp = crate::job::dispatch(e.state.api.clone(), ctx, req).await?;
+        if let (true, Some(origin), Some(cors)) =
+            (e.state.api.cfg.zerocloud.use_cors, &origin, &cors)
+        {
+            crate::cors::decorate(&mut resp, cors, origin);
+        }
+        return Ok(resp);
+    }
+    req.extensions_mut().insert(ctx);
+    let mut resp = e
+        .table
+        .clone()
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| match e {});
+    if let (Some(origin), Some(cors)) = (origin, cors) {
+        crate::cors::decorate(&mut resp, &cors, &origin);
+    }
+    Ok(resp)
+}
+
+/// The caller's identity from X-Auth-Token (or X-Storage-Token), plus
+/// X-Service-Token; 401 for a token that is not valid.
+fn identity(api: &SwiftApi, h: &HeaderMap) -> Result<Identity, ProxyError> {
+    let token = hstr(h, "x-auth-token").or_else(|| hstr(h, "x-storage-token"));
+    match token {
+        None => Ok(Identity::default()),
+        Some(t) => api
+            .auth
+            .validate(t, hstr(h, "x-service-token"))
+            .ok_or(ProxyError::Unauthorized),
     }
 }
 

@@ -52,8 +52,13 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
         /// Internal address of an object server; repeat for each (overrides the config).
-        #[arg(long = "object-server")]
+        #[arg(long = "object-server", conflicts_with = "swift_proxy")]
         object_servers: Vec<String>,
+        /// Stand in front of this OpenStack Swift proxy (http://host:port)
+        /// instead of object servers: plain Swift requests are passed to it
+        /// (overrides the config's [swift] proxy; docs/swift-backend.md).
+        #[arg(long)]
+        swift_proxy: Option<String>,
     },
     /// System images: the interpreters jobs run in (see docs/images.md).
     Image {
@@ -104,6 +109,10 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
             no_image_install,
         } => {
             let mut cfg = load(common.config.as_deref(), common.bind.as_deref())?;
+            anyhow::ensure!(
+                cfg.swift.is_none(),
+                "zerocloud up runs its own store: for a [swift] backend use `zerocloud proxy`"
+            );
             cfg.ring.object_servers.clear();
             let data_dir_given = data_dir.is_some();
             if let Some(d) = data_dir {
@@ -120,14 +129,19 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Proxy {
             common,
             object_servers,
+            swift_proxy,
         } => {
             let mut cfg = load(common.config.as_deref(), common.bind.as_deref())?;
             if !object_servers.is_empty() {
                 cfg.ring.object_servers = object_servers;
+                cfg.swift = None;
+            }
+            if let Some(url) = swift_proxy {
+                cfg.swift = Some(proxy::config::SwiftConfig { proxy: url });
             }
             anyhow::ensure!(
-                !cfg.ring.object_servers.is_empty(),
-                "zerocloud proxy needs --object-server (or ring.object_servers in the config)"
+                !cfg.ring.object_servers.is_empty() || cfg.swift.is_some(),
+                "zerocloud proxy needs --object-server or --swift-proxy (or ring.object_servers, or [swift] proxy, in the config)"
             );
             (cfg, false, false)
         }
@@ -135,6 +149,7 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     // The images dir is made absolute where it is chosen (images::dir).
     cfg.data_dir = absolute(&cfg.data_dir)?;
     let users = cfg.users.clone();
+    let swift = cfg.swift.as_ref().map(|s| s.proxy.clone());
     // Jobs run beside the embedded object server, whose agent installs
     // missing images in the background (`install_images`).
     let images_dir = up.then(|| images::store(&cfg, data_dir_given).dir().to_path_buf());
@@ -143,10 +158,15 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     // Tests and scripts read these lines to learn the port.
     println!("zerocloud listening on http://{addr}");
     println!("auth URL: http://{addr}/auth/v1.0");
-    println!("object servers: {}", running.object_servers.join(", "));
-    println!("users (X-Auth-User / X-Auth-Key, groups):");
-    for u in &users {
-        println!("  {:<16} {:<10} {}", u.user, u.key, u.groups.join(","));
+    match swift {
+        Some(url) => println!("swift proxy: {url} (its auth and users)"),
+        None => {
+            println!("object servers: {}", running.object_servers.join(", "));
+            println!("users (X-Auth-User / X-Auth-Key, groups):");
+            for u in &users {
+                println!("  {:<16} {:<10} {}", u.user, u.key, u.groups.join(","));
+            }
+        }
     }
     up::stop_on_signal(running).await
 }

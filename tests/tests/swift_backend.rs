@@ -309,3 +309,137 @@ async fn a_swift_that_does_not_answer_is_named() {
     assert_eq!(r.status, 502);
     assert!(r.text().contains(&closed), "{}", r.text());
 }
+
+/// tests/swift/swift-cluster-up.sh: a real Swift with three object servers
+/// (3 replicas) and `list_endpoints`; stopped on drop.
+struct SwiftCluster {
+    home: tempfile::TempDir,
+    proxy: String,
+}
+
+fn cluster_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("swift")
+        .join(name)
+}
+
+impl SwiftCluster {
+    fn start() -> SwiftCluster {
+        let home = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(cluster_script("swift-cluster-up.sh"))
+            .env("SWIFT_CLUSTER_HOME", home.path())
+            .env("SHARED_TOOLS", tools())
+            .output()
+            .expect("run swift-cluster-up.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "swift-cluster-up.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let proxy = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("PROXY="))
+            .expect("PROXY= line")
+            .trim()
+            .to_string();
+        SwiftCluster { home, proxy }
+    }
+
+    fn object_server(&self, script: &str, n: u8) {
+        let out = Command::new(cluster_script(script))
+            .args(["--object-server", &n.to_string()])
+            .env("SWIFT_CLUSTER_HOME", self.home.path())
+            .env("SHARED_TOOLS", tools())
+            .output()
+            .expect("run the cluster script");
+        assert!(
+            out.status.success(),
+            "{script} --object-server {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for SwiftCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(cluster_script("swift-cluster-down.sh"))
+            .env("SWIFT_CLUSTER_HOME", self.home.path())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// In front of three replicas: every object lands on the three object
+/// servers (Swift's own locality answer, asked of Swift directly, since we
+/// never pass `/endpoints/` on), and with one of them stopped, reads and
+/// writes through us still succeed from the others.
+#[tokio::test]
+async fn one_object_server_down_and_requests_through_us_still_succeed() {
+    let cluster = SwiftCluster::start();
+    let front = Front::start(&cluster.proxy);
+    let http = Http::new();
+    let (token, storage) = login(&http, &format!("{}/auth/v1.0", front.url)).await;
+    let t = [("x-auth-token", token.as_str())];
+    let r = http
+        .req(Method::PUT, &format!("{storage}/c"), &t, Vec::<u8>::new())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = http
+        .req(
+            Method::PUT,
+            &format!("{storage}/c/o"),
+            &t,
+            b"three copies".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let r = http
+        .req(
+            Method::GET,
+            &format!("{}/endpoints/v2/AUTH_test/c/o", cluster.proxy),
+            &[],
+            Vec::<u8>::new(),
+        )
+        .await;
+    let holders = r.json()["endpoints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut servers: Vec<String> = holders
+        .iter()
+        .filter_map(|e| e.as_str())
+        .filter_map(|e| e.strip_prefix("http://"))
+        .filter_map(|e| e.split('/').next())
+        .map(str::to_string)
+        .collect();
+    servers.sort();
+    servers.dedup();
+    assert_eq!(servers.len(), 3, "{}", r.text());
+
+    cluster.object_server("swift-cluster-down.sh", 2);
+    let r = http
+        .req(Method::GET, &format!("{storage}/c/o"), &t, Vec::<u8>::new())
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (200, "three copies"));
+    let r = http
+        .req(
+            Method::PUT,
+            &format!("{storage}/c/o2"),
+            &t,
+            b"two copies".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    cluster.object_server("swift-cluster-up.sh", 2);
+    let r = http
+        .req(
+            Method::GET,
+            &format!("{storage}/c/o2"),
+            &t,
+            Vec::<u8>::new(),
+        )
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (200, "two copies"));
+}

@@ -108,6 +108,13 @@ pub fn uploads(
                 let source = std::str::from_utf8(&member.data)
                     .map_err(|_| anyhow!("{name}: a template must be UTF-8"))?;
                 let text = ui::render_ui(&name, source, auth_opts, &yaml)?;
+                if source.contains("auth_opts") && auth_opts.get("password").is_some() {
+                    // As the original did; said, so nobody publishes a key unawares.
+                    eprintln!(
+                        "zpm: warning: {stem} holds your password (auth_opts): anyone who can read \
+                         it can log in as you; deploy with --no-ui-auth to leave it out"
+                    );
+                }
                 (stem.to_string(), text.into_bytes())
             }
             None => (name.clone(), member.data.clone()),

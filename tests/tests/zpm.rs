@@ -347,6 +347,12 @@ async fn a_web_ui_project_is_rendered_and_uploaded() {
         r.stdout,
         format!("app deployed to\n  {}/greet/index.html\n", s.url)
     );
+    // The page carries the key (as the original's did), and zpm says so.
+    assert!(
+        r.stderr.contains("index.html holds your password") && r.stderr.contains("--no-ui-auth"),
+        "{}",
+        r.stderr
+    );
 
     let page = s.req("GET", "/greet/index.html", &[], "").await;
     assert_eq!(page.status, 200);
@@ -413,7 +419,8 @@ async fn a_web_ui_project_is_rendered_and_uploaded() {
     // --no-ui-auth: no credentials in the page, the storage URL instead.
     let mut args = vec!["deploy", "--no-ui-auth", "greet2", "greeter.zapp"];
     args.extend(login);
-    zpm_ok(&dir, &args, &[]);
+    let r = zpm_ok(&dir, &args, &[]);
+    assert!(!r.stderr.contains("password"), "{}", r.stderr);
     let html = s.req("GET", "/greet2/index.html", &[], "").await.text();
     assert!(
         html.contains(&format!(r#"{{"swiftUrl":"{}","version":"0.0"}}"#, s.url))

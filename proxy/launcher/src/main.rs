@@ -47,7 +47,7 @@ enum Cmd {
         #[arg(long)]
         no_image_install: bool,
     },
-    /// Proxy only, in front of running object servers.
+    /// Proxy only, in front of running object servers, or of an OpenStack Swift proxy.
     Proxy {
         #[command(flatten)]
         common: Common,

@@ -375,7 +375,7 @@ async fn drive(
         containers.push(ZAPP_CONTAINER.into());
     }
     for c in &containers {
-        let url = format!("{}/{}", client.storage, enc(c));
+        let url = format!("{}/{}", client.storage, wire::enc(c));
         client
             .send(client.http.put(&url), &format!("creating container {c}"))
             .await?;
@@ -393,7 +393,7 @@ async fn drive(
                 .send(
                     client
                         .http
-                        .put(format!("{url}/{}", enc(&object)))
+                        .put(format!("{url}/{}", wire::enc(&object)))
                         .body(body),
                     &format!("uploading {}", file.display()),
                 )
@@ -405,7 +405,11 @@ async fn drive(
             .send(
                 client
                     .http
-                    .put(format!("{}/{ZAPP_CONTAINER}/{}", client.storage, enc(name)))
+                    .put(format!(
+                        "{}/{ZAPP_CONTAINER}/{}",
+                        client.storage,
+                        wire::enc(name)
+                    ))
                     .header("Content-Type", "application/x-tar")
                     .body(tar.clone()),
                 &format!("uploading the zapp {name}"),
@@ -480,7 +484,7 @@ async fn copy_back(
     container: &str,
     verbose: bool,
 ) -> anyhow::Result<()> {
-    let url = format!("{}/{}", client.storage, enc(container));
+    let url = format!("{}/{}", client.storage, wire::enc(container));
     let mut marker = String::new();
     loop {
         let list: Vec<Value> = client
@@ -515,7 +519,7 @@ async fn copy_back(
             }
             let bytes = client
                 .send(
-                    client.http.get(format!("{url}/{}", enc(name))),
+                    client.http.get(format!("{url}/{}", wire::enc(name))),
                     &format!("fetching {container}/{name}"),
                 )
                 .await?
@@ -570,17 +574,6 @@ fn file_md5(path: &Path) -> Option<String> {
     }
     let bytes = std::fs::read(path).ok()?;
     Some(hex::encode(Md5::digest(&bytes)))
-}
-
-/// A container or object name as a URL path (each segment percent-encoded).
-fn enc(name: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'/')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(name, SET).to_string()
 }
 
 #[cfg(test)]

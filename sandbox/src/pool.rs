@@ -77,8 +77,14 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How to start a [`Pool`].
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// Worker processes (default: the available parallelism).
+    /// Worker processes started with the pool (default: the available
+    /// parallelism).
     pub workers: usize,
+    /// More slots, whose worker process starts at its first run and then
+    /// stays like the others (default 0). Capacity that costs nothing
+    /// until used: the exec agent's slots for connected jobs, which must
+    /// all run at once but are rarely all needed.
+    pub on_demand: usize,
     /// Runs that may wait for a busy worker before [`Pool::run`] refuses
     /// with [`PoolError::NoSlot`] (default: twice the workers).
     pub queue: usize,
@@ -109,6 +115,7 @@ impl PoolConfig {
             .unwrap_or(1);
         PoolConfig {
             workers,
+            on_demand: 0,
             queue: 2 * workers,
             worker_program: worker_program.into(),
             engine: EngineConfig::default(),
@@ -469,7 +476,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pool {
-    /// Starts `config.workers` workers and waits until each reports ready.
+    /// Starts `config.workers` workers and waits until each reports ready;
+    /// the `config.on_demand` further slots start theirs when first used.
     pub fn start(mut config: PoolConfig) -> Result<Pool, PoolError> {
         if config.workers == 0 {
             return Err(PoolError::Spawn("a pool needs at least one worker".into()));
@@ -506,7 +514,11 @@ impl Pool {
         }
         let engine = Engine::new(config.engine.clone())
             .map_err(|e| PoolError::Spawn(format!("engine: {e:#}")))?;
-        let n = config.workers;
+        // Slots 0..workers have a worker from the start; the idle stack pops
+        // them first, and a freed slot goes back on top, so on-demand slots
+        // are taken only when every started one is busy.
+        let n = config.workers + config.on_demand;
+        let started = config.workers;
         let pool = Pool {
             engine,
             scratch,
@@ -523,7 +535,7 @@ impl Pool {
             config,
         };
         // Launch them all, then wait for each: start-ups overlap.
-        let launched: Vec<_> = (0..n)
+        let launched: Vec<_> = (0..started)
             .map(|_| Worker::launch(&pool.config, &pool.scratch))
             .collect();
         for (i, worker) in launched.into_iter().enumerate() {

@@ -240,6 +240,41 @@ fn runs_in_a_row_reuse_the_same_workers() {
 }
 
 #[test]
+fn on_demand_slots_start_their_worker_only_when_every_started_one_is_busy() {
+    let pool = start(PoolConfig {
+        on_demand: 2,
+        ..config(1, 0)
+    });
+    assert_eq!(pool.worker_pids().len(), 1, "only the started worker");
+    assert_eq!(pool.stats().workers, 3);
+    let dir = tempfile::tempdir().unwrap();
+    // One at a time: the started worker serves them all.
+    for _ in 0..3 {
+        assert_hello(&pool, dir.path());
+    }
+    assert_eq!(pool.worker_pids().len(), 1);
+    // Three at once (with no queue): each takes a slot, two of them start
+    // their workers, and all three run.
+    let mut s = session(dir.path(), None);
+    s.timeout = Duration::from_millis(800);
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let j = job(&pool, &spin(), s.clone());
+                let pool = &pool;
+                scope.spawn(move || pool.run(j))
+            })
+            .collect();
+        for r in runs {
+            let outcome = r.join().unwrap().expect("a slot for every run");
+            assert_eq!(outcome.ending, Ending::Timeout);
+        }
+    });
+    assert_eq!(pool.worker_pids().len(), 3, "the on-demand workers stay");
+    assert_hello(&pool, dir.path());
+}
+
+#[test]
 fn without_isolation_workers_run_too() {
     let pool = start(PoolConfig {
         isolate: false,

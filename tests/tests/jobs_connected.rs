@@ -6,7 +6,7 @@
 mod common;
 
 use common::{mk_container, post_zapp, tar_of};
-use tests::{Cluster, Session};
+use tests::{Cluster, Server, Session};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mapreduce");
 
@@ -239,6 +239,31 @@ async fn connected_jobs_larger_than_the_cluster_slots_are_refused_whole_and_neve
     let r = post_zapp(&s, pipeline_zapp(A, B, C)).await;
     assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
     assert_eq!(r.text().trim(), "10000 100010000");
+}
+
+/// On `zerocloud up`'s defaults every node of a connected job runs on the
+/// one storage node: 24 mappers and a reducer fit (`cluster_workers` 32),
+/// most of their workers started on demand (`cluster_prestart` 4).
+#[tokio::test]
+async fn on_the_defaults_a_25_node_mapreduce_runs_on_one_server() {
+    let server = Server::start();
+    let s = Session::new(&server, "test:tester", "testing").await;
+    let job = serde_json::json!([
+        {"name": "map", "count": 24, "exec": {"path": "file://python:python", "args": "m.py"},
+         "devices": [{"name": "python"}], "connect": ["reduce"]},
+        {"name": "reduce", "exec": {"path": "file://python:python", "args": "r.py"},
+         "devices": [{"name": "python"}, {"name": "stdout"}]},
+    ]);
+    let m = "open('/dev/out/reduce', 'w').write('1\\n')\n";
+    let r_py = "import os\nprint(len(os.listdir('/dev/in')), sum(int(open('/dev/in/' + f).read()) for f in os.listdir('/dev/in')))\n";
+    let zapp = tar_of(&[
+        ("boot/system.map", job.to_string().as_bytes()),
+        ("m.py", m.as_bytes()),
+        ("r.py", r_py.as_bytes()),
+    ]);
+    let r = post_zapp(&s, zapp).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text().trim(), "24 24");
 }
 
 #[tokio::test]

@@ -106,9 +106,10 @@ impl Agent {
         let result = self.make_pool();
         match &result {
             Ok(_) => info!(
-                "exec agent: {} workers and {} for connected jobs, images in {}",
+                "exec agent: {} workers and {} for connected jobs ({} started, the others on demand), images in {}",
                 self.cfg.worker_count(),
                 self.cfg.cluster_workers,
+                self.cfg.cluster_prestart.min(self.cfg.cluster_workers),
                 self.images.store().dir().display()
             ),
             Err(e) => warn!("exec agent: no worker pool: {e}"),
@@ -124,7 +125,9 @@ impl Agent {
         let mut config = PoolConfig::new(program);
         // Both pools' sessions take any idle worker; the slots above keep
         // each pool within its share.
-        config.workers = self.cfg.worker_count() + self.cfg.cluster_workers;
+        let prestart = self.cfg.cluster_prestart.min(self.cfg.cluster_workers);
+        config.workers = self.cfg.worker_count() + prestart;
+        config.on_demand = self.cfg.cluster_workers - prestart;
         // Admission here bounds the queue; the pool itself never refuses.
         config.queue = usize::MAX;
         config.isolate = self.cfg.isolate;

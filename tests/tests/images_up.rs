@@ -116,7 +116,7 @@ async fn a_job_during_the_install_gets_503_saying_so() {
     let mut perm = std::fs::metadata(&python3).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(&python3, perm).unwrap();
-    let (server, _rx) = Server::start_installing(
+    let (server, rx) = Server::start_installing(
         &tmp.path().join("data"),
         &[
             ("ZEROCLOUD_IMAGES", images.as_os_str()),
@@ -148,5 +148,13 @@ async fn a_job_during_the_install_gets_503_saying_so() {
         r.headers
     );
     // Swift requests are served meanwhile.
-    assert_eq!(s.req("PUT", "/c", &[], "").await.status, 201);
+    let r = s.req("PUT", "/c", &[], "").await;
+    let log: Vec<String> = rx.try_iter().collect();
+    assert_eq!(
+        r.status,
+        201,
+        "{}\nserver log:\n{}",
+        r.text(),
+        log.join("\n")
+    );
 }

@@ -161,3 +161,23 @@ async fn a_client_that_goes_away_frees_its_worker() {
     })
     .await;
 }
+
+/// A session the node refuses before reading its body leaves that body
+/// unread on the connection: the answer says `Connection: close`, so the
+/// proxy's pooled client never sends its next request on a connection the
+/// node is closing.
+#[tokio::test]
+async fn a_session_refused_unread_closes_its_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = tests::ObjectServer::start(&tmp.path().join("data"), "127.0.0.1:0");
+    let r = tests::Http::new()
+        .req(
+            http::Method::POST,
+            &format!("http://{}/x/AUTH_test", node.addr),
+            &[("content-type", "application/octet-stream")],
+            vec![b'x'; 256 * 1024],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.header("connection"), "close", "{:?}", r.headers);
+}

@@ -12,7 +12,6 @@ use axum::Router;
 use axum_core::extract::FromRequestParts;
 use http::request::Parts;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Method, Response};
 use rusqlite::{params, Connection};
@@ -344,7 +343,7 @@ pub fn api_table(node: Arc<Node>) -> Router {
 }
 
 /// Wraps every internal request: its log line under the trans-id the proxy sent.
-pub async fn handle(table: Router, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(table: Router, req: Request<Body>) -> Response<Body> {
     let tx = header_str(req.headers(), wire::TRANS_ID)
         .unwrap_or("-")
         .to_string();

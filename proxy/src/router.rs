@@ -11,7 +11,6 @@ use std::time::Instant;
 use axum::extract::FromRef;
 use axum::routing::{any, get};
 use axum::Router;
-use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response};
 use tower::ServiceExt;
@@ -122,7 +121,7 @@ impl Proxy {
         }
     }
 
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
         let tx = TransId::new();
         let start = Instant::now();
         let method = req.method().clone();
@@ -134,7 +133,7 @@ impl Proxy {
             .unwrap_or(0);
         let span = tracing::info_span!("req", tx = %tx);
         let mut resp = self
-            .route(req.map(Body::new), tx.clone())
+            .route(req, tx.clone())
             .instrument(span.clone())
             .await
             .unwrap_or_else(ProxyError::into_response);

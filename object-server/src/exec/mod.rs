@@ -365,28 +365,6 @@ pub async fn handle(
     State(node): State<Arc<Node>>,
     params: RawPathParams,
     req: Request,
-) -> Response<Body> {
-    match run_session(node, params, req).await {
-        Ok(resp) => resp,
-        // Refused before its body was read (no pool yet, no slot, a bad
-        // plan): the unread rest makes the connection unusable, so the
-        // proxy is told not to pool it. Otherwise its next request could
-        // take this connection just as the server closes it, and fail.
-        Err(e) => {
-            let mut resp = e.into_response();
-            resp.headers_mut().insert(
-                hyper::header::CONNECTION,
-                hyper::header::HeaderValue::from_static("close"),
-            );
-            resp
-        }
-    }
-}
-
-async fn run_session(
-    node: Arc<Node>,
-    params: RawPathParams,
-    req: Request,
 ) -> Result<Response<Body>, StorageError> {
     let started = Instant::now();
     let names: Option<Vec<String>> = params.iter().map(|(_, v)| wire::dec(v)).collect();

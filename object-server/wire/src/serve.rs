@@ -1,13 +1,25 @@
 //! The one accept loop of both servers (the proxy's public API and a storage
 //! node's internal API): HTTP/1.1 with keep-alive, TCP_NODELAY, room for Swift's
 //! header counts, and a graceful stop that lets open requests finish.
+//!
+//! A request whose handler answered and let go of its body before the end
+//! (a refusal that never read the upload) is answered with `Connection:
+//! close`: hyper then closes the connection without saying so, and a
+//! pooled client (the proxy's storage client) could otherwise send its next
+//! request on a connection that is going away.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use bytes::Bytes;
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderValue, CONNECTION};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -75,10 +87,50 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     Err(last)
 }
 
+/// A request body that tells, once dropped, whether it was read to its end.
+struct Watched {
+    inner: Incoming,
+    /// Set when the body ended, or when it was dropped before that.
+    ended: bool,
+    unread: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            self.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if !self.ended && !self.inner.is_end_stream() {
+            self.unread.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Serves `handler` on `listener` until [`Server::stop`].
 pub fn spawn<F, Fut>(listener: TcpListener, opts: Options, handler: F) -> std::io::Result<Server>
 where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Body>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let addr = listener.local_addr()?;
@@ -98,7 +150,7 @@ async fn accept_loop<F, Fut>(
     mut shutdown: watch::Receiver<bool>,
 ) -> bool
 where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<Body>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -116,9 +168,31 @@ where
                 };
                 let _ = stream.set_nodelay(true);
                 let h = handler.clone();
-                let svc = hyper::service::service_fn(move |req| {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    // Only a body with bytes to come is watched.
+                    let (req, unread) = if req.body().is_end_stream() {
+                        (req.map(Body::new), None)
+                    } else {
+                        let unread = Arc::new(AtomicBool::new(false));
+                        let flag = unread.clone();
+                        let req = req.map(move |inner| {
+                            Body::new(Watched {
+                                inner,
+                                ended: false,
+                                unread: flag,
+                            })
+                        });
+                        (req, Some(unread))
+                    };
                     let fut = h(req);
-                    async move { Ok::<_, Infallible>(fut.await) }
+                    async move {
+                        let mut resp = fut.await;
+                        if unread.is_some_and(|u| u.load(Ordering::Relaxed)) {
+                            resp.headers_mut()
+                                .insert(CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 // Room for 90 metadata headers and the rest, so Swift's own limits
@@ -179,7 +253,7 @@ mod tests {
         use http_body_util::BodyExt;
         use tokio::io::AsyncWriteExt;
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let s = spawn(l, Options::default(), |req: Request<Incoming>| async move {
+        let s = spawn(l, Options::default(), |req: Request<Body>| async move {
             let _ = req.into_body().collect().await;
             Response::new(body::empty())
         })
@@ -191,5 +265,37 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         // The upload never completes: stop gives up after DRAIN and says so.
         assert!(!s.stop().await);
+    }
+    /// Sends `req` raw and returns the response head.
+    async fn head_of(addr: SocketAddr, req: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(req).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = c.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_let_go_of_an_unread_body_closes_the_connection() {
+        use http_body_util::BodyExt;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = spawn(l, Options::default(), |req: Request<Body>| async move {
+            if req.uri().path() == "/read" {
+                let _ = req.into_body().collect().await;
+            }
+            Response::new(body::full("ok"))
+        })
+        .unwrap();
+        let put = |path: &str| {
+            format!("PUT {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello")
+        };
+        let refused = head_of(s.addr(), put("/refuse").as_bytes()).await;
+        assert!(refused.contains("connection: close"), "{refused}");
+        let read = head_of(s.addr(), put("/read").as_bytes()).await;
+        assert!(!read.contains("connection: close"), "{read}");
+        let get = head_of(s.addr(), b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(!get.contains("connection: close"), "{get}");
+        assert!(s.stop().await);
     }
 }

@@ -161,12 +161,10 @@ impl SwiftUpstream {
             .request(Request::from_parts(parts, body))
             .await
             .map_err(|e| {
-                let cause = std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
                 ProxyError::Upstream(format!(
-                    "The Swift proxy {} did not answer: {e}: {cause}",
-                    self.base
+                    "The Swift proxy {} did not answer: {}",
+                    self.base,
+                    wire::client::describe(&e)
                 ))
             })?;
         let (mut parts, body) = resp.into_parts();

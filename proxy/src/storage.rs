@@ -118,12 +118,7 @@ impl RingStorage {
             .client
             .request(Request::from_parts(parts, body))
             .await
-            .map_err(|e| {
-                let cause = std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
-                ProxyError::Backend(format!("{node}: {e}: {cause}"))
-            })?;
+            .map_err(|e| ProxyError::Backend(format!("{node}: {}", wire::client::describe(&e))))?;
         Ok(resp.map(Body::new))
     }
 }

@@ -15,6 +15,15 @@ pub type HttpClient = Client<HttpConnector, Body>;
 /// metadata items plus the usual headers (hyper's default is 100).
 pub const MAX_HEADERS: usize = 256;
 
+/// A client error with its cause (hyper's own text is only "client error
+/// (Connect)"; the cause says "Connection refused").
+pub fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 pub fn http_client() -> HttpClient {
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);

@@ -8,57 +8,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export ST_AUTH=${ST_AUTH:-http://127.0.0.1:8080/auth/v1.0}
-export ST_USER=${ST_USER:-test:tester}
-export ST_KEY=${ST_KEY:-testing}
+name=wordcount
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
 
-step() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'examples/wordcount: error: %s\n' "$*" >&2; exit 1; }
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-# login: sets TOKEN and STORAGE_URL from the auth answer's headers.
-login() {
-    local code
-    code=$(curl -sS -o /dev/null -D "$work/auth" -w '%{http_code}' \
-        -H "X-Auth-User: $ST_USER" -H "X-Auth-Key: $ST_KEY" "$ST_AUTH") ||
-        die "no answer from $ST_AUTH (is \`zerocloud up\` running? set ST_AUTH)"
-    [[ $code == 2?? ]] || die "auth as $ST_USER at $ST_AUTH: HTTP $code"
-    TOKEN=$(awk -F': ' 'tolower($1)=="x-auth-token" {print $2}' "$work/auth" | tr -d '\r')
-    STORAGE_URL=$(awk -F': ' 'tolower($1)=="x-storage-url" {print $2}' "$work/auth" | tr -d '\r')
-    [[ -n $TOKEN && -n $STORAGE_URL ]] || die "auth at $ST_AUTH gave no X-Auth-Token/X-Storage-Url"
-}
-
-# req METHOD URL [curl args...]: prints the response body; a status outside
-# 2xx ends the script with the status and the body. A 503 with Retry-After
-# (the Python image still installing, no free slot) is retried for a while.
-req() {
-    local method=$1 url=$2 code tries=0
-    shift 2
-    while :; do
-        code=$(curl -sS -X "$method" -H "X-Auth-Token: $TOKEN" -D "$work/head" \
-            -o "$work/body" -w '%{http_code}' "$@" "$url") ||
-            die "$method $url: no answer from the server"
-        if [[ $code == 503 ]] && grep -qi '^retry-after:' "$work/head" && ((tries++ < 120)); then
-            printf '    %s, retrying in 5 s\n' "$(head -c 200 "$work/body")" >&2
-            sleep 5
-            continue
-        fi
-        [[ $code == 2?? ]] || die "$method $url: HTTP $code: $(cat "$work/body")"
-        cat "$work/body"
-        return
-    done
-}
-
-# zpm: the one on PATH, else this repo's build.
-if command -v zpm >/dev/null; then
-    zpm=$(command -v zpm)
-elif [[ -x $here/../../target/release/zpm ]]; then
-    zpm=$(cd "$here/../../target/release" && pwd)/zpm
-else
-    die "zpm not found on PATH nor in target/release: build it with \`cargo build --release -p deploy\`"
-fi
+find_zpm
 
 login
 

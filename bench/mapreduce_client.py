@@ -9,7 +9,7 @@
                                              the bytes that crossed DEV and the map phase's
                                              CPU-bound floor
 
-The job is the seed's wordcount (tests/data/mapreduce/{mapper,reducer}.py) over
+The job is the seed's wordcount (examples/wordcount/{mapper,reducer}.py) over
 swift://~/mr/*.txt; its total must equal the local count, else the run fails.
 """
 
@@ -24,7 +24,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MR = os.path.join(HERE, "..", "tests", "data", "mapreduce")
+MR = os.path.join(HERE, "..", "examples", "wordcount")
 USER, KEY = "test:tester", "testing"
 
 

@@ -8,7 +8,8 @@ mod common;
 use common::{mk_container, post_zapp, tar_of};
 use tests::{Cluster, Server, Session};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mapreduce");
+/// The seed's wordcount: the example users run (examples/wordcount).
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wordcount");
 
 fn read(name: &str) -> Vec<u8> {
     std::fs::read(format!("{DATA}/{name}")).expect("test data")

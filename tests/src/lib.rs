@@ -194,6 +194,20 @@ impl Server {
         }
     }
 
+    /// `zerocloud proxy --swift-proxy <swift>`: in front of an OpenStack
+    /// Swift proxy (`http://host:port`).
+    pub fn swift_front(swift: &str) -> Server {
+        let mut cmd = Command::new(bin("zerocloud"));
+        cmd.args(["proxy", "--bind", "127.0.0.1:0", "--swift-proxy", swift]);
+        let (child, url) = spawn_until(cmd, "zerocloud listening on");
+        Server {
+            child,
+            url,
+            data_dir: PathBuf::new(),
+            _tmp: None,
+        }
+    }
+
     pub fn auth_url(&self) -> String {
         format!("{}/auth/v1.0", self.url)
     }

@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use http::Method;
-use tests::{bin, md5_hex, Http};
+use tests::{md5_hex, Http, Server, Session};
 
 /// ../shared/tools (or $SHARED_TOOLS): Swift's installer and peer scripts.
 fn tools() -> PathBuf {
@@ -72,47 +72,9 @@ impl Drop for SwiftPeer {
     }
 }
 
-/// `zerocloud proxy --swift-proxy <url>` on a free port.
-struct Front {
-    child: Child,
-    url: String,
-}
-
-impl Front {
-    fn start(swift: &str) -> Front {
-        let port = free_port();
-        let mut child = Command::new(bin("zerocloud"))
-            .args(["proxy", "--bind", &format!("127.0.0.1:{port}")])
-            .args(["--swift-proxy", swift])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start zerocloud proxy");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-        let url = loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    if let Some(u) = l.strip_prefix("zerocloud listening on ") {
-                        break u.trim().to_string();
-                    }
-                }
-                _ => panic!("zerocloud proxy exited before listening"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Front { child, url }
-    }
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn login(http: &Http, auth: &str) -> (String, String) {
+/// Logs in as test:tester at `auth` (Swift's tempauth, through us).
+async fn login(auth: &str) -> Session {
+    let http = Http::new();
     let r = http
         .req(
             Method::GET,
@@ -122,26 +84,23 @@ async fn login(http: &Http, auth: &str) -> (String, String) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    (
-        r.header("x-auth-token").to_string(),
-        r.header("x-storage-url").to_string(),
-    )
+    Session {
+        http,
+        url: r.header("x-storage-url").to_string(),
+        token: r.header("x-auth-token").to_string(),
+    }
 }
 
 #[tokio::test]
 async fn plain_swift_requests_pass_through_to_swift() {
     let peer = SwiftPeer::start();
-    let front = Front::start(&peer.url());
-    let http = Http::new();
+    let front = Server::swift_front(&peer.url());
 
     // Swift's tempauth answers, and the storage URL it hands out names us.
-    let (token, storage) = login(&http, &format!("{}/auth/v1.0", front.url)).await;
-    assert_eq!(storage, format!("{}/v1/AUTH_test", front.url));
-    let t = [("x-auth-token", token.as_str())];
+    let s = login(&front.auth_url()).await;
+    assert_eq!(s.url, format!("{}/v1/AUTH_test", front.url));
 
-    let r = http
-        .req(Method::PUT, &format!("{storage}/c"), &t, Vec::<u8>::new())
-        .await;
+    let r = s.req("PUT", "/c", &[], "").await;
     assert_eq!(r.status, 201, "{}", r.text());
     // Swift's trans-id comes back, with ours appended to it.
     assert!(r.header("x-trans-id").starts_with("tx"), "{:?}", r.headers);
@@ -155,109 +114,57 @@ async fn plain_swift_requests_pass_through_to_swift() {
     let big: Vec<u8> = (0..8u32 << 20)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
-    let r = http
-        .req(Method::PUT, &format!("{storage}/c/big"), &t, big.clone())
-        .await;
+    let r = s.req("PUT", "/c/big", &[], big.clone()).await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.header("etag"), md5_hex(&big));
-    let r = http
-        .req(
-            Method::GET,
-            &format!("{storage}/c/big"),
-            &t,
-            Vec::<u8>::new(),
-        )
-        .await;
+    let r = s.req("GET", "/c/big", &[], "").await;
     assert_eq!(r.status, 200);
     assert!(r.body == big, "the object came back changed");
-    let r = http
-        .req(
-            Method::GET,
-            &format!("{storage}/c/big"),
-            &[t[0], ("range", "bytes=10-19")],
-            Vec::<u8>::new(),
-        )
+    let r = s
+        .req("GET", "/c/big", &[("range", "bytes=10-19")], "")
         .await;
     assert_eq!((r.status, &r.body[..]), (206, &big[10..20]));
 
     // A chunked upload is framed again on the way to Swift; a coding
     // other than chunked is refused as Swift refuses it.
     let host = common::host_port(&front.url);
-    let path = common::url_path(&storage);
+    let path = common::url_path(&s.url);
     for (te, want) in [("chunked", "201"), ("gzip, chunked", "501")] {
         let mut raw = format!(
-            "PUT {path}/c/chunky HTTP/1.1\r\nHost: {host}\r\nX-Auth-Token: {token}\r\n\
-             Transfer-Encoding: {te}\r\nConnection: close\r\n\r\n"
+            "PUT {path}/c/chunky HTTP/1.1\r\nHost: {host}\r\nX-Auth-Token: {}\r\n\
+             Transfer-Encoding: {te}\r\nConnection: close\r\n\r\n",
+            s.token
         )
         .into_bytes();
         raw.extend(common::chunked(&[b"hello, ", b"chunks"]));
         let r = common::raw_request(&host, &raw).await;
         assert_eq!(r.status.to_string(), want, "{te}: {}", r.text());
     }
-    let r = http
-        .req(
-            Method::GET,
-            &format!("{storage}/c/chunky"),
-            &t,
-            Vec::<u8>::new(),
-        )
-        .await;
+    let r = s.req("GET", "/c/chunky", &[], "").await;
     assert_eq!(r.text(), "hello, chunks");
 
     // Metadata, listings, HEAD, DELETE: Swift's answers.
-    let r = http
-        .req(
-            Method::POST,
-            &format!("{storage}/c/big"),
-            &[t[0], ("x-object-meta-color", "blue")],
-            Vec::<u8>::new(),
-        )
+    let r = s
+        .req("POST", "/c/big", &[("x-object-meta-color", "blue")], "")
         .await;
     assert_eq!(r.status, 202);
-    let r = http
-        .req(
-            Method::HEAD,
-            &format!("{storage}/c/big"),
-            &t,
-            Vec::<u8>::new(),
-        )
-        .await;
+    let r = s.req("HEAD", "/c/big", &[], "").await;
     assert_eq!(r.header("x-object-meta-color"), "blue");
     assert_eq!(r.header("content-length"), big.len().to_string());
-    let r = http
-        .req(
-            Method::GET,
-            &format!("{storage}/c?format=json"),
-            &t,
-            Vec::<u8>::new(),
-        )
-        .await;
+    let r = s.req("GET", "/c?format=json", &[], "").await;
     assert_eq!(r.json()[0]["name"], "big");
     assert_eq!(r.json()[1]["name"], "chunky");
-    let r = http
-        .req(
-            Method::DELETE,
-            &format!("{storage}/c/big"),
-            &t,
-            Vec::<u8>::new(),
-        )
-        .await;
+    let r = s.req("DELETE", "/c/big", &[], "").await;
     assert_eq!(r.status, 204);
-    let r = http
-        .req(
-            Method::GET,
-            &format!("{storage}/c/big"),
-            &t,
-            Vec::<u8>::new(),
-        )
-        .await;
+    let r = s.req("GET", "/c/big", &[], "").await;
     assert_eq!(r.status, 404);
 
     // Swift's auth decides: a bad token is refused by Swift.
-    let r = http
+    let r = s
+        .http
         .req(
             Method::GET,
-            &storage,
+            &s.url,
             &[("x-auth-token", "AUTH_tkbogus")],
             Vec::<u8>::new(),
         )
@@ -270,7 +177,8 @@ async fn plain_swift_requests_pass_through_to_swift() {
     );
 
     // Swift's unauthenticated locality API stays inside.
-    let r = http
+    let r = s
+        .http
         .req(
             Method::GET,
             &format!("{}/endpoints/AUTH_test/c/chunky", front.url),
@@ -281,12 +189,14 @@ async fn plain_swift_requests_pass_through_to_swift() {
     assert_eq!(r.status, 404);
 
     // Jobs are not built on this backend yet: a clear 501, nothing sent on.
+    let t = ("x-auth-token", s.token.as_str());
     for (url, headers) in [
-        (storage.clone(), vec![t[0], ("x-zerovm-execute", "1.0")]),
-        (format!("{}/open/AUTH_test/c/x", front.url), vec![t[0]]),
-        (format!("{}/api/AUTH_test/c", front.url), vec![t[0]]),
+        (s.url.clone(), vec![t, ("x-zerovm-execute", "1.0")]),
+        (format!("{}/open/AUTH_test/c/x", front.url), vec![t]),
+        (format!("{}/api/AUTH_test/c", front.url), vec![t]),
     ] {
-        let r = http
+        let r = s
+            .http
             .req(Method::POST, &url, &headers, b"print(1)".to_vec())
             .await;
         assert_eq!(r.status, 501, "{url}: {}", r.text());
@@ -297,7 +207,7 @@ async fn plain_swift_requests_pass_through_to_swift() {
 #[tokio::test]
 async fn a_swift_that_does_not_answer_is_named() {
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let front = Front::start(&closed);
+    let front = Server::swift_front(&closed);
     let r = Http::new()
         .req(
             Method::GET,
@@ -377,25 +287,15 @@ impl Drop for SwiftCluster {
 #[tokio::test]
 async fn one_object_server_down_and_requests_through_us_still_succeed() {
     let cluster = SwiftCluster::start();
-    let front = Front::start(&cluster.proxy);
-    let http = Http::new();
-    let (token, storage) = login(&http, &format!("{}/auth/v1.0", front.url)).await;
-    let t = [("x-auth-token", token.as_str())];
-    let r = http
-        .req(Method::PUT, &format!("{storage}/c"), &t, Vec::<u8>::new())
-        .await;
+    let front = Server::swift_front(&cluster.proxy);
+    let s = login(&front.auth_url()).await;
+    let r = s.req("PUT", "/c", &[], "").await;
     assert_eq!(r.status, 201, "{}", r.text());
-    let r = http
-        .req(
-            Method::PUT,
-            &format!("{storage}/c/o"),
-            &t,
-            b"three copies".to_vec(),
-        )
-        .await;
+    let r = s.req("PUT", "/c/o", &[], b"three copies".to_vec()).await;
     assert_eq!(r.status, 201, "{}", r.text());
 
-    let r = http
+    let r = s
+        .http
         .req(
             Method::GET,
             &format!("{}/endpoints/v2/AUTH_test/c/o", cluster.proxy),
@@ -419,27 +319,11 @@ async fn one_object_server_down_and_requests_through_us_still_succeed() {
     assert_eq!(servers.len(), 3, "{}", r.text());
 
     cluster.object_server("swift-cluster-down.sh", 2);
-    let r = http
-        .req(Method::GET, &format!("{storage}/c/o"), &t, Vec::<u8>::new())
-        .await;
+    let r = s.req("GET", "/c/o", &[], "").await;
     assert_eq!((r.status, r.text().as_str()), (200, "three copies"));
-    let r = http
-        .req(
-            Method::PUT,
-            &format!("{storage}/c/o2"),
-            &t,
-            b"two copies".to_vec(),
-        )
-        .await;
+    let r = s.req("PUT", "/c/o2", &[], b"two copies".to_vec()).await;
     assert_eq!(r.status, 201, "{}", r.text());
     cluster.object_server("swift-cluster-up.sh", 2);
-    let r = http
-        .req(
-            Method::GET,
-            &format!("{storage}/c/o2"),
-            &t,
-            Vec::<u8>::new(),
-        )
-        .await;
+    let r = s.req("GET", "/c/o2", &[], "").await;
     assert_eq!((r.status, r.text().as_str()), (200, "two copies"));
 }

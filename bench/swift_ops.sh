@@ -85,6 +85,19 @@ bench() {
   done
 }
 
+# wait_info LABEL PORT LOG: waits (30 s at most) for the server started as $zc_pid to serve
+# /info on PORT; else shows the end of its LOG, stops it and fails
+wait_info() {
+  local label=$1 port=$2 zlog=$3 deadline=$((SECONDS + 30))
+  until curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/info"; do
+    if ! running "$zc_pid" || ((SECONDS >= deadline)); then
+      log "$label: zerocloud did not serve /info within 30 s; its log:"; tail -n 20 "$zlog" >&2
+      stop_zc; return 1
+    fi
+    sleep 0.1
+  done
+}
+
 # run_zc LABEL DATA_DIR: starts `zerocloud up` on a free port, waits for /info, benchmarks, stops it
 run_zc() {
   local label=$1 data=$2 port zlog auth
@@ -95,14 +108,7 @@ run_zc() {
   # No background image install competing with the measured requests.
   setsid "$ZC_BIN" up --bind "127.0.0.1:$port" --data-dir "$data" --no-image-install >"$zlog" 2>&1 &
   zc_pid=$!
-  local deadline=$((SECONDS + 30))
-  until curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/info"; do
-    if ! running "$zc_pid" || ((SECONDS >= deadline)); then
-      log "$label: zerocloud did not serve /info within 30 s; its log:"; tail -n 20 "$zlog" >&2
-      stop_zc; return 1
-    fi
-    sleep 0.1
-  done
+  wait_info "$label" "$port" "$zlog" || return 1
   auth=$(grep -oE "http://127\.0\.0\.1:$port/[^[:space:]\"']*auth/v1\.0" "$zlog" | head -n 1 || true)
   bench "$label" "${auth:-http://127.0.0.1:$port/auth/v1.0}"
   stop_zc
@@ -117,14 +123,7 @@ run_front() {
   log "zerocloud-front: zerocloud proxy on 127.0.0.1:$port in front of $swift"
   setsid "$ZC_BIN" proxy --bind "127.0.0.1:$port" --swift-proxy "$swift" >"$zlog" 2>&1 &
   zc_pid=$!
-  local deadline=$((SECONDS + 30))
-  until curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/info"; do
-    if ! running "$zc_pid" || ((SECONDS >= deadline)); then
-      log "zerocloud-front: no /info within 30 s; its log:"; tail -n 20 "$zlog" >&2
-      stop_zc; return 1
-    fi
-    sleep 0.1
-  done
+  wait_info zerocloud-front "$port" "$zlog" || return 1
   bench zerocloud-front "http://127.0.0.1:$port/auth/v1.0"
   stop_zc
 }

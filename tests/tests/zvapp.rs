@@ -148,6 +148,49 @@ fn bad_jobs_and_missing_files_are_named() {
     assert!(text(&out.stderr).contains("exec"), "{}", text(&out.stderr));
 }
 
+/// What the README has a new user do: `zerocloud up` at the top of the repo
+/// (the image lands in ./zerocloud-data/images there), then `zvapp` inside
+/// an example, with no $ZEROCLOUD_IMAGES: zvapp finds the images up the tree.
+#[test]
+fn on_the_defaults_zvapp_in_a_subdirectory_uses_the_images_above_it() {
+    let installed = std::env::var_os("ZEROCLOUD_IMAGES")
+        .expect("ZEROCLOUD_IMAGES names the installed images (scripts/test.sh sets it)");
+    let project = wordcount_project();
+    let top = tempfile::tempdir().unwrap();
+    std::fs::create_dir(top.path().join("zerocloud-data")).unwrap();
+    // The installed image, reused by a link rather than installed again.
+    std::os::unix::fs::symlink(&installed, top.path().join("zerocloud-data/images")).unwrap();
+    let deep = top.path().join("examples/wordcount");
+    std::fs::create_dir_all(deep.parent().unwrap()).unwrap();
+    std::fs::rename(project.path(), &deep)
+        .or_else(|_| copy_dir(project.path(), &deep))
+        .expect("move the project");
+    let out = Command::new(tests::bin("zvapp"))
+        .arg("mapreduce.zapp")
+        .current_dir(&deep)
+        .env_remove("ZEROCLOUD_IMAGES")
+        .output()
+        .expect("run zvapp");
+    assert!(out.status.success(), "zvapp: {}", text(&out.stderr));
+    assert_eq!(
+        lines(&out.stdout).last().map(String::as_str),
+        Some("274 total")
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
 /// A new user's defaults: no $ZEROCLOUD_IMAGES, a fresh directory, so the
 /// images are looked for in ./zerocloud-data/images, which is empty: the
 /// error says where it looked and how to install.

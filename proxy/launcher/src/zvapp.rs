@@ -40,9 +40,10 @@ What happens:
      stdout/stderr with a path, ...) that are new or changed are copied
      back to ROOT/<container>/<object>. The temporary store is removed.
 
-Programs run in the system images of $ZEROCLOUD_IMAGES, else
-./zerocloud-data/images (as `zerocloud up`); install Python with
-`zerocloud image install python`.";
+Programs run in the system images of $ZEROCLOUD_IMAGES, else of the
+nearest zerocloud-data/images in this directory or a parent (where
+`zerocloud up` installed them when started there, as the README does at the
+top of the repo); install Python with `zerocloud image install python`.";
 
 /// The private store's container for the zapp being run.
 const ZAPP_CONTAINER: &str = "zvapp-image";
@@ -60,7 +61,8 @@ pub struct Args {
     /// The directory that stands for the Swift account(s).
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
-    /// System images [default: $ZEROCLOUD_IMAGES, else ./zerocloud-data/images].
+    /// System images [default: $ZEROCLOUD_IMAGES, else the nearest
+    /// zerocloud-data/images here or in a parent directory].
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
     /// Session timeout in seconds for each node.
@@ -272,6 +274,27 @@ pub fn local_path(root: &Path, container: &str, object: &str) -> Option<PathBuf>
     Some(root.join(container).join(rel))
 }
 
+/// `$ZEROCLOUD_IMAGES`, else `zerocloud up`'s default place
+/// (`zerocloud-data/images`) in the current directory or the nearest parent
+/// that has one: a user runs `zerocloud up` at the top of the repo and
+/// `zvapp` inside an example. Where there is none, the current directory's
+/// (so the error names it).
+fn default_images_dir() -> anyhow::Result<PathBuf> {
+    let defaults = ProxyConfig::default();
+    if sandbox::image::images_dir_from_env().is_some() {
+        return Ok(crate::images::dir(&defaults));
+    }
+    let here = std::env::current_dir().context("cannot read the current directory")?;
+    let rel = defaults.configured_images_dir();
+    let rel = rel.strip_prefix(".").unwrap_or(&rel);
+    Ok(nearest(&here, rel).unwrap_or_else(|| here.join(rel)))
+}
+
+/// The first `dir/rel` that is a directory, from `dir` up to the root.
+fn nearest(dir: &Path, rel: &Path) -> Option<PathBuf> {
+    dir.ancestors().map(|d| d.join(rel)).find(|p| p.is_dir())
+}
+
 /// Runs the job of `args`: an error when it could not run or the server
 /// refused it.
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -299,11 +322,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         key: format!("{:032x}", rand::random::<u128>()),
         groups: vec![".admin".into()],
     }];
-    // As `zerocloud up` with its defaults: $ZEROCLOUD_IMAGES, else
-    // ./zerocloud-data/images, made absolute here.
     let images_dir = match &args.images_dir {
         Some(d) => crate::absolute(d)?,
-        None => crate::images::dir(&ProxyConfig::default()),
+        None => default_images_dir()?,
     };
     let user = cfg.users[0].clone();
     let running = up::start(cfg, Some(images_dir.clone())).await?;
@@ -603,6 +624,23 @@ mod tests {
         let mut job = serde_json::json!([{"name": "a", "exec": {"path": "file://python:python"},
             "devices": [{"name": "input", "path": "swift://~/../x"}]}]);
         assert!(rewrite_accounts(&mut job).is_err());
+    }
+
+    #[test]
+    fn the_nearest_images_dir_is_found_up_the_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("examples/wordcount");
+        std::fs::create_dir_all(&deep).unwrap();
+        let rel = Path::new("zerocloud-data/images");
+        assert_eq!(nearest(&deep, rel), None);
+        std::fs::create_dir_all(root.path().join(rel)).unwrap();
+        assert_eq!(nearest(&deep, rel), Some(root.path().join(rel)));
+        std::fs::create_dir_all(deep.join(rel)).unwrap();
+        assert_eq!(
+            nearest(&deep, rel),
+            Some(deep.join(rel)),
+            "the nearest wins"
+        );
     }
 
     #[test]

@@ -218,4 +218,6 @@ fn on_the_defaults_a_missing_image_says_how_to_install_it() {
         .join("zerocloud-data/images");
     assert!(err.contains(&images.display().to_string()), "{err}");
     assert!(err.contains("zerocloud image install python"), "{err}");
+    // Said before anything started: nothing is left in the user's directory.
+    assert!(!dir.path().join("zerocloud-data").exists());
 }

@@ -81,6 +81,8 @@ pub struct LocalJob {
     pub zapp: Option<(String, Vec<u8>)>,
     pub containers: Vec<String>,
     pub written: Vec<String>,
+    /// A group's program is a `file://` path: it runs in a system image.
+    pub needs_system_image: bool,
 }
 
 /// Reads the job file: JSON, or a zapp (tar, gzipped or not) with
@@ -118,11 +120,18 @@ pub fn load_job(path: &Path) -> anyhow::Result<LocalJob> {
             &format!("swift://~/{ZAPP_CONTAINER}/{name}"),
         );
     }
+    let needs_system_image = system_map
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.pointer("/exec/path").and_then(Value::as_str))
+        .any(|p| p.starts_with("file://"));
     Ok(LocalJob {
         system_map,
         zapp,
         containers,
         written,
+        needs_system_image,
     })
 }
 
@@ -274,25 +283,40 @@ pub fn local_path(root: &Path, container: &str, object: &str) -> Option<PathBuf>
     Some(root.join(container).join(rel))
 }
 
-/// `$ZEROCLOUD_IMAGES`, else `zerocloud up`'s default place
-/// (`zerocloud-data/images`) in the current directory or the nearest parent
-/// that has one: a user runs `zerocloud up` at the top of the repo and
-/// `zvapp` inside an example. Where there is none, the current directory's
-/// (so the error names it).
-fn default_images_dir() -> anyhow::Result<PathBuf> {
+/// Where system images are: `$ZEROCLOUD_IMAGES`, else `zerocloud up`'s
+/// default place (`zerocloud-data/images`) in the current directory or the
+/// nearest parent where images are installed: a user runs `zerocloud up` at
+/// the top of the repo and `zvapp` inside an example. `Err` names where it
+/// looked when there are none.
+fn default_images_dir() -> Result<PathBuf, String> {
     let defaults = ProxyConfig::default();
     if sandbox::image::images_dir_from_env().is_some() {
         return Ok(crate::images::dir(&defaults));
     }
-    let here = std::env::current_dir().context("cannot read the current directory")?;
+    let here = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
     let rel = defaults.configured_images_dir();
     let rel = rel.strip_prefix(".").unwrap_or(&rel);
-    Ok(nearest(&here, rel).unwrap_or_else(|| here.join(rel)))
+    nearest(&here, rel, has_images).ok_or_else(|| {
+        format!(
+            "no system images in {} or in a parent directory's zerocloud-data/images: \
+             install Python with `zerocloud image install python` (at the top of the repo), \
+             or set $ZEROCLOUD_IMAGES or --images-dir",
+            here.join(rel).display()
+        )
+    })
 }
 
-/// The first `dir/rel` that is a directory, from `dir` up to the root.
-fn nearest(dir: &Path, rel: &Path) -> Option<PathBuf> {
-    dir.ancestors().map(|d| d.join(rel)).find(|p| p.is_dir())
+/// Whether any known system image is installed in `dir`.
+fn has_images(dir: &Path) -> bool {
+    let store = sandbox::ImageStore::at(dir.to_path_buf());
+    sandbox::image::known_images()
+        .iter()
+        .any(|spec| store.resolve(&spec.name).is_ok())
+}
+
+/// The first `dir/rel` that `found` accepts, from `dir` up to the root.
+fn nearest(dir: &Path, rel: &Path, found: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    dir.ancestors().map(|d| d.join(rel)).find(|p| found(p))
 }
 
 /// Runs the job of `args`: an error when it could not run or the server
@@ -322,9 +346,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         key: format!("{:032x}", rand::random::<u128>()),
         groups: vec![".admin".into()],
     }];
-    let images_dir = match &args.images_dir {
-        Some(d) => crate::absolute(d)?,
-        None => default_images_dir()?,
+    // Without images, a job of a system image (`file://`) cannot run:
+    // said here, before a server starts and leaves directories behind.
+    let images_dir = match (&args.images_dir, default_images_dir()) {
+        (Some(d), _) => crate::absolute(d)?,
+        (None, Ok(d)) => d,
+        (None, Err(why)) if job.needs_system_image => bail!(why),
+        (None, Err(_)) => tmp.path().join("images"),
     };
     let user = cfg.users[0].clone();
     let running = up::start(cfg, Some(images_dir.clone())).await?;
@@ -632,12 +660,16 @@ mod tests {
         let deep = root.path().join("examples/wordcount");
         std::fs::create_dir_all(&deep).unwrap();
         let rel = Path::new("zerocloud-data/images");
-        assert_eq!(nearest(&deep, rel), None);
-        std::fs::create_dir_all(root.path().join(rel)).unwrap();
-        assert_eq!(nearest(&deep, rel), Some(root.path().join(rel)));
-        std::fs::create_dir_all(deep.join(rel)).unwrap();
+        let found = |p: &Path| p.join("python").is_dir();
+        assert_eq!(nearest(&deep, rel, found), None);
+        std::fs::create_dir_all(root.path().join(rel).join("python")).unwrap();
+        assert_eq!(nearest(&deep, rel, found), Some(root.path().join(rel)));
+        // An images dir with nothing installed is passed over.
+        std::fs::create_dir_all(deep.join(rel).join("cache")).unwrap();
+        assert_eq!(nearest(&deep, rel, found), Some(root.path().join(rel)));
+        std::fs::create_dir_all(deep.join(rel).join("python")).unwrap();
         assert_eq!(
-            nearest(&deep, rel),
+            nearest(&deep, rel, found),
             Some(deep.join(rel)),
             "the nearest wins"
         );

@@ -315,7 +315,11 @@ pub async fn start(cfg: ObjectServerConfig) -> anyhow::Result<ObjectServer> {
 /// path shape and method → handler. Names arrive percent-encoded, one segment
 /// each; [`Names`] decodes them.
 pub fn api_table(node: Arc<Node>) -> Router {
-    Router::new()
+    // An agent beside a Swift object server stores nothing itself.
+    if node.agent.beside_swift() {
+        return exec_routes(Router::new()).with_state(node);
+    }
+    let storage = Router::new()
         .route("/o/{a}/{c}/{o}", any(crate::object_api::handle))
         .route(
             "/c/{a}/{c}",
@@ -330,8 +334,13 @@ pub fn api_table(node: Arc<Node>) -> Router {
             "/a/{a}",
             get(account_get).head(account_get).post(account_post),
         )
-        .route("/au/{a}", put(account_row))
-        .route("/x/{a}", post(crate::exec::handle))
+        .route("/au/{a}", put(account_row));
+    exec_routes(storage).with_state(node)
+}
+
+/// The exec agent's routes (`wire::exec`).
+fn exec_routes(r: Router<Arc<Node>>) -> Router<Arc<Node>> {
+    r.route("/x/{a}", post(crate::exec::handle))
         .route("/x/{a}/{c}", post(crate::exec::handle))
         .route("/x/{a}/{c}/{o}", post(crate::exec::handle))
         .route("/xr/{a}", post(crate::exec::reserve))
@@ -339,7 +348,6 @@ pub fn api_table(node: Arc<Node>) -> Router {
         .route("/xr/{a}/{c}/{o}", post(crate::exec::reserve))
         .route("/xt/{t}", axum::routing::delete(crate::exec::release))
         .method_not_allowed_fallback(|| async { StorageError::MethodNotAllowed })
-        .with_state(node)
 }
 
 /// Wraps every internal request: its log line under the trans-id the proxy sent.

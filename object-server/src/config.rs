@@ -97,6 +97,12 @@ pub struct ExecConfig {
     pub max_output: u64,
     /// Largest executable (wasm module) a session may bring, bytes.
     pub max_program: u64,
+    /// `ip:port` of the OpenStack Swift object server this agent runs
+    /// beside (docs/swift-backend.md). Set, this server is an exec agent
+    /// only: it serves no storage API, reads the replicas a session is
+    /// attached to from that object server, and sends attached outputs
+    /// back to the proxy, which stores them through the Swift proxy.
+    pub swift_object_server: Option<String>,
 }
 
 impl Default for ExecConfig {
@@ -119,6 +125,7 @@ impl Default for ExecConfig {
             max_input: 1 << 30,
             max_output: 1 << 30,
             max_program: 256 << 20,
+            swift_object_server: None,
         }
     }
 }

@@ -15,6 +15,30 @@ use crate::error::StorageError;
 use crate::objects::path_hash;
 use wire::timestamp::Timestamp;
 
+/// A row of a container input's snapshot (spec §2.2).
+pub struct SnapshotRow {
+    pub name: String,
+    /// A Swift timestamp ("1700000000.12345").
+    pub created_at: String,
+    pub size: i64,
+    pub content_type: String,
+    pub etag: String,
+}
+
+/// The table a container input's snapshot has, in database `db`.
+fn snapshot_table(db: &str) -> String {
+    format!(
+        "CREATE TABLE {db}.object (
+             ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
+             name TEXT NOT NULL UNIQUE,
+             created_at TEXT NOT NULL,
+             size INTEGER NOT NULL,
+             content_type TEXT NOT NULL,
+             etag TEXT NOT NULL,
+             deleted INTEGER NOT NULL DEFAULT 0);"
+    )
+}
+
 const CONTAINER_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS object (
     ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -503,25 +527,49 @@ impl Databases {
                     StorageError::Corrupt(format!("snapshot path {} is not UTF-8", dest.display()))
                 })?;
                 conn.execute("ATTACH DATABASE ?1 AS snap", [dest])?;
-                let copied = conn.execute_batch(
-                    "CREATE TABLE snap.object (
-                         ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
-                         name TEXT NOT NULL UNIQUE,
-                         created_at TEXT NOT NULL,
-                         size INTEGER NOT NULL,
-                         content_type TEXT NOT NULL,
-                         etag TEXT NOT NULL,
-                         deleted INTEGER NOT NULL DEFAULT 0);
+                let copied = conn.execute_batch(&format!(
+                    "{}
                      INSERT INTO snap.object (name, created_at, size, content_type, etag, deleted)
                          SELECT name, created_at, size, content_type, etag, 0
                          FROM main.object WHERE deleted = 0 ORDER BY name;",
-                );
+                    snapshot_table("snap")
+                ));
                 conn.execute("DETACH DATABASE snap", [])?;
                 copied?;
                 Ok(Some(()))
             })
             .await?
             .flatten())
+    }
+
+    /// A container input's snapshot made from a listing rather than a DB
+    /// here (an agent beside Swift: the listing was read through the Swift
+    /// proxy as the caller): the same table as
+    /// [`Databases::snapshot_container`], in a new SQLite file `dest`.
+    pub fn snapshot_from_rows(
+        dest: &Path,
+        rows: impl IntoIterator<Item = SnapshotRow>,
+    ) -> Result<(), StorageError> {
+        let mut conn = Connection::open(dest)?;
+        conn.execute_batch(&snapshot_table("main"))?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT OR REPLACE INTO object (name, created_at, size, content_type, etag, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+            )?;
+            for r in rows {
+                insert.execute(params![
+                    r.name,
+                    r.created_at,
+                    r.size,
+                    r.content_type,
+                    r.etag
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     // ---- accounts -----------------------------------------------------------------

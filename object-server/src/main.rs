@@ -22,6 +22,12 @@ struct Args {
     /// Data directory (overrides the config).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Run as an exec agent beside this OpenStack Swift object server
+    /// (ip:port): no storage of its own; sessions read their replicas from
+    /// it (overrides the config's [exec] swift_object_server;
+    /// docs/swift-backend.md).
+    #[arg(long)]
+    swift_object_server: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +66,9 @@ async fn serve() -> anyhow::Result<()> {
     }
     if let Some(d) = args.data_dir {
         cfg.data_dir = d;
+    }
+    if let Some(s) = args.swift_object_server {
+        cfg.exec.swift_object_server = Some(s);
     }
     let server = object_server::start(cfg).await?;
     // Tests and scripts read this line to learn the port.

@@ -6,8 +6,10 @@
 //!   our storage nodes, and jobs (`job/`) run by their exec agents.
 //! - [`SwiftUpstream`]: an OpenStack Swift proxy. Every plain Swift request
 //!   is passed to it unchanged (auth included, so Swift's tempauth or
-//!   keystone stays in charge), streaming both ways. Jobs on it are not
-//!   built yet: ZeroCloud requests get 501 (docs/swift-backend.md).
+//!   keystone stays in charge), streaming both ways. ZeroCloud requests
+//!   run as jobs on exec agents beside Swift's object servers, every read
+//!   and write made with the caller's own token (`swift_cluster.rs`,
+//!   docs/swift-backend.md); without agents configured they get 501.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,9 +20,14 @@ use hyper::{Request, Response, Uri};
 use wire::body::Body;
 use wire::client::HttpClient;
 
-use crate::context::TransId;
+use std::sync::Arc;
+
+use crate::auth::Identity;
+use crate::context::{RequestCtx, SwiftPath, TransId};
 use crate::error::ProxyError;
 use crate::router::AppState;
+use crate::swift::headers::hstr;
+use crate::swift::SwiftApi;
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -61,6 +68,9 @@ pub struct SwiftUpstream {
     /// `http://host:port`, no trailing slash.
     base: String,
     client: HttpClient,
+    /// The job layer over the Swift cluster (`SwiftCluster` storage), when
+    /// exec agents are configured.
+    jobs: Option<Arc<SwiftApi>>,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and
@@ -117,7 +127,42 @@ impl SwiftUpstream {
         Ok(SwiftUpstream {
             base: base.to_string(),
             client: wire::client::http_client(),
+            jobs: None,
         })
+    }
+
+    /// Runs ZeroCloud requests with `api`, whose storage is the Swift
+    /// cluster (`SwiftCluster`).
+    pub fn with_jobs(mut self, api: Arc<SwiftApi>) -> SwiftUpstream {
+        self.jobs = Some(api);
+        self
+    }
+
+    /// A ZeroCloud request: the job layer, as the caller (its own token
+    /// goes with every request the job makes to Swift).
+    async fn job(
+        &self,
+        api: &Arc<SwiftApi>,
+        req: Request<Body>,
+        tx: &TransId,
+    ) -> Result<Response<Body>, ProxyError> {
+        let h = req.headers();
+        let path = req.uri().path();
+        if !path.starts_with("/v1/") {
+            return Err(ProxyError::precondition("Bad URL"));
+        }
+        let ctx = RequestCtx {
+            path: SwiftPath::parse(path)?,
+            identity: Identity::default(),
+            trans_id: tx.clone(),
+            referrer: hstr(h, "referer").map(str::to_string),
+            app_source: None,
+            credential: h
+                .get("x-auth-token")
+                .or_else(|| h.get("x-storage-token"))
+                .cloned(),
+        };
+        crate::job::dispatch(api.clone(), ctx, req).await
     }
 
     /// Passes `req` to Swift as sent (method, path and query, headers but
@@ -160,13 +205,7 @@ impl SwiftUpstream {
             .client
             .request(Request::from_parts(parts, body))
             .await
-            .map_err(|e| {
-                ProxyError::Upstream(format!(
-                    "The Swift proxy {} did not answer: {}",
-                    self.base,
-                    wire::client::describe(&e)
-                ))
-            })?;
+            .map_err(|e| crate::swift_cluster::upstream_down(&self.base, &e))?;
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         parts.extensions.insert(FromUpstream);
@@ -188,11 +227,15 @@ impl Backend for SwiftUpstream {
                 return Err(ProxyError::NotFound);
             }
             if req.headers().contains_key(crate::job::EXECUTE) {
-                return Err(ProxyError::NotImplemented(
-                    "Jobs do not run on the OpenStack Swift backend yet: \
-                     this proxy passes plain Swift requests on to Swift only"
-                        .into(),
-                ));
+                return match &self.jobs {
+                    Some(api) => self.job(api, req, tx).await,
+                    None => Err(ProxyError::NotImplemented(
+                        "Jobs need exec agents: this proxy has no [swift] agents \
+                         configured (--swift-agent), so it passes plain Swift \
+                         requests on to Swift only"
+                            .into(),
+                    )),
+                };
             }
             self.forward(req, tx).await
         })

@@ -44,6 +44,11 @@ pub struct ProxyConfig {
 pub struct SwiftConfig {
     /// `http://host:port` of the Swift proxy server.
     pub proxy: String,
+    /// The exec agents, each beside one of Swift's object servers
+    /// (`object-server` with `[exec] swift_object_server`). None: jobs are
+    /// refused (501), plain requests pass through.
+    #[serde(default)]
+    pub agents: Vec<crate::swift_cluster::AgentBeside>,
 }
 
 /// `[zerocloud]`: how the proxy runs jobs. Names follow ZeroCloud's

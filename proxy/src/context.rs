@@ -145,6 +145,11 @@ pub struct RequestCtx {
     /// endpoint): what the setuid rule compares with a container's
     /// `Rest-Endpoint` (spec/zerocloud.md §1.7). `None` outside jobs.
     pub app_source: Option<String>,
+    /// The caller's own `X-Auth-Token`, sent with every storage request
+    /// made for it when the storage's auth decides (an OpenStack Swift
+    /// backend: `Storage::caller_credentials`). `None` on our own store,
+    /// whose proxy authorizes.
+    pub credential: Option<hyper::header::HeaderValue>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {

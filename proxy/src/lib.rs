@@ -18,6 +18,7 @@ pub mod ring;
 pub mod router;
 pub mod storage;
 pub mod swift;
+pub mod swift_cluster;
 
 use std::sync::Arc;
 
@@ -29,15 +30,22 @@ use crate::ring::Ring;
 use crate::router::Proxy;
 use crate::storage::RingStorage;
 use crate::swift::SwiftApi;
+use crate::swift_cluster::SwiftCluster;
 
 /// Serves the Swift API on `listener` over the storage nodes of `cfg.ring`
 /// (or in front of the Swift proxy of `cfg.swift`), until the returned
 /// server is stopped.
 pub fn start(cfg: ProxyConfig, listener: TcpListener) -> anyhow::Result<wire::serve::Server> {
     let proxy = match &cfg.swift {
-        Some(swift) => Proxy::with_backend(Box::new(
-            SwiftUpstream::new(&swift.proxy).map_err(anyhow::Error::msg)?,
-        )),
+        Some(swift) => {
+            let mut upstream = SwiftUpstream::new(&swift.proxy).map_err(anyhow::Error::msg)?;
+            if !swift.agents.is_empty() {
+                let cluster = SwiftCluster::new(&swift.proxy, swift.agents.clone());
+                upstream =
+                    upstream.with_jobs(Arc::new(SwiftApi::new(cfg.clone(), Arc::new(cluster))?));
+            }
+            Proxy::with_backend(Box::new(upstream))
+        }
         None => {
             let ring = Ring::new(
                 cfg.ring.object_servers.clone(),

@@ -1,15 +1,18 @@
-//! The storage the proxy talks to, behind one trait: today our object servers
-//! placed by the ring; an OpenStack Swift cluster can implement it later.
-//! Besides Swift's requests, the trait places job sessions: which exec
-//! agents hold an object (they run the sessions attached to it), and the
-//! exec request itself (`wire::exec`).
+//! The storage the proxy talks to, behind one trait: our object servers
+//! placed by the ring ([`RingStorage`]), or an OpenStack Swift cluster
+//! (`crate::swift_cluster::SwiftCluster`). Besides Swift's requests, the
+//! trait places job sessions: which exec agents hold an object (they run
+//! the sessions attached to it), and the exec request itself
+//! (`wire::exec`).
 
 use std::future::Future;
 use std::pin::Pin;
 
 use hyper::{Request, Response};
+use sysmap::plan::AttachMode;
 use wire::body::Body;
 use wire::client::{http_client, HttpClient};
+use wire::exec::AttachedFrom;
 
 use crate::context::TransId;
 use crate::error::ProxyError;
@@ -25,6 +28,14 @@ pub enum Target<'a> {
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Where a session can run: an exec agent, and how that agent gets the
+/// object the session is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub agent: String,
+    pub attached: AttachedFrom,
+}
+
 pub trait Storage: Send + Sync {
     /// Sends `req` (method, headers, body; its URI is ignored but for the query
     /// string) to whatever holds `target`, tagged with the client request's
@@ -36,10 +47,21 @@ pub trait Storage: Send + Sync {
         req: Request<Body>,
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>>;
 
-    /// The exec agents that can run a session attached to `target` (those
-    /// holding it, best first), or, for `None`, any agent (an unattached
-    /// session; the order spreads the load).
-    fn exec_agents(&self, target: Option<Target<'_>>) -> Vec<String>;
+    /// Where a session attached to `target` (`attach`: read or write) can
+    /// run: the agents beside the object, best first. For `None`, any
+    /// agent (an unattached session; the order spreads the load).
+    fn places<'a>(
+        &'a self,
+        tx: &'a TransId,
+        target: Option<(Target<'a>, AttachMode)>,
+    ) -> BoxFut<'a, Result<Vec<Place>, ProxyError>>;
+
+    /// Whether the caller's own credentials go with every request (a
+    /// Swift cluster, whose auth decides), rather than this proxy
+    /// authorizing requests itself (our store).
+    fn caller_credentials(&self) -> bool {
+        false
+    }
 
     /// Sends an exec request (`wire::exec`: a session, a reservation, a
     /// release) to `agent` at its internal `path`; `writes` is the object
@@ -144,21 +166,25 @@ impl Storage for RingStorage {
         })
     }
 
-    fn exec_agents(&self, target: Option<Target<'_>>) -> Vec<String> {
-        match target {
+    fn places<'a>(
+        &'a self,
+        _tx: &'a TransId,
+        target: Option<(Target<'a>, AttachMode)>,
+    ) -> BoxFut<'a, Result<Vec<Place>, ProxyError>> {
+        let agents = match target.map(|(t, _)| t) {
             Some(Target::Object(a, c, o)) => vec![self.ring.object_node(a, c, o).to_string()],
             Some(Target::Container(a, c)) => vec![self.ring.container_node(a, c).to_string()],
             Some(Target::Account(a)) => vec![self.ring.account_node(a).to_string()],
-            None => {
-                let nodes = self.ring.nodes();
-                let turn = self
-                    .next_agent
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (0..nodes.len())
-                    .map(|i| nodes[(turn + i) % nodes.len()].clone())
-                    .collect()
-            }
-        }
+            None => round_robin(self.ring.nodes(), &self.next_agent),
+        };
+        let places = agents
+            .into_iter()
+            .map(|agent| Place {
+                agent,
+                attached: AttachedFrom::Disk,
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(places)))
     }
 
     fn exec<'a>(
@@ -173,7 +199,16 @@ impl Storage for RingStorage {
     }
 }
 
-fn insert(h: &mut hyper::HeaderMap, name: &'static str, v: &str) {
+/// `items`, starting at the next turn of `turns`: successive calls start
+/// at successive items.
+pub(crate) fn round_robin<T: Clone>(items: &[T], turns: &std::sync::atomic::AtomicUsize) -> Vec<T> {
+    let turn = turns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (0..items.len())
+        .map(|i| items[(turn + i) % items.len()].clone())
+        .collect()
+}
+
+pub(crate) fn insert(h: &mut hyper::HeaderMap, name: &'static str, v: &str) {
     if let Ok(v) = v.parse() {
         h.insert(name, v);
     }

@@ -2,6 +2,8 @@
 //! ephemeral loopback ports, and a small HTTP client to talk to them. Every process
 //! started here is killed when its handle drops.
 
+pub mod swift;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -197,8 +199,17 @@ impl Server {
     /// `zerocloud proxy --swift-proxy <swift>`: in front of an OpenStack
     /// Swift proxy (`http://host:port`).
     pub fn swift_front(swift: &str) -> Server {
+        Server::swift_front_with(swift, &[])
+    }
+
+    /// [`Server::swift_front`] with exec agents: each `(agent, object
+    /// server)` is a `--swift-agent AGENT=OBJECT_SERVER`.
+    pub fn swift_front_with(swift: &str, agents: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(bin("zerocloud"));
         cmd.args(["proxy", "--bind", "127.0.0.1:0", "--swift-proxy", swift]);
+        for (agent, server) in agents {
+            cmd.arg("--swift-agent").arg(format!("{agent}={server}"));
+        }
         let (child, url) = spawn_until(cmd, "zerocloud listening on");
         Server {
             child,

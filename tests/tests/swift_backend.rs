@@ -5,24 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use http::Method;
+use tests::swift::{tools, SwiftCluster};
 use tests::{md5_hex, Http, Server, Session};
-
-/// ../shared/tools (or $SHARED_TOOLS): Swift's installer and peer scripts.
-fn tools() -> PathBuf {
-    let dir = std::env::var_os("SHARED_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools"));
-    assert!(
-        dir.join("swift-peer-up.sh").exists(),
-        "no swift-peer-up.sh in {} (set SHARED_TOOLS)",
-        dir.display()
-    );
-    dir
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -222,64 +209,6 @@ async fn a_swift_that_does_not_answer_is_named() {
 
 /// tests/swift/swift-cluster-up.sh: a real Swift with three object servers
 /// (3 replicas) and `list_endpoints`; stopped on drop.
-struct SwiftCluster {
-    home: tempfile::TempDir,
-    proxy: String,
-}
-
-fn cluster_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("swift")
-        .join(name)
-}
-
-impl SwiftCluster {
-    fn start() -> SwiftCluster {
-        let home = tempfile::tempdir().expect("tempdir");
-        let out = Command::new(cluster_script("swift-cluster-up.sh"))
-            .env("SWIFT_CLUSTER_HOME", home.path())
-            .env("SHARED_TOOLS", tools())
-            .output()
-            .expect("run swift-cluster-up.sh");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "swift-cluster-up.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let proxy = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("PROXY="))
-            .expect("PROXY= line")
-            .trim()
-            .to_string();
-        SwiftCluster { home, proxy }
-    }
-
-    fn object_server(&self, script: &str, n: u8) {
-        let out = Command::new(cluster_script(script))
-            .args(["--object-server", &n.to_string()])
-            .env("SWIFT_CLUSTER_HOME", self.home.path())
-            .env("SHARED_TOOLS", tools())
-            .output()
-            .expect("run the cluster script");
-        assert!(
-            out.status.success(),
-            "{script} --object-server {n}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for SwiftCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(cluster_script("swift-cluster-down.sh"))
-            .env("SWIFT_CLUSTER_HOME", self.home.path())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 /// In front of three replicas: every object lands on the three object
 /// servers (Swift's own locality answer, asked of Swift directly, since we
 /// never pass `/endpoints/` on), and with one of them stopped, reads and

@@ -18,6 +18,7 @@
 mod cgi;
 mod images;
 mod outputs;
+mod replica;
 mod session;
 
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub struct Agent {
     /// The Python image's modules (daemon, plain start), once each
     /// artifact is known to be in the pool's cache.
     python_programs: Mutex<[Option<ProgramRef>; 2]>,
+    /// Requests to the Swift object server this agent runs beside.
+    client: wire::client::HttpClient,
 }
 
 impl Agent {
@@ -90,7 +93,14 @@ impl Agent {
             slots: Arc::new(Semaphore::new(workers)),
             admitted: Mutex::new(Admissions::default()),
             python_programs: Mutex::new([None, None]),
+            client: wire::client::http_client(),
         })
+    }
+
+    /// Whether this agent runs beside an OpenStack Swift object server
+    /// (and its server stores nothing itself).
+    pub fn beside_swift(&self) -> bool {
+        self.cfg.swift_object_server.is_some()
     }
 
     /// Starts the worker processes (blocking: waits until each is ready),

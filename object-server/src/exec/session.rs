@@ -40,10 +40,10 @@ use sysmap::device::DeviceKind;
 use sysmap::location::Location;
 use sysmap::plan::{AttachMode, Channel, Limits, NodePlan};
 use sysmap::render::{self, LocalObject, RenderOptions, SessionFiles};
-use wire::exec::{ExecRequest, PartReader, BOOT_PART};
+use wire::exec::{AttachedFrom, ExecRequest, PartReader, BOOT_PART};
 use wire::timestamp::Timestamp;
 
-use super::{bad_stream, Agent, Held, Images};
+use super::{bad_stream, replica, Agent, Held, Images};
 use crate::api::Node;
 use crate::config::ExecConfig;
 use crate::error::StorageError;
@@ -67,6 +67,13 @@ pub enum Data {
 }
 
 impl Data {
+    fn len(&self) -> Result<u64, StorageError> {
+        Ok(match self {
+            Data::Memory(v) => v.len() as u64,
+            Data::File(f) => f.metadata()?.len(),
+        })
+    }
+
     /// All of it in memory (an executable, an image to take one out of).
     fn into_bytes(self, max: u64) -> Result<Vec<u8>, StorageError> {
         match self {
@@ -96,6 +103,10 @@ pub struct Prepared {
     /// the image's device.
     stdlib: Option<Arc<PythonImage>>,
     container: Option<std::fs::File>,
+    /// The attached object's metadata when its bytes are in `inputs` (a
+    /// Swift replica, or streamed by the proxy) rather than on this
+    /// node's disk.
+    attached_in: Option<LocalObject>,
     listing_nodes: (String, String),
     /// A connected session's reservation: its slot and listeners.
     held: Option<Held>,
@@ -184,6 +195,15 @@ pub async fn prepare(
     };
 
     // Inputs, in the order the plan announces them.
+    let attached_read = match n.placement.attach {
+        AttachMode::Read => n.attached_channel().map(|c| c.device.clone()),
+        _ => None,
+    };
+    let streamed = match (&plan.attached, &attached_read) {
+        (AttachedFrom::Streamed, Some(d)) => Some(d.clone()),
+        _ => None,
+    };
+    let mut attached_in: Option<LocalObject> = None;
     let mut inputs: BTreeMap<String, Data> = BTreeMap::new();
     for expected in &plan.inputs {
         let h = reader
@@ -200,12 +220,23 @@ pub async fn prepare(
         if h.len.is_some_and(|l| l > cfg.max_input) {
             return Err(StorageError::TooLarge("RPC request too large".into()));
         }
-        let data = receive(agent, reader, cfg.max_input).await?;
+        let data = spool(agent, reader, cfg.max_input).await?;
         let data = if h.gzip {
             inflate(agent, data, cfg.max_input).await?
         } else {
             data
         };
+        if streamed.as_ref() == Some(&h.name) {
+            // The attached object, streamed: its part headers are the object's.
+            let mut local = replica::local_object_of(
+                h.content_type
+                    .iter()
+                    .map(|t| ("Content-Type".to_string(), t.clone()))
+                    .chain(h.headers.iter().cloned()),
+            );
+            local.content_length = data.len()?;
+            attached_in = Some(local);
+        }
         inputs.insert(h.name, data);
     }
     // The end mark, and the end of the body: from here on the connection
@@ -215,6 +246,34 @@ pub async fn prepare(
             "input {} was not announced",
             h.name
         )));
+    }
+
+    // The attached object from the Swift object server this agent runs
+    // beside.
+    if let (AttachedFrom::SwiftReplica { path, policy }, Some(device)) =
+        (&plan.attached, &attached_read)
+    {
+        let server = cfg.swift_object_server.as_deref().ok_or_else(|| {
+            StorageError::BadRequest(
+                "a Swift replica to read, but this agent runs beside no Swift object server".into(),
+            )
+        })?;
+        let name = n
+            .placement
+            .target
+            .as_ref()
+            .map(|t| t.path())
+            .unwrap_or_default();
+        let tx = header(headers, wire::TRANS_ID);
+        let (data, local) =
+            replica::fetch(agent, server, path, policy.as_deref(), &tx, &name).await?;
+        inputs.insert(device.clone(), data);
+        attached_in = Some(local);
+    }
+    if attached_read.is_some() && plan.attached.is_disk() && agent.beside_swift() {
+        return Err(StorageError::BadRequest(
+            "this agent runs beside a Swift object server: it has no objects of its own".into(),
+        ));
     }
 
     // The program. Python runs from its daemon snapshot unless the job's
@@ -246,10 +305,23 @@ pub async fn prepare(
                 .dir
                 .join(format!("snapshot-{:016x}.db", rand::random::<u64>()));
             let c = t.container.clone().unwrap_or_default();
-            let made = node
-                .dbs
-                .snapshot_container(&t.account, &c, dest.clone())
-                .await;
+            let made = match (&plan.attached, &attached_read) {
+                // Beside Swift: the listing the proxy read as the caller.
+                (AttachedFrom::Streamed, Some(device)) => match inputs.remove(device) {
+                    Some(listing) => {
+                        let dest = dest.clone();
+                        tokio::task::spawn_blocking(move || listing_snapshot(listing, &dest))
+                            .await?
+                            .map(Some)
+                    }
+                    None => Ok(None),
+                },
+                _ => {
+                    node.dbs
+                        .snapshot_container(&t.account, &c, dest.clone())
+                        .await
+                }
+            };
             // Opened, then unlinked: it has no name for as long as it is used.
             let file = match made {
                 Ok(Some(())) => Some(std::fs::File::open(&dest)),
@@ -271,6 +343,7 @@ pub async fn prepare(
         inputs,
         program,
         container,
+        attached_in,
         listing_nodes: (
             header(headers, wire::CONTAINER_NODE),
             header(headers, wire::ACCOUNT_NODE),
@@ -279,12 +352,68 @@ pub async fn prepare(
     })
 }
 
-/// One input part's data: in memory while it is small, then in an unnamed
-/// file in the agent's directory.
-async fn receive(agent: &Agent, reader: &mut PartReader, max: u64) -> Result<Data, StorageError> {
+/// A container's JSON listing (Swift's `format=json`), as the snapshot a
+/// container input reads.
+fn listing_snapshot(listing: Data, dest: &std::path::Path) -> Result<(), StorageError> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        name: String,
+        #[serde(default)]
+        hash: String,
+        #[serde(default)]
+        bytes: i64,
+        #[serde(default)]
+        content_type: String,
+        #[serde(default)]
+        last_modified: String,
+    }
+    let bad =
+        |e: serde_json::Error| StorageError::BadRequest(format!("the container listing: {e}"));
+    let entries: Vec<Entry> = match listing {
+        Data::Memory(v) => serde_json::from_slice(&v).map_err(bad)?,
+        Data::File(mut f) => {
+            f.seek(SeekFrom::Start(0))?;
+            serde_json::from_reader(std::io::BufReader::new(f)).map_err(bad)?
+        }
+    };
+    crate::db::Databases::snapshot_from_rows(
+        dest,
+        entries.into_iter().map(|e| crate::db::SnapshotRow {
+            created_at: Timestamp::parse_iso8601(&e.last_modified)
+                .unwrap_or_default()
+                .to_string(),
+            name: e.name,
+            size: e.bytes,
+            content_type: e.content_type,
+            etag: e.hash,
+        }),
+    )
+}
+
+/// Where [`spool`] takes bytes from: the next chunk, `None` at the end.
+pub(super) trait Chunks {
+    fn next(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Bytes>, StorageError>> + Send;
+}
+
+impl Chunks for PartReader {
+    async fn next(&mut self) -> Result<Option<Bytes>, StorageError> {
+        self.next_chunk().await.map_err(bad_stream)
+    }
+}
+
+/// One input's data (a part, a replica): in memory while it is small, then
+/// in an unnamed file in the agent's directory; more than `max` bytes is
+/// refused.
+pub(super) async fn spool(
+    agent: &Agent,
+    source: &mut impl Chunks,
+    max: u64,
+) -> Result<Data, StorageError> {
     let mut mem: Vec<u8> = Vec::new();
     let mut size = 0u64;
-    while let Some(chunk) = reader.next_chunk().await.map_err(bad_stream)? {
+    while let Some(chunk) = source.next().await? {
         size += chunk.len() as u64;
         if size > max {
             return Err(StorageError::TooLarge("RPC request too large".into()));
@@ -307,7 +436,7 @@ async fn receive(agent: &Agent, reader: &mut PartReader, max: u64) -> Result<Dat
     .await??;
     let mut batch: Vec<u8> = Vec::with_capacity(IN_MEMORY);
     loop {
-        let chunk = reader.next_chunk().await.map_err(bad_stream)?;
+        let chunk = source.next().await?;
         let done = chunk.is_none();
         if let Some(c) = &chunk {
             size += c.len() as u64;
@@ -471,6 +600,7 @@ impl Prepared {
             python,
             stdlib,
             container,
+            attached_in,
             listing_nodes,
             held,
         } = self;
@@ -512,6 +642,14 @@ impl Prepared {
                         n.placement.attach.x_zerovm_access()
                     )))
                 }
+                (AttachMode::Read, false) if attached_in.is_some() => {
+                    match inputs.remove(&ch.device) {
+                        Some(Data::Memory(v)) => provided.memory(&ch.device, v),
+                        Some(Data::File(f)) => provided.file(&ch.device, f, 0)?,
+                        None => return Err(missing()),
+                    }
+                    local = attached_in;
+                }
                 (AttachMode::Read, false) => {
                     let opened = node
                         .objects
@@ -520,6 +658,14 @@ impl Prepared {
                         .ok_or_else(missing)?;
                     local = Some(local_object(&opened.meta));
                     provided.file(&ch.device, opened.file, opened.data_offset)?;
+                }
+                (AttachMode::Write, false) if !plan.attached.is_disk() => {
+                    // Stored by the proxy through the Swift proxy, as an
+                    // output with a path (only after a clean exit too).
+                    let f = tempfile::tempfile_in(&agent.dir)?;
+                    provided.file(&ch.device, f.try_clone()?, 0)?;
+                    outputs.push((ch.device.clone(), f));
+                    local = Some(LocalObject::default());
                 }
                 (AttachMode::Write, false) => {
                     let ts = Timestamp::parse(&plan.timestamp).ok_or_else(|| {

@@ -92,6 +92,52 @@ pub struct ExecRequest {
     /// The token of this session's reservation (connected sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation: Option<String>,
+    /// Where the agent finds the object a read-attached session reads,
+    /// and where an attached output goes.
+    #[serde(default, skip_serializing_if = "AttachedFrom::is_disk")]
+    pub attached: AttachedFrom,
+}
+
+/// Where an attached object is, for the agent that runs its session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum AttachedFrom {
+    /// The agent's own storage node (the embedded store): the object is
+    /// read in place, an attached output is committed there.
+    #[default]
+    Disk,
+    /// The OpenStack Swift object server the agent runs beside holds a
+    /// replica: the agent GETs `path` (`/{device}/{partition}/{a}/{c}/{o}`,
+    /// percent-encoded, from Swift's `list_endpoints`) from it, with
+    /// `X-Backend-Storage-Policy-Index: policy`. An attached output is sent
+    /// back to the proxy like any output with a path, and stored by it
+    /// through the Swift proxy.
+    SwiftReplica {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
+    },
+    /// No agent runs beside a replica: the proxy streams the object as the
+    /// input part named after the attached device, whose part headers are
+    /// the object's (`Content-Type`, `ETag`, `X-Timestamp`,
+    /// `X-Object-Meta-*`). An attached output is sent back as for
+    /// [`AttachedFrom::SwiftReplica`].
+    Streamed,
+}
+
+impl AttachedFrom {
+    pub fn is_disk(&self) -> bool {
+        matches!(self, AttachedFrom::Disk)
+    }
+
+    /// What the `X-Zerocloud-Placement` response header says of a session
+    /// attached this way.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AttachedFrom::Disk | AttachedFrom::SwiftReplica { .. } => "local",
+            AttachedFrom::Streamed => "streamed",
+        }
+    }
 }
 
 /// Body of `POST /xr/...`: a connected session to reserve a slot for.

@@ -82,6 +82,45 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses a listing's `last_modified` ("2023-11-14T22:13:20.123450",
+    /// as [`Timestamp::iso8601`] writes it; the fraction may be shorter or
+    /// absent, a trailing `Z` is allowed).
+    pub fn parse_iso8601(s: &str) -> Option<Timestamp> {
+        let s = s.strip_suffix('Z').unwrap_or(s);
+        let (date, time) = s.split_once('T')?;
+        let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+        let (y, mo, day) = (d.next()??, d.next()??, d.next()??);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || y < 1970 {
+            return None;
+        }
+        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+        let mut t = hms.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+        let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
+        if h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let days = u64::try_from(days_from_civil(y, mo as u32, day as u32)).ok()?;
+        let whole = Timestamp::parse(&format!(
+            "{}.{frac}",
+            days * 86_400 + h * 3600 + mi * 60 + sec
+        ))?;
+        Some(whole)
+    }
+}
+
+/// (year, month, day) to days since 1970-01-01; the inverse of
+/// [`civil_from_days`] (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:010}.{:05}", self.0 / 100_000, self.0 % 100_000)
@@ -105,6 +144,42 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso8601_dates_parse_back() {
+        for t in [
+            0u64,
+            1,
+            170_000_000_012_345,
+            179_662_389_600_081,
+            4_102_444_800_00000,
+        ] {
+            let ts = Timestamp(t);
+            assert_eq!(
+                Timestamp::parse_iso8601(&ts.iso8601()),
+                Some(ts),
+                "{}",
+                ts.iso8601()
+            );
+        }
+        assert_eq!(
+            Timestamp::parse_iso8601("2023-11-14T22:13:20"),
+            Timestamp::parse("1700000000")
+        );
+        assert_eq!(
+            Timestamp::parse_iso8601("2023-11-14T22:13:20.5Z"),
+            Timestamp::parse("1700000000.5")
+        );
+        for bad in [
+            "",
+            "2023-11-14",
+            "2023-13-01T00:00:00",
+            "x-11-14T22:13:20",
+            "2023-11-14T25:00:00",
+        ] {
+            assert_eq!(Timestamp::parse_iso8601(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn far_future_http_dates_do_not_panic() {

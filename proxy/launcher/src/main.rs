@@ -59,6 +59,12 @@ enum Cmd {
         /// (overrides the config's [swift] proxy; docs/swift-backend.md).
         #[arg(long)]
         swift_proxy: Option<String>,
+        /// With --swift-proxy: an exec agent and the Swift object server it
+        /// runs beside, AGENT=OBJECT_SERVER (both ip:port, the object
+        /// server as Swift's ring names it); repeat for each. Jobs run on
+        /// them (overrides the config's [[swift.agents]]).
+        #[arg(long = "swift-agent", requires = "swift_proxy", value_parser = proxy::swift_cluster::parse_agent)]
+        swift_agents: Vec<proxy::swift_cluster::AgentBeside>,
     },
     /// System images: the interpreters jobs run in (see docs/images.md).
     Image {
@@ -130,6 +136,7 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
             common,
             object_servers,
             swift_proxy,
+            swift_agents,
         } => {
             let mut cfg = load(common.config.as_deref(), common.bind.as_deref())?;
             if !object_servers.is_empty() {
@@ -137,7 +144,11 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
                 cfg.swift = None;
             }
             if let Some(url) = swift_proxy {
-                cfg.swift = Some(proxy::config::SwiftConfig { proxy: url });
+                let agents = match cfg.swift.take() {
+                    Some(s) if swift_agents.is_empty() => s.agents,
+                    _ => swift_agents,
+                };
+                cfg.swift = Some(proxy::config::SwiftConfig { proxy: url, agents });
             }
             anyhow::ensure!(
                 !cfg.ring.object_servers.is_empty() || cfg.swift.is_some(),
@@ -150,6 +161,14 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     cfg.data_dir = absolute(&cfg.data_dir)?;
     let users = cfg.users.clone();
     let swift = cfg.swift.as_ref().map(|s| s.proxy.clone());
+    let swift_agents = match cfg.swift.as_ref().map(|s| s.agents.as_slice()) {
+        Some([]) | None => "none (jobs get 501)".to_string(),
+        Some(agents) => agents
+            .iter()
+            .map(|a| format!("{} beside {}", a.agent, a.object_server))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     // Jobs run beside the embedded object server, whose agent installs
     // missing images in the background (`install_images`).
     let images_dir = up.then(|| images::store(&cfg, data_dir_given).dir().to_path_buf());
@@ -159,7 +178,10 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     println!("zerocloud listening on http://{addr}");
     println!("auth URL: http://{addr}/auth/v1.0");
     match swift {
-        Some(url) => println!("swift proxy: {url} (its auth and users)"),
+        Some(url) => {
+            println!("swift proxy: {url} (its auth and users)");
+            println!("exec agents: {swift_agents}");
+        }
         None => {
             println!("object servers: {}", running.object_servers.join(", "));
             println!("users (X-Auth-User / X-Auth-Key, groups):");

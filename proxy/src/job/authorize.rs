@@ -37,6 +37,11 @@ pub(super) async fn check(
     method: &Method,
 ) -> Result<(), ProxyError> {
     let path = swift_path(p);
+    // A storage whose auth decides (Swift) is asked as the caller; its
+    // ACLs are its own, and a setuid app gets nothing more (docs/swift-backend.md).
+    if api.storage.caller_credentials() {
+        return api.authorize(ctx, method, &path, None).await.map(drop);
+    }
     let info = match &p.container {
         Some(c) => api.container_info(ctx, &p.account, c).await?,
         None => None,
@@ -146,6 +151,9 @@ pub(super) async fn job(
 pub(super) struct Fetched {
     pub content_type: String,
     pub len: Option<u64>,
+    /// What a session attached to it sees of its metadata (`LOCAL_*`):
+    /// `ETag`, `X-Timestamp`, `Content-Encoding`, `X-Object-Meta-*`.
+    pub headers: Vec<(String, String)>,
     pub body: Body,
 }
 
@@ -189,11 +197,131 @@ pub(super) async fn fetch(
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let headers = h
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.as_str();
+            k.starts_with("x-object-meta-")
+                || matches!(k, "etag" | "x-timestamp" | "content-encoding")
+        })
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
     Ok(Fetched {
         content_type,
         len,
+        headers,
         body: resp.into_body(),
     })
+}
+
+/// Entries asked for per page of a container input's listing.
+const LISTING_PAGE: usize = 10_000;
+
+/// A container's whole listing as one JSON array (Swift's `format=json`
+/// entries), read page by page as the caller: a container input's data on
+/// a storage whose agents hold no container DBs (Swift). The first page
+/// is read now (a missing container fails the job before anything runs),
+/// the others as the session takes them.
+pub(super) async fn fetch_listing(
+    api: &std::sync::Arc<SwiftApi>,
+    ctx: &RequestCtx,
+    p: &JobPath,
+) -> Result<Fetched, ProxyError> {
+    let Some(c) = p.container.clone() else {
+        return Err(ProxyError::bad_request(format!(
+            "Cannot use account {} as a container input",
+            p.path()
+        )));
+    };
+    let first = listing_page(api, ctx, &p.account, &c, "").await?;
+    /// What the stream sends next: a page (and whether the array has begun).
+    enum Next {
+        Page(Vec<serde_json::Value>, bool),
+        Done,
+    }
+    let (api, ctx, account) = (api.clone(), ctx.clone(), p.account.clone());
+    let pages = futures_util::stream::unfold(Next::Page(first, false), move |next| {
+        let (api, ctx, account, c) = (api.clone(), ctx.clone(), account.clone(), c.clone());
+        async move {
+            let Next::Page(page, begun) = next else {
+                return None;
+            };
+            let mut out = vec![if begun { b',' } else { b'[' }];
+            for (i, e) in page.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(e.to_string().as_bytes());
+            }
+            if page.len() >= LISTING_PAGE {
+                let marker = page
+                    .last()
+                    .and_then(|e| e["name"].as_str())
+                    .unwrap_or_default();
+                match listing_page(&api, &ctx, &account, &c, marker).await {
+                    Ok(more) if !more.is_empty() => {
+                        return Some((Ok(bytes::Bytes::from(out)), Next::Page(more, true)))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some((Err(std::io::Error::other(e.to_string())), Next::Done)),
+                }
+            }
+            out.push(b']');
+            Some((Ok(bytes::Bytes::from(out)), Next::Done))
+        }
+    });
+    Ok(Fetched {
+        content_type: "application/json".into(),
+        len: None,
+        headers: Vec::new(),
+        body: Body::from_stream(pages),
+    })
+}
+
+/// One page of a container's JSON listing after `marker`, as the caller.
+async fn listing_page(
+    api: &SwiftApi,
+    ctx: &RequestCtx,
+    a: &str,
+    c: &str,
+    marker: &str,
+) -> Result<Vec<serde_json::Value>, ProxyError> {
+    let q = {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("format", "json");
+        q.append_pair("limit", &LISTING_PAGE.to_string());
+        if !marker.is_empty() {
+            q.append_pair("marker", marker);
+        }
+        q.finish()
+    };
+    let resp = api
+        .call(
+            ctx,
+            Target::Container(a, c),
+            Method::GET,
+            HeaderMap::new(),
+            Some(&q),
+            body::empty(),
+        )
+        .await?;
+    let status = resp.status().as_u16();
+    if status == 204 {
+        return Ok(Vec::new());
+    }
+    if status != 200 {
+        return Err(ProxyError::FetchFailed {
+            status,
+            path: format!("/{a}/{c}"),
+        });
+    }
+    let bytes =
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), 64 << 20))
+            .await
+            .map_err(|e| ProxyError::Backend(format!("the listing of /{a}/{c}: {e}")))?
+            .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ProxyError::Backend(format!("the listing of /{a}/{c}: {e}")))
 }
 
 /// The `X-Zerovm-Source` object: authorized as a GET, then fetched.

@@ -61,6 +61,11 @@ pub(super) async fn assemble(
     sessions: Vec<Session>,
     started: Instant,
 ) -> Res {
+    let placement = sessions
+        .iter()
+        .map(|s| s.placement)
+        .collect::<Vec<_>>()
+        .join(",");
     let finished =
         futures_util::future::join_all(sessions.into_iter().map(|s| finish(api, ctx, s))).await;
     let status = finished.iter().map(|f| f.status).fold(200, u16::max);
@@ -76,6 +81,7 @@ pub(super) async fn assemble(
         }
         insert(&mut h, name, &joined);
     }
+    insert(&mut h, "x-zerocloud-placement", &placement);
     let errors: Vec<&str> = finished.iter().filter_map(|f| f.error.as_deref()).collect();
     if !errors.is_empty() {
         insert(&mut h, "x-nexe-error", &errors.join(","));

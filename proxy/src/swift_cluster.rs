@@ -107,12 +107,9 @@ impl SwiftCluster {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("x-backend-storage-policy-index"))
             .map(|(_, v)| v.clone());
-        let candidates: Vec<(String, String, String)> = answer
-            .endpoints
-            .iter()
-            .filter_map(|ep| {
-                let rest = ep.strip_prefix("http://")?;
-                let (server, path) = rest.split_at(rest.find('/')?);
+        let candidates: Vec<(String, String, String)> = preference(&answer.endpoints)
+            .into_iter()
+            .filter_map(|(server, path)| {
                 let agent = self
                     .agents
                     .iter()
@@ -280,6 +277,30 @@ impl Storage for SwiftCluster {
     }
 }
 
+/// `list_endpoints`' primaries as (`ip:port`, backend path), in the order
+/// placement tries them: Swift's order, rotated by the partition. Swift
+/// lists a partition's replicas in the ring's replica order, which a
+/// small ring keeps the same for every partition (the first primary
+/// would take every session); Swift's own proxy shuffles them for reads.
+/// Rotating by the partition spreads sessions over the replicas just as
+/// well, and sends every job on one object to the same node, whose page
+/// cache then holds it.
+fn preference(endpoints: &[String]) -> Vec<(&str, &str)> {
+    let parsed: Vec<(&str, &str)> = endpoints
+        .iter()
+        .filter_map(|ep| {
+            let rest = ep.strip_prefix("http://")?;
+            Some(rest.split_at(rest.find('/')?))
+        })
+        .collect();
+    let part = parsed
+        .first()
+        .and_then(|(_, path)| path.split('/').nth(2)?.parse::<usize>().ok())
+        .unwrap_or(0);
+    let n = parsed.len().max(1);
+    (0..parsed.len()).map(|i| parsed[(part + i) % n]).collect()
+}
+
 /// The Swift proxy did not answer (502, naming it).
 pub fn upstream_down(base: &str, e: &hyper_util::client::legacy::Error) -> ProxyError {
     ProxyError::Upstream(format!(
@@ -306,4 +327,58 @@ pub fn parse_agent(s: &str) -> Result<AgentBeside, String> {
         agent: agent.to_string(),
         object_server: object_server.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_tried_from_the_partition_on() {
+        let eps = |part: u32| -> Vec<String> {
+            (1..=3)
+                .map(|n| format!("http://127.0.0.1:600{n}/sdb{n}/{part}/AUTH_test/c/o"))
+                .collect()
+        };
+        let servers = |part| -> Vec<String> {
+            preference(&eps(part))
+                .iter()
+                .map(|(s, _)| s.to_string())
+                .collect()
+        };
+        assert_eq!(
+            servers(0),
+            ["127.0.0.1:6001", "127.0.0.1:6002", "127.0.0.1:6003"]
+        );
+        assert_eq!(
+            servers(4),
+            ["127.0.0.1:6002", "127.0.0.1:6003", "127.0.0.1:6001"]
+        );
+        assert_eq!(
+            servers(8),
+            ["127.0.0.1:6003", "127.0.0.1:6001", "127.0.0.1:6002"]
+        );
+        let one = eps(1);
+        let p = preference(&one);
+        assert_eq!(p[0].1, "/sdb2/1/AUTH_test/c/o");
+        let junk = ["not a url".to_string()];
+        assert!(preference(&junk).is_empty());
+    }
+
+    #[test]
+    fn agents_are_agent_equals_object_server() {
+        let a = parse_agent("10.0.0.1:6300=10.0.0.1:6200").unwrap();
+        assert_eq!(
+            (a.agent.as_str(), a.object_server.as_str()),
+            ("10.0.0.1:6300", "10.0.0.1:6200")
+        );
+        for bad in [
+            "10.0.0.1:6300",
+            "a=b",
+            "10.0.0.1:x=10.0.0.1:6200",
+            "=10.0.0.1:6200",
+        ] {
+            assert!(parse_agent(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -205,8 +205,20 @@ impl Server {
     /// [`Server::swift_front`] with exec agents: each `(agent, object
     /// server)` is a `--swift-agent AGENT=OBJECT_SERVER`.
     pub fn swift_front_with(swift: &str, agents: &[(&str, &str)]) -> Server {
+        Server::swift_front_config(swift, agents, None)
+    }
+
+    /// [`Server::swift_front_with`] and a `--config` file.
+    pub fn swift_front_config(
+        swift: &str,
+        agents: &[(&str, &str)],
+        config: Option<&Path>,
+    ) -> Server {
         let mut cmd = Command::new(bin("zerocloud"));
         cmd.args(["proxy", "--bind", "127.0.0.1:0", "--swift-proxy", swift]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
         for (agent, server) in agents {
             cmd.arg("--swift-agent").arg(format!("{agent}={server}"));
         }
@@ -309,11 +321,23 @@ impl Drop for ObjectServer {
     }
 }
 
-/// A proxy in front of `n` object servers, each with its own data dir.
+/// A proxy in front of `n` object servers, each with its own data dir; or,
+/// with `ZC_TEST_BACKEND=swift`, in front of a real OpenStack Swift (three
+/// object servers, three replicas) with `n` exec agents beside its object
+/// servers (docs/swift-backend.md): the same tests, the other backend.
 pub struct Cluster {
+    /// Our object servers, or the agents beside Swift's.
     pub nodes: Vec<ObjectServer>,
     pub proxy: Server,
     pub tmp: tempfile::TempDir,
+    /// The Swift under the agents (`ZC_TEST_BACKEND=swift`).
+    pub swift: Option<swift::SwiftCluster>,
+}
+
+/// Whether `Cluster`s stand in front of a real OpenStack Swift
+/// (`ZC_TEST_BACKEND=swift`) rather than our own object servers.
+pub fn on_swift() -> bool {
+    std::env::var("ZC_TEST_BACKEND").is_ok_and(|v| v == "swift")
 }
 
 impl Cluster {
@@ -322,9 +346,48 @@ impl Cluster {
     }
 
     /// `n` object servers with `node_config` and a proxy with
-    /// `proxy_config` (TOML; empty for the defaults).
+    /// `proxy_config` (TOML; empty for the defaults). On Swift: `n` agents
+    /// with `node_config` (its `[exec]` section), beside object servers
+    /// 1, 2, 3, 1, ...
     pub fn start_with(n: usize, node_config: &str, proxy_config: &str) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
+        let config = (!proxy_config.is_empty()).then(|| {
+            let file = tmp.path().join("proxy.toml");
+            std::fs::write(&file, proxy_config).expect("proxy config");
+            file
+        });
+        if on_swift() {
+            let swift = swift::SwiftCluster::start();
+            let nodes: Vec<ObjectServer> = (0..n)
+                .map(|i| {
+                    let beside = &swift.object_servers[i % swift.object_servers.len()];
+                    ObjectServer::start_with(
+                        &tmp.path().join(format!("agent{i}")),
+                        "127.0.0.1:0",
+                        &beside_swift(node_config, beside),
+                    )
+                })
+                .collect();
+            let agents: Vec<(String, String)> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let beside = &swift.object_servers[i % swift.object_servers.len()];
+                    (a.addr.clone(), beside.clone())
+                })
+                .collect();
+            let pairs: Vec<(&str, &str)> = agents
+                .iter()
+                .map(|(a, s)| (a.as_str(), s.as_str()))
+                .collect();
+            let proxy = Server::swift_front_config(&swift.proxy, &pairs, config.as_deref());
+            return Cluster {
+                nodes,
+                proxy,
+                tmp,
+                swift: Some(swift),
+            };
+        }
         let nodes: Vec<ObjectServer> = (0..n)
             .map(|i| {
                 ObjectServer::start_with(
@@ -335,17 +398,28 @@ impl Cluster {
             })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-        let config = (!proxy_config.is_empty()).then(|| {
-            let file = tmp.path().join("proxy.toml");
-            std::fs::write(&file, proxy_config).expect("proxy config");
-            file
-        });
         let proxy = Server::proxy_with(&addrs, config.as_deref());
-        Cluster { nodes, proxy, tmp }
+        Cluster {
+            nodes,
+            proxy,
+            tmp,
+            swift: None,
+        }
     }
 
-    /// The object server whose data dir holds `/account/container/object`.
+    /// The object server whose data dir holds `/account/container/object`;
+    /// on Swift, the agent where a session attached to it runs: beside the
+    /// first of its primaries (in `list_endpoints`' order) that has an
+    /// agent.
     pub fn holder_of(&self, account: &str, container: &str, object: &str) -> Option<&ObjectServer> {
+        if let Some(swift) = &self.swift {
+            let primaries = swift.primaries(account, container, object);
+            return primaries.iter().find_map(|server| {
+                self.nodes.iter().enumerate().find_map(|(i, n)| {
+                    (swift.object_servers[i % swift.object_servers.len()] == *server).then_some(n)
+                })
+            });
+        }
         use md5::{Digest, Md5};
         let h = hex::encode(Md5::digest(
             format!("/{account}/{container}/{object}").as_bytes(),
@@ -358,6 +432,22 @@ impl Cluster {
                 .is_file()
         })
     }
+}
+
+/// `node_config` (an object server's TOML) for an agent beside the Swift
+/// object server `object_server`.
+fn beside_swift(node_config: &str, object_server: &str) -> String {
+    let mut t: toml::Table = toml::from_str(node_config).expect("node config");
+    let exec = t
+        .entry("exec")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(e) = exec {
+        e.insert(
+            "swift_object_server".into(),
+            toml::Value::String(object_server.to_string()),
+        );
+    }
+    toml::to_string(&t).expect("agent config")
 }
 
 /// A response, fully read.

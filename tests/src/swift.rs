@@ -36,18 +36,32 @@ pub struct SwiftCluster {
 
 impl SwiftCluster {
     pub fn start() -> SwiftCluster {
-        let home = tempfile::tempdir().expect("tempdir");
-        let out = Command::new(cluster_script("swift-cluster-up.sh"))
-            .env("SWIFT_CLUSTER_HOME", home.path())
-            .env("SHARED_TOOLS", tools())
-            .output()
-            .expect("run swift-cluster-up.sh");
+        // The script picks free ports, which another cluster starting at
+        // the same moment (tests run in parallel) may take first: a new
+        // try, on new ports, after tearing the half-started one down.
+        let mut attempt = 0;
+        let (home, out) = loop {
+            attempt += 1;
+            let home = tempfile::tempdir().expect("tempdir");
+            let out = Command::new(cluster_script("swift-cluster-up.sh"))
+                .env("SWIFT_CLUSTER_HOME", home.path())
+                .env("SHARED_TOOLS", tools())
+                .output()
+                .expect("run swift-cluster-up.sh");
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            if out.status.success() {
+                break (home, out);
+            }
+            let _ = Command::new(cluster_script("swift-cluster-down.sh"))
+                .env("SWIFT_CLUSTER_HOME", home.path())
+                .stderr(Stdio::null())
+                .status();
+            assert!(
+                attempt < 3 && stderr.contains("is taken by something else"),
+                "swift-cluster-up.sh failed:\n{stderr}"
+            );
+        };
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "swift-cluster-up.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let proxy = stdout
             .lines()
             .find_map(|l| l.strip_prefix("PROXY="))
@@ -69,6 +83,50 @@ impl SwiftCluster {
             proxy,
             object_servers,
         }
+    }
+
+    /// The object servers (`ip:port`) holding `/a/c/o`'s primaries, in the
+    /// order our placement tries them: `list_endpoints`' order (asked of
+    /// the Swift proxy directly, blocking) rotated by the partition.
+    pub fn primaries(&self, a: &str, c: &str, o: &str) -> Vec<String> {
+        use std::io::{Read, Write};
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let host = self.proxy.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(host).expect("the Swift proxy");
+        write!(
+            conn,
+            "GET /endpoints/v2/{}/{}/{} HTTP/1.0\r\nHost: {host}\r\n\r\n",
+            enc(a),
+            enc(c),
+            enc(o)
+        )
+        .expect("ask list_endpoints");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)
+            .expect("list_endpoints' answer");
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let v: serde_json::Value = serde_json::from_str(body).expect("list_endpoints JSON");
+        // (server, partition) of each primary, in Swift's order; then
+        // rotated by the partition, as our placement tries them.
+        let primaries: Vec<(String, usize)> = v["endpoints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| {
+                let mut parts = e.as_str()?.strip_prefix("http://")?.split('/');
+                let server = parts.next()?.to_string();
+                let part = parts.nth(1)?.parse().ok()?;
+                Some((server, part))
+            })
+            .collect();
+        let n = primaries.len().max(1);
+        let part = primaries.first().map_or(0, |p| p.1);
+        (0..primaries.len())
+            .map(|i| primaries[(part + i) % n].0.clone())
+            .collect()
     }
 
     /// Runs `script` (`swift-cluster-down.sh` or `swift-cluster-up.sh`)

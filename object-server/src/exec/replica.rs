@@ -117,7 +117,11 @@ pub(super) fn local_object_of(pairs: impl Iterator<Item = (String, String)>) -> 
                 continue;
             }
             "content-type" => "Content-Type".to_string(),
-            "etag" => "ETag".to_string(),
+            "etag" => {
+                // Swift's servers quote it; the variable never was.
+                metadata.push(("ETag".to_string(), v.trim_matches('"').to_string()));
+                continue;
+            }
             "x-timestamp" => "X-Timestamp".to_string(),
             "content-encoding" => "Content-Encoding".to_string(),
             m if m.starts_with("x-object-meta-") => k,
@@ -141,7 +145,7 @@ mod tests {
         for (k, v) in [
             ("content-length", "12"),
             ("content-type", "text/plain"),
-            ("etag", "abc"),
+            ("etag", "\"abc\""),
             ("x-timestamp", "1700000000.00000"),
             ("x-object-meta-color", "blue"),
             ("x-backend-timestamp", "1700000000.00000"),
@@ -152,6 +156,7 @@ mod tests {
         let l = local_object(&h);
         assert_eq!(l.content_length, 12);
         let names: Vec<&str> = l.metadata.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(l.metadata.contains(&("ETag".into(), "abc".into())));
         assert_eq!(
             names,
             ["Content-Type", "ETag", "X-Timestamp", "x-object-meta-color"]

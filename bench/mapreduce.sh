@@ -12,6 +12,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+# shellcheck source=lib.sh
+. bench/lib.sh
 N="${BENCH_MR_OBJECTS:-100}" SIZE="${BENCH_MR_SIZE:-1048576}" RATE="${BENCH_MR_RATE:-100mbit}"
 TOOLS="${ZC_TOOLS:-$HOME/.cache/zerocloud}"
 export ZEROCLOUD_IMAGES="${ZEROCLOUD_IMAGES:-$TOOLS/images}"
@@ -35,31 +37,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The client's side: a namespace reached through a rate-limited veth pair.
-ip netns add "$ns"
-ip link add "$host_if" type veth peer name "$client_if"
-ip link set "$client_if" netns "$ns"
-ip addr add "$host_ip/24" dev "$host_if"
-ip link set "$host_if" up
-ip -n "$ns" addr add "$client_ip/24" dev "$client_if"
-ip -n "$ns" link set "$client_if" up
-ip -n "$ns" link set lo up
-tc qdisc add dev "$host_if" root tbf rate "$RATE" burst 256kb latency 50ms
-ip netns exec "$ns" tc qdisc add dev "$client_if" root tbf rate "$RATE" burst 256kb latency 50ms
-
-# Waits for `<what> listening on <addr>` in $1's output file; prints the address.
-listening() {
-  local file=$1 what=$2
-  for _ in $(seq 1 200); do
-    if grep -q "$what listening on" "$file" 2>/dev/null; then
-      grep -m1 "$what listening on" "$file" | awk '{print $NF}'
-      return
-    fi
-    sleep 0.05
-  done
-  echo "mapreduce.sh: $what did not start; its output:" >&2
-  cat "$file" >&2
-  exit 1
-}
+rate_limited_link "$ns" "$host_if" "$client_if" "$host_ip" "$client_ip" "$RATE"
 
 # Three object servers with room for every session of the job at once in their
 # cluster pools (a connected job runs all its sessions together or not at all).

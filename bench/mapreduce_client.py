@@ -94,6 +94,22 @@ def zapp():
     return buf.getvalue()
 
 
+def timed_job(storage, token, body, dev):
+    """POSTs the zapp `body` as a job; returns its seconds, the bytes that
+    crossed `dev` meanwhile, its headers and its output lines (the last one
+    the total), or exits if it failed."""
+    before = link_bytes(dev)
+    t = time.monotonic()
+    status, headers, out = call("POST", storage, token, body,
+                                {"X-Zerovm-Execute": "1.0", "Content-Type": "application/x-tar"})
+    took = time.monotonic() - t
+    moved = link_bytes(dev) - before
+    lines = out.decode().strip().splitlines()
+    if status != 200 or not lines or not lines[-1].strip().endswith("total"):
+        sys.exit("mapreduce: job failed: %s %s\n%s" % (status, headers.get("X-Nexe-Error"), out[:2000]))
+    return took, moved, headers, lines
+
+
 def cpu_of_sessions(cdr, count):
     """Per session CPU seconds (system + user) from X-Nexe-Cdr-Line:
     `total, elapsed1, acct1, elapsed2, acct2, ...`."""
@@ -110,15 +126,7 @@ def run(url, n, dev, cores):
     body = zapp()
 
     def job():
-        before = link_bytes(dev)
-        t = time.monotonic()
-        status, headers, out = call("POST", storage, token, body,
-                                    {"X-Zerovm-Execute": "1.0", "Content-Type": "application/x-tar"})
-        took = time.monotonic() - t
-        moved = link_bytes(dev) - before
-        lines = out.decode().strip().splitlines()
-        if status != 200 or not lines or not lines[-1].strip().endswith("total"):
-            sys.exit("mapreduce: job failed: %s %s\n%s" % (status, headers.get("X-Nexe-Status"), out[:2000]))
+        took, moved, headers, lines = timed_job(storage, token, body, dev)
         statuses = headers["X-Nexe-Status"].split(",")
         cpu = cpu_of_sessions(headers["X-Nexe-Cdr-Line"], len(statuses))
         servers = sorted(set(headers.get("X-Nexe-Server", "").split(",")[:n]))
@@ -164,15 +172,7 @@ def job_only(label, url, n, dev, runs):
     body = zapp()
     rows = []
     for i in range(runs + 1):
-        before = link_bytes(dev)
-        t = time.monotonic()
-        status, headers, out = call("POST", storage, token, body,
-                                    {"X-Zerovm-Execute": "1.0", "Content-Type": "application/x-tar"})
-        took = time.monotonic() - t
-        moved = link_bytes(dev) - before
-        lines = out.decode().strip().splitlines()
-        if status != 200 or not lines or not lines[-1].strip().endswith("total"):
-            sys.exit("mapreduce: job failed: %s %s\n%s" % (status, headers.get("X-Nexe-Error"), out[:2000]))
+        took, moved, headers, lines = timed_job(storage, token, body, dev)
         rows.append((took, moved, headers.get("X-Zerocloud-Placement", "")))
     placement = rows[-1][2].split(",")
     counts = {p: placement.count(p) for p in sorted(set(placement))}

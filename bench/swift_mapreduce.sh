@@ -16,6 +16,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+# shellcheck source=lib.sh
+. bench/lib.sh
 N="${BENCH_MR_OBJECTS:-30}" SIZE="${BENCH_MR_SIZE:-4194304}" RATE="${BENCH_MR_RATE:-1gbit}"
 RUNS="${BENCH_MR_RUNS:-3}"
 TOOLS="${ZC_TOOLS:-$HOME/.cache/zerocloud}"
@@ -45,16 +47,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The front host: a namespace reached through a rate-limited veth pair.
-ip netns add "$ns"
-ip link add "$host_if" type veth peer name "$front_if"
-ip link set "$front_if" netns "$ns"
-ip addr add "$host_ip/24" dev "$host_if"
-ip link set "$host_if" up
-ip -n "$ns" addr add "$front_ip/24" dev "$front_if"
-ip -n "$ns" link set "$front_if" up
-ip -n "$ns" link set lo up
-tc qdisc add dev "$host_if" root tbf rate "$RATE" burst 256kb latency 50ms
-ip netns exec "$ns" tc qdisc add dev "$front_if" root tbf rate "$RATE" burst 256kb latency 50ms
+rate_limited_link "$ns" "$host_if" "$front_if" "$host_ip" "$front_ip" "$RATE"
 
 # Swift on the host side of the link.
 mkdir -p "$work/swift"
@@ -62,21 +55,6 @@ cluster_up=1
 out="$(SWIFT_CLUSTER_HOME="$work/swift" SWIFT_CLUSTER_BIND="$host_ip" tests/swift/swift-cluster-up.sh)"
 swift_proxy="$(sed -n 's/^PROXY=//p' <<<"$out")"
 mapfile -t object_servers < <(sed -n 's/^OBJECT_SERVER_[0-9]=\([^ ]*\).*/\1/p' <<<"$out")
-
-# Waits for `<what> listening on <addr>` in $1's output file; prints the address.
-listening() {
-  local file=$1 what=$2
-  for _ in $(seq 1 200); do
-    if grep -q "$what listening on" "$file" 2>/dev/null; then
-      grep -m1 "$what listening on" "$file" | awk '{print $NF}'
-      return
-    fi
-    sleep 0.05
-  done
-  echo "swift_mapreduce.sh: $what did not start; its output:" >&2
-  cat "$file" >&2
-  exit 1
-}
 
 # An agent beside each object server, with room for every session of the job at once.
 local_agents=() streamed_agents=()

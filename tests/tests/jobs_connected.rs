@@ -5,15 +5,11 @@
 
 mod common;
 
-use common::{mk_container, post_zapp, tar_of};
+use common::{
+    mk_container, post_zapp, store_wordcount_inputs, tar_of, wordcount_file, wordcount_zapp,
+    WORDCOUNT_MAP,
+};
 use tests::{Cluster, Server, Session};
-
-/// The seed's wordcount: the example users run (examples/wordcount).
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wordcount");
-
-fn read(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{DATA}/{name}")).expect("test data")
-}
 
 /// The ring's node index of `path` for `suffix` (the proxy's placement:
 /// md5(path + suffix), the top `part_power` bits, modulo the nodes).
@@ -40,15 +36,6 @@ fn spreading_suffix(paths: &[String], nodes: usize) -> String {
         .expect("a suffix that spreads the inputs")
 }
 
-const MAPREDUCE: &str = r#"[
-  {"name": "map", "exec": {"path": "file://python2.7:python", "args": "mapper.py"},
-   "devices": [{"name": "python2.7"}, {"name": "stdout"},
-               {"name": "input", "path": "swift://~/mapreduce-data/*.txt"}],
-   "connect": ["reduce"]},
-  {"name": "reduce", "exec": {"path": "file://python2.7:python", "args": "reducer.py"},
-   "devices": [{"name": "python2.7"}, {"name": "stdout"}]}
-]"#;
-
 #[tokio::test]
 async fn the_seed_mapreduce_wordcount_runs_across_three_servers() {
     let files = ["mrdata1.txt", "mrdata2.txt", "mrdata3.txt"];
@@ -62,7 +49,12 @@ async fn the_seed_mapreduce_wordcount_runs_across_three_servers() {
     mk_container(&s, "mapreduce-data").await;
     for f in files {
         let r = s
-            .req("PUT", &format!("/mapreduce-data/{f}"), &[], read(f))
+            .req(
+                "PUT",
+                &format!("/mapreduce-data/{f}"),
+                &[],
+                wordcount_file(f),
+            )
             .await;
         assert_eq!(r.status, 201);
     }
@@ -85,11 +77,7 @@ async fn the_seed_mapreduce_wordcount_runs_across_three_servers() {
         assert_eq!(distinct.len(), 3, "{holders:?}");
     }
 
-    let zapp = tar_of(&[
-        ("boot/system.map", MAPREDUCE.as_bytes()),
-        ("mapper.py", &read("mapper.py")),
-        ("reducer.py", &read("reducer.py")),
-    ]);
+    let zapp = wordcount_zapp(WORDCOUNT_MAP);
     let r = post_zapp(&s, zapp).await;
     assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
     let lines: Vec<String> = r.text().lines().map(|l| l.trim().to_string()).collect();
@@ -111,33 +99,18 @@ async fn the_seed_mapreduce_wordcount_runs_across_three_servers() {
     );
 }
 
-/// The three seed inputs stored in `mapreduce-data`.
-async fn store_inputs(s: &Session) {
-    mk_container(s, "mapreduce-data").await;
-    for f in ["mrdata1.txt", "mrdata2.txt", "mrdata3.txt"] {
-        let r = s
-            .req("PUT", &format!("/mapreduce-data/{f}"), &[], read(f))
-            .await;
-        assert_eq!(r.status, 201);
-    }
-}
-
 #[tokio::test]
 async fn mappers_with_replicate_2_feed_the_reducer_through_multichannels() {
     let cluster = Cluster::start(3);
     let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
-    store_inputs(&s).await;
-    let map = MAPREDUCE.replacen(
+    store_wordcount_inputs(&s).await;
+    let map = WORDCOUNT_MAP.replacen(
         r#""connect": ["reduce"]"#,
         r#""connect": ["reduce"], "replicate": 2"#,
         1,
     );
-    assert_ne!(map, MAPREDUCE);
-    let zapp = tar_of(&[
-        ("boot/system.map", map.as_bytes()),
-        ("mapper.py", &read("mapper.py")),
-        ("reducer.py", &read("reducer.py")),
-    ]);
+    assert_ne!(map, WORDCOUNT_MAP);
+    let zapp = wordcount_zapp(&map);
     let r = post_zapp(&s, zapp).await;
     assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
     let lines: Vec<String> = r.text().lines().map(|l| l.trim().to_string()).collect();

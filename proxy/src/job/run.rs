@@ -22,7 +22,8 @@ use wire::exec::{
     Reserved, BOOT_PART, END, PLAN_PART,
 };
 
-use super::authorize::{fetch, fetch_listing, Fetched};
+use super::authorize::{fetch, Fetched};
+use super::catalog::fetch_listing;
 use super::intake::Source;
 use crate::context::RequestCtx;
 use crate::error::ProxyError;

@@ -424,3 +424,46 @@ pub async fn post_zapp(s: &Session, zapp: Vec<u8>) -> Resp {
     )
     .await
 }
+
+/// The seed's wordcount, as users run it (examples/wordcount).
+const WORDCOUNT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wordcount");
+
+/// A file of the wordcount example (`mrdata1.txt`, `mapper.py`, ...).
+pub fn wordcount_file(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{WORDCOUNT}/{name}")).expect("test data")
+}
+
+/// The wordcount's MapReduce job over `swift://~/mapreduce-data/*.txt`.
+pub const WORDCOUNT_MAP: &str = r#"[
+  {"name": "map", "exec": {"path": "file://python2.7:python", "args": "mapper.py"},
+   "devices": [{"name": "python2.7"}, {"name": "stdout"},
+               {"name": "input", "path": "swift://~/mapreduce-data/*.txt"}],
+   "connect": ["reduce"]},
+  {"name": "reduce", "exec": {"path": "file://python2.7:python", "args": "reducer.py"},
+   "devices": [{"name": "python2.7"}, {"name": "stdout"}]}
+]"#;
+
+/// The wordcount zapp with `map` as its system map.
+pub fn wordcount_zapp(map: &str) -> Vec<u8> {
+    tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("mapper.py", &wordcount_file("mapper.py")),
+        ("reducer.py", &wordcount_file("reducer.py")),
+    ])
+}
+
+/// The wordcount's three inputs, stored in `mapreduce-data`.
+pub async fn store_wordcount_inputs(s: &Session) {
+    mk_container(s, "mapreduce-data").await;
+    for f in ["mrdata1.txt", "mrdata2.txt", "mrdata3.txt"] {
+        let r = s
+            .req(
+                "PUT",
+                &format!("/mapreduce-data/{f}"),
+                &[],
+                wordcount_file(f),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+}

@@ -6,8 +6,7 @@
 mod common;
 
 use common::{
-    mk_container, post_zapp, store_wordcount_inputs, tar_of, wordcount_file, wordcount_zapp,
-    WORDCOUNT_MAP,
+    mk_container, post_zapp, store_wordcount_inputs, tar_of, wordcount_zapp, WORDCOUNT_MAP,
 };
 use tests::{Cluster, Server, Session};
 
@@ -46,18 +45,7 @@ async fn the_seed_mapreduce_wordcount_runs_across_three_servers() {
     let suffix = spreading_suffix(&paths, 3);
     let cluster = Cluster::start_with(3, "", &format!("[ring]\nhash_suffix = \"{suffix}\"\n"));
     let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
-    mk_container(&s, "mapreduce-data").await;
-    for f in files {
-        let r = s
-            .req(
-                "PUT",
-                &format!("/mapreduce-data/{f}"),
-                &[],
-                wordcount_file(f),
-            )
-            .await;
-        assert_eq!(r.status, 201);
-    }
+    store_wordcount_inputs(&s).await;
     // Each input on a server of its own.
     let holders: Vec<String> = files
         .iter()

@@ -40,8 +40,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AgentBeside {
     /// The agent's internal address (`ip:port`).
     pub agent: String,
-    /// The object server's `ip:port`, as Swift's ring names it.
-    pub object_server: String,
+    /// The object server's `ip:port`, as Swift's ring names it; none for
+    /// an agent beside no object server (every input streamed to it).
+    #[serde(default)]
+    pub object_server: Option<String>,
 }
 
 pub struct SwiftCluster {
@@ -110,10 +112,11 @@ impl SwiftCluster {
         let candidates: Vec<(String, String, String)> = preference(&answer.endpoints)
             .into_iter()
             .filter_map(|(server, path)| {
-                let agent = self
-                    .agents
-                    .iter()
-                    .find(|b| b.object_server.eq_ignore_ascii_case(server))?;
+                let agent = self.agents.iter().find(|b| {
+                    b.object_server
+                        .as_deref()
+                        .is_some_and(|o| o.eq_ignore_ascii_case(server))
+                })?;
                 Some((agent.agent.clone(), server.to_string(), path.to_string()))
             })
             .collect();
@@ -309,23 +312,25 @@ pub fn upstream_down(base: &str, e: &hyper_util::client::legacy::Error) -> Proxy
     ))
 }
 
-/// `AGENT=OBJECT_SERVER` (the command line's `--swift-agent`).
+/// `AGENT=OBJECT_SERVER`, or `AGENT` alone for an agent beside no object
+/// server (the command line's `--swift-agent`; both `ip:port`).
 pub fn parse_agent(s: &str) -> Result<AgentBeside, String> {
-    let (agent, object_server) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?}: expected AGENT=OBJECT_SERVER (both ip:port)"))?;
+    let (agent, object_server) = match s.split_once('=') {
+        Some((a, o)) => (a, Some(o)),
+        None => (s, None),
+    };
     let valid = |v: &str| {
         v.rsplit_once(':')
             .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
     };
-    if !valid(agent) || !valid(object_server) {
+    if !valid(agent) || !object_server.is_none_or(valid) {
         return Err(format!(
-            "{s:?}: expected AGENT=OBJECT_SERVER (both ip:port)"
+            "{s:?}: expected AGENT=OBJECT_SERVER or AGENT (each ip:port)"
         ));
     }
     Ok(AgentBeside {
         agent: agent.to_string(),
-        object_server: object_server.to_string(),
+        object_server: object_server.map(str::to_string),
     })
 }
 
@@ -369,11 +374,13 @@ mod tests {
     fn agents_are_agent_equals_object_server() {
         let a = parse_agent("10.0.0.1:6300=10.0.0.1:6200").unwrap();
         assert_eq!(
-            (a.agent.as_str(), a.object_server.as_str()),
-            ("10.0.0.1:6300", "10.0.0.1:6200")
+            (a.agent.as_str(), a.object_server.as_deref()),
+            ("10.0.0.1:6300", Some("10.0.0.1:6200"))
         );
+        let alone = parse_agent("10.0.0.1:6300").unwrap();
+        assert_eq!(alone.object_server, None);
         for bad in [
-            "10.0.0.1:6300",
+            "10.0.0.1",
             "a=b",
             "10.0.0.1:x=10.0.0.1:6200",
             "=10.0.0.1:6200",

@@ -234,4 +234,17 @@ async fn jobs_run_beside_swift_replicas_with_the_callers_token() {
         r.header("x-zerocloud-placement"),
         "streamed,streamed,streamed,none"
     );
+
+    // One command on a machine with a Swift: `zerocloud up --swift-proxy`
+    // puts the proxy in front of it with an agent of its own.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = Server::start_at(&dir.path().join("data"), &["--swift-proxy", &cluster.proxy]);
+    let s3 = Session::new(&up, "test:tester", "testing").await;
+    let r = post_script(&s3, "/c/hello.txt", UPPER).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), "HELLO SWIFT text/x-hello blue\n");
+    assert_eq!(r.header("x-zerocloud-placement"), "streamed");
+    // Plain requests still go to Swift: the object is Swift's.
+    let r = s3.req("GET", "/c/hello.txt", &[], "").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "hello swift\n"));
 }

@@ -31,10 +31,43 @@ struct Common {
     bind: Option<String>,
 }
 
+/// In front of an OpenStack Swift (docs/swift-backend.md).
+#[derive(clap::Args)]
+struct SwiftArgs {
+    /// Stand in front of this OpenStack Swift proxy (http://host:port):
+    /// plain Swift requests are passed to it, jobs run on exec agents
+    /// (overrides the config's [swift] proxy).
+    #[arg(long)]
+    swift_proxy: Option<String>,
+    /// With --swift-proxy: an exec agent and the Swift object server it
+    /// runs beside, AGENT=OBJECT_SERVER (each ip:port, the object server as
+    /// Swift's ring names it), or AGENT alone for one beside no object
+    /// server; repeat for each (overrides the config's [[swift.agents]]).
+    #[arg(long = "swift-agent", requires = "swift_proxy", value_parser = proxy::swift_cluster::parse_agent)]
+    swift_agents: Vec<proxy::swift_cluster::AgentBeside>,
+}
+
+impl SwiftArgs {
+    /// The flags over the config's `[swift]`.
+    fn apply(self, cfg: &mut proxy::config::ProxyConfig) {
+        if let Some(url) = self.swift_proxy {
+            let agents = match cfg.swift.take() {
+                Some(s) if self.swift_agents.is_empty() => s.agents,
+                _ => self.swift_agents,
+            };
+            cfg.swift = Some(proxy::config::SwiftConfig { proxy: url, agents });
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Proxy and one object server in this process.
+    /// Proxy and one object server in this process; with --swift-proxy,
+    /// the proxy in front of that Swift and one exec agent, beside no
+    /// object server (every input streamed to it).
     Up {
+        #[command(flatten)]
+        swift: SwiftArgs,
         #[command(flatten)]
         common: Common,
         /// Where objects and databases live (overrides the config).
@@ -54,17 +87,8 @@ enum Cmd {
         /// Internal address of an object server; repeat for each (overrides the config).
         #[arg(long = "object-server", conflicts_with = "swift_proxy")]
         object_servers: Vec<String>,
-        /// Stand in front of this OpenStack Swift proxy (http://host:port)
-        /// instead of object servers: plain Swift requests are passed to it
-        /// (overrides the config's [swift] proxy; docs/swift-backend.md).
-        #[arg(long)]
-        swift_proxy: Option<String>,
-        /// With --swift-proxy: an exec agent and the Swift object server it
-        /// runs beside, AGENT=OBJECT_SERVER (both ip:port, the object
-        /// server as Swift's ring names it); repeat for each. Jobs run on
-        /// them (overrides the config's [[swift.agents]]).
-        #[arg(long = "swift-agent", requires = "swift_proxy", value_parser = proxy::swift_cluster::parse_agent)]
-        swift_agents: Vec<proxy::swift_cluster::AgentBeside>,
+        #[command(flatten)]
+        swift: SwiftArgs,
     },
     /// System images: the interpreters jobs run in (see docs/images.md).
     Image {
@@ -109,16 +133,14 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     let (mut cfg, up, data_dir_given) = match cmd {
         Cmd::Image { .. } => unreachable!("handled before the runtime starts"),
         Cmd::Up {
+            swift,
             common,
             data_dir,
             no_fsync,
             no_image_install,
         } => {
             let mut cfg = load(common.config.as_deref(), common.bind.as_deref())?;
-            anyhow::ensure!(
-                cfg.swift.is_none(),
-                "zerocloud up runs its own store: for a [swift] backend use `zerocloud proxy`"
-            );
+            swift.apply(&mut cfg);
             cfg.ring.object_servers.clear();
             let data_dir_given = data_dir.is_some();
             if let Some(d) = data_dir {
@@ -135,21 +157,14 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Proxy {
             common,
             object_servers,
-            swift_proxy,
-            swift_agents,
+            swift,
         } => {
             let mut cfg = load(common.config.as_deref(), common.bind.as_deref())?;
             if !object_servers.is_empty() {
                 cfg.ring.object_servers = object_servers;
                 cfg.swift = None;
             }
-            if let Some(url) = swift_proxy {
-                let agents = match cfg.swift.take() {
-                    Some(s) if swift_agents.is_empty() => s.agents,
-                    _ => swift_agents,
-                };
-                cfg.swift = Some(proxy::config::SwiftConfig { proxy: url, agents });
-            }
+            swift.apply(&mut cfg);
             anyhow::ensure!(
                 !cfg.ring.object_servers.is_empty() || cfg.swift.is_some(),
                 "zerocloud proxy needs --object-server or --swift-proxy (or ring.object_servers, or [swift] proxy, in the config)"
@@ -161,14 +176,6 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     cfg.data_dir = absolute(&cfg.data_dir)?;
     let users = cfg.users.clone();
     let swift = cfg.swift.as_ref().map(|s| s.proxy.clone());
-    let swift_agents = match cfg.swift.as_ref().map(|s| s.agents.as_slice()) {
-        Some([]) | None => "none (jobs get 501)".to_string(),
-        Some(agents) => agents
-            .iter()
-            .map(|a| format!("{} beside {}", a.agent, a.object_server))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
     // Jobs run beside the embedded object server, whose agent installs
     // missing images in the background (`install_images`).
     let images_dir = up.then(|| images::store(&cfg, data_dir_given).dir().to_path_buf());
@@ -180,7 +187,18 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     match swift {
         Some(url) => {
             println!("swift proxy: {url} (its auth and users)");
-            println!("exec agents: {swift_agents}");
+            let agents: Vec<String> = running
+                .swift_agents
+                .iter()
+                .map(|a| match &a.object_server {
+                    Some(o) => format!("{} beside {o}", a.agent),
+                    None => format!("{} (inputs streamed to it)", a.agent),
+                })
+                .collect();
+            match agents.is_empty() {
+                true => println!("exec agents: none (jobs get 501)"),
+                false => println!("exec agents: {}", agents.join(", ")),
+            }
         }
         None => {
             println!("object servers: {}", running.object_servers.join(", "));

@@ -14,6 +14,8 @@ pub struct Running {
     proxy: wire::serve::Server,
     object_server: Option<ObjectServer>,
     pub object_servers: Vec<String>,
+    /// In front of a Swift: the exec agents jobs run on.
+    pub swift_agents: Vec<proxy::swift_cluster::AgentBeside>,
 }
 
 impl Running {
@@ -66,6 +68,14 @@ pub async fn start(mut cfg: ProxyConfig, images_dir: Option<PathBuf>) -> anyhow:
         match object_server::start(ocfg).await {
             Ok(o) => {
                 cfg.ring.object_servers = vec![o.addr().to_string()];
+                // In front of a Swift: its agent runs jobs, beside no
+                // object server (every input streamed to it).
+                if let Some(swift) = &mut cfg.swift {
+                    swift.agents.push(proxy::swift_cluster::AgentBeside {
+                        agent: o.addr().to_string(),
+                        object_server: None,
+                    });
+                }
                 object_server = Some(o);
             }
             Err(e) => {
@@ -80,11 +90,17 @@ pub async fn start(mut cfg: ProxyConfig, images_dir: Option<PathBuf>) -> anyhow:
         }
     }
     let object_servers = cfg.ring.object_servers.clone();
+    let swift_agents = cfg
+        .swift
+        .as_ref()
+        .map(|s| s.agents.clone())
+        .unwrap_or_default();
     let proxy = proxy::start(cfg, listener)?;
     Ok(Running {
         proxy,
         object_server,
         object_servers,
+        swift_agents,
     })
 }
 

@@ -241,6 +241,12 @@ impl Backend for SwiftUpstream {
             if path == "/endpoints" || path.starts_with("/endpoints/") {
                 return Err(ProxyError::NotFound);
             }
+            if path == "/info" && req.method() == hyper::Method::GET {
+                if let Some(api) = &self.jobs {
+                    let resp = self.forward(req, tx).await?;
+                    return Ok(with_jobs_info(resp, api).await);
+                }
+            }
             if req.headers().contains_key(crate::job::EXECUTE) {
                 return match &self.jobs {
                     Some(api) => self.job(api, req, tx).await,
@@ -255,6 +261,35 @@ impl Backend for SwiftUpstream {
             self.forward(req, tx).await
         })
     }
+}
+
+/// Swift's `/info`, with what jobs may do added (`zerocloud`), as
+/// ZeroCloud's middleware registered it in Swift's. Anything but a JSON
+/// object from Swift is passed on as it came.
+async fn with_jobs_info(resp: Response<Body>, api: &SwiftApi) -> Response<Body> {
+    use http_body_util::BodyExt;
+    if resp.status() != 200 {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match http_body_util::Limited::new(body, 1 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return wire::reply::status(502),
+    };
+    let text = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut v)) => {
+            v.insert(
+                "zerocloud".into(),
+                crate::endpoints::zerocloud_info(&api.cfg.zerocloud),
+            );
+            serde_json::Value::Object(v).to_string().into_bytes()
+        }
+        _ => bytes.to_vec(),
+    };
+    parts
+        .headers
+        .insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+    Response::from_parts(parts, wire::body::full(text))
 }
 
 #[cfg(test)]

@@ -103,17 +103,7 @@ pub async fn info(State(api): State<Arc<SwiftApi>>, req: Request) -> Response<Bo
             "policies": [{"name": "Policy-0", "default": true}],
         },
         "tempauth": {"account_acls": true},
-        "zerocloud": {
-            "execute_versions": ["1.0"],
-            "timeout": z.timeout,
-            "maxconfig": z.maxconfig,
-            "max_sessions": z.max_sessions,
-            "default_content_type": z.default_content_type,
-            "max_upload_time": z.max_upload_time,
-            "client_timeout": z.client_timeout,
-            "request_forms": ["application/json", "application/x-tar", "application/x-gzip", "script"],
-            "system_images": ["python", "python3", "python2.7"],
-        },
+        "zerocloud": zerocloud_info(z),
     });
     let text = v.to_string();
     let b = Response::builder()
@@ -125,6 +115,22 @@ pub async fn info(State(api): State<Arc<SwiftApi>>, req: Request) -> Response<Bo
         body::full(text)
     };
     b.body(body).unwrap_or_else(|_| reply::status(500))
+}
+
+/// What jobs may do, as `/info` says it (`zerocloud`): ours, or added to
+/// an OpenStack Swift's own `/info` in front of it.
+pub fn zerocloud_info(z: &crate::config::JobConfig) -> serde_json::Value {
+    serde_json::json!({
+        "execute_versions": ["1.0"],
+        "timeout": z.timeout,
+        "maxconfig": z.maxconfig,
+        "max_sessions": z.max_sessions,
+        "default_content_type": z.default_content_type,
+        "max_upload_time": z.max_upload_time,
+        "client_timeout": z.client_timeout,
+        "request_forms": ["application/json", "application/x-tar", "application/x-gzip", "script"],
+        "system_images": ["python", "python3", "python2.7"],
+    })
 }
 
 pub async fn metrics(State(m): State<Arc<Metrics>>) -> Response<Body> {

@@ -70,13 +70,44 @@ pub struct Server {
     pub url: String,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    /// On Swift (`ZC_TEST_BACKEND=swift`): the Swift and the agents beside
+    /// its object servers, stopped after this server.
+    _swift: Option<Box<(swift::SwiftCluster, Vec<ObjectServer>)>>,
 }
 
 impl Server {
-    /// `zerocloud up` on a fresh data dir.
+    /// `zerocloud up` on a fresh data dir. With `ZC_TEST_BACKEND=swift`,
+    /// `zerocloud up --swift-proxy` in front of a real Swift (three object
+    /// servers, three replicas) with an exec agent beside each object
+    /// server (`--swift-agent`), besides its own.
     pub fn start() -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
+        if on_swift() {
+            let cluster = swift::SwiftCluster::start();
+            let agents: Vec<ObjectServer> = cluster
+                .object_servers
+                .iter()
+                .enumerate()
+                .map(|(i, beside)| {
+                    ObjectServer::start_with(
+                        &tmp.path().join(format!("agent{i}")),
+                        "127.0.0.1:0",
+                        &beside_swift("", beside),
+                    )
+                })
+                .collect();
+            let mut args = vec!["--swift-proxy".to_string(), cluster.proxy.clone()];
+            for (a, beside) in agents.iter().zip(&cluster.object_servers) {
+                args.push("--swift-agent".into());
+                args.push(format!("{}={beside}", a.addr));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut s = Server::start_at(&data, &args);
+            s._tmp = Some(tmp);
+            s._swift = Some(Box::new((cluster, agents)));
+            return s;
+        }
         let mut s = Server::start_at(&data, &[]);
         s._tmp = Some(tmp);
         s
@@ -102,6 +133,7 @@ impl Server {
             url,
             data_dir: data.to_path_buf(),
             _tmp: None,
+            _swift: None,
         }
     }
 
@@ -159,6 +191,7 @@ impl Server {
             url,
             data_dir: data.to_path_buf(),
             _tmp: None,
+            _swift: None,
         };
         (server, rx)
     }
@@ -193,6 +226,7 @@ impl Server {
             url,
             data_dir: PathBuf::new(),
             _tmp: None,
+            _swift: None,
         }
     }
 
@@ -228,6 +262,7 @@ impl Server {
             url,
             data_dir: PathBuf::new(),
             _tmp: None,
+            _swift: None,
         }
     }
 

@@ -37,13 +37,18 @@ struct SwiftArgs {
     /// Stand in front of this OpenStack Swift proxy (http://host:port):
     /// plain Swift requests are passed to it, jobs run on exec agents
     /// (overrides the config's [swift] proxy).
-    #[arg(long)]
+    #[arg(long, value_name = "URL")]
     swift_proxy: Option<String>,
     /// With --swift-proxy: an exec agent and the Swift object server it
     /// runs beside, AGENT=OBJECT_SERVER (each ip:port, the object server as
     /// Swift's ring names it), or AGENT alone for one beside no object
     /// server; repeat for each (overrides the config's [[swift.agents]]).
-    #[arg(long = "swift-agent", requires = "swift_proxy", value_parser = proxy::swift_cluster::parse_agent)]
+    #[arg(
+        long = "swift-agent",
+        value_name = "AGENT[=OBJECT_SERVER]",
+        requires = "swift_proxy",
+        value_parser = proxy::swift_cluster::parse_agent
+    )]
     swift_agents: Vec<proxy::swift_cluster::AgentBeside>,
 }
 
@@ -67,8 +72,6 @@ enum Cmd {
     /// object server (every input streamed to it).
     Up {
         #[command(flatten)]
-        swift: SwiftArgs,
-        #[command(flatten)]
         common: Common,
         /// Where objects and databases live (overrides the config).
         #[arg(long)]
@@ -79,6 +82,8 @@ enum Cmd {
         /// Do not install missing system images in the background.
         #[arg(long)]
         no_image_install: bool,
+        #[command(flatten)]
+        swift: SwiftArgs,
     },
     /// Proxy only, in front of running object servers, or of an OpenStack Swift proxy.
     Proxy {

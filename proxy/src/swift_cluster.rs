@@ -228,6 +228,13 @@ impl Storage for SwiftCluster {
     ) -> BoxFut<'a, Result<Vec<Place>, ProxyError>> {
         Box::pin(async move {
             match target {
+                // No agent beside an object server (`zerocloud up
+                // --swift-proxy`): nothing to ask Swift.
+                Some((Target::Object(..), AttachMode::Read))
+                    if self.agents.iter().all(|a| a.object_server.is_none()) =>
+                {
+                    Ok(self.any_agent(AttachedFrom::Streamed))
+                }
                 Some((Target::Object(a, c, o), AttachMode::Read)) => {
                     let local = match self.beside_replicas(tx, a, c, o).await {
                         Ok(local) => local,

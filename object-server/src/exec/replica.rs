@@ -111,21 +111,20 @@ pub(super) fn local_object_of(pairs: impl Iterator<Item = (String, String)>) -> 
     let mut metadata = Vec::new();
     for (k, v) in pairs {
         let lower = k.to_ascii_lowercase();
-        let name = match lower.as_str() {
-            "content-length" => {
-                content_length = v.trim().parse().unwrap_or(0);
-                continue;
-            }
-            "content-type" => "Content-Type".to_string(),
-            "etag" => {
-                // Swift's servers quote it; the variable never was.
-                metadata.push(("ETag".to_string(), v.trim_matches('"').to_string()));
-                continue;
-            }
-            "x-timestamp" => "X-Timestamp".to_string(),
-            "content-encoding" => "Content-Encoding".to_string(),
-            m if m.starts_with("x-object-meta-") => k,
-            _ => continue,
+        if lower == "content-length" {
+            content_length = v.trim().parse().unwrap_or(0);
+            continue;
+        }
+        if !wire::exec::is_local_metadata(&lower) {
+            continue;
+        }
+        let (name, v) = match lower.as_str() {
+            "content-type" => ("Content-Type".to_string(), v),
+            // Swift's servers quote it; the variable never was.
+            "etag" => ("ETag".to_string(), v.trim_matches('"').to_string()),
+            "x-timestamp" => ("X-Timestamp".to_string(), v),
+            "content-encoding" => ("Content-Encoding".to_string(), v),
+            _ => (k, v),
         };
         metadata.push((name, v));
     }

@@ -125,6 +125,18 @@ pub enum AttachedFrom {
     Streamed,
 }
 
+/// Whether a stored object's header `name` (lowercase) is metadata a
+/// session attached to it sees (`LOCAL_*`): `Content-Type`, `ETag`,
+/// `X-Timestamp`, `Content-Encoding`, `X-Object-Meta-*`. The proxy sends
+/// these with a streamed object, and an agent keeps these of a replica.
+pub fn is_local_metadata(name: &str) -> bool {
+    name.starts_with("x-object-meta-")
+        || matches!(
+            name,
+            "content-type" | "etag" | "x-timestamp" | "content-encoding"
+        )
+}
+
 impl AttachedFrom {
     pub fn is_disk(&self) -> bool {
         matches!(self, AttachedFrom::Disk)

@@ -199,11 +199,7 @@ pub(super) async fn fetch(
         .and_then(|v| v.parse().ok());
     let headers = h
         .iter()
-        .filter(|(k, _)| {
-            let k = k.as_str();
-            k.starts_with("x-object-meta-")
-                || matches!(k, "etag" | "x-timestamp" | "content-encoding")
-        })
+        .filter(|(k, _)| k.as_str() != "content-type" && wire::exec::is_local_metadata(k.as_str()))
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     Ok(Fetched {

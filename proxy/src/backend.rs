@@ -131,11 +131,18 @@ impl SwiftUpstream {
         })
     }
 
-    /// Runs ZeroCloud requests with `api`, whose storage is the Swift
-    /// cluster (`SwiftCluster`).
-    pub fn with_jobs(mut self, api: Arc<SwiftApi>) -> SwiftUpstream {
-        self.jobs = Some(api);
-        self
+    /// Runs ZeroCloud requests on `agents`, with `cfg`'s job settings:
+    /// the job layer over this Swift (`SwiftCluster`, sharing this
+    /// upstream's URL and connections).
+    pub fn with_jobs(
+        mut self,
+        cfg: crate::config::ProxyConfig,
+        agents: Vec<crate::swift_cluster::AgentBeside>,
+    ) -> anyhow::Result<SwiftUpstream> {
+        let cluster =
+            crate::swift_cluster::SwiftCluster::new(self.base.clone(), self.client.clone(), agents);
+        self.jobs = Some(Arc::new(SwiftApi::new(cfg, Arc::new(cluster))?));
+        Ok(self)
     }
 
     /// A ZeroCloud request: the job layer, as the caller (its own token
@@ -162,22 +169,7 @@ impl SwiftUpstream {
                 .or_else(|| h.get("x-storage-token"))
                 .cloned(),
         };
-        // CORS: the container's settings, as the caller sees them.
-        let origin = hstr(h, "origin").map(str::to_string);
-        let cors = match (&origin, &ctx.path.container, api.cfg.zerocloud.use_cors) {
-            (Some(_), Some(c), true) => api
-                .container_info(&ctx, &ctx.path.account, c)
-                .await
-                .ok()
-                .flatten()
-                .map(|i| i.cors),
-            _ => None,
-        };
-        let mut resp = crate::job::dispatch(api.clone(), ctx, req).await?;
-        if let (Some(origin), Some(cors)) = (origin, cors) {
-            crate::cors::decorate(&mut resp, &cors, &origin);
-        }
-        Ok(resp)
+        crate::job::dispatch_with_cors(api.clone(), ctx, req).await
     }
 
     /// Passes `req` to Swift as sent (method, path and query, headers but

@@ -30,7 +30,6 @@ use crate::ring::Ring;
 use crate::router::Proxy;
 use crate::storage::RingStorage;
 use crate::swift::SwiftApi;
-use crate::swift_cluster::SwiftCluster;
 
 /// Serves the Swift API on `listener` over the storage nodes of `cfg.ring`
 /// (or in front of the Swift proxy of `cfg.swift`), until the returned
@@ -40,9 +39,7 @@ pub fn start(cfg: ProxyConfig, listener: TcpListener) -> anyhow::Result<wire::se
         Some(swift) => {
             let mut upstream = SwiftUpstream::new(&swift.proxy).map_err(anyhow::Error::msg)?;
             if !swift.agents.is_empty() {
-                let cluster = SwiftCluster::new(&swift.proxy, swift.agents.clone());
-                upstream =
-                    upstream.with_jobs(Arc::new(SwiftApi::new(cfg.clone(), Arc::new(cluster))?));
+                upstream = upstream.with_jobs(cfg.clone(), swift.agents.clone())?;
             }
             Proxy::with_backend(Box::new(upstream))
         }

@@ -282,13 +282,7 @@ pub(crate) async fn route_embedded(
         return Ok(crate::cors::preflight(cors.as_ref(), req.headers()));
     }
     if req.headers().contains_key(crate::job::EXECUTE) {
-        let mut resp = crate::job::dispatch(e.state.api.clone(), ctx, req).await?;
-        if let (true, Some(origin), Some(cors)) =
-            (e.state.api.cfg.zerocloud.use_cors, &origin, &cors)
-        {
-            crate::cors::decorate(&mut resp, cors, origin);
-        }
-        return Ok(resp);
+        return crate::job::dispatch_with_cors(e.state.api.clone(), ctx, req).await;
     }
     req.extensions_mut().insert(ctx);
     let mut resp = e

@@ -26,6 +26,18 @@ pub enum Target<'a> {
     Object(&'a str, &'a str, &'a str),
 }
 
+impl<'a> Target<'a> {
+    /// The target of a path's parts (an object without a container names
+    /// the account).
+    pub fn of(account: &'a str, container: Option<&'a str>, object: Option<&'a str>) -> Target<'a> {
+        match (container, object) {
+            (Some(c), Some(o)) => Target::Object(account, c, o),
+            (Some(c), None) => Target::Container(account, c),
+            _ => Target::Account(account),
+        }
+    }
+}
+
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where a session can run: an exec agent, and how that agent gets the
@@ -102,14 +114,6 @@ impl RingStorage {
         listing_of: Option<Target<'_>>,
     ) -> Result<Response<Body>, ProxyError> {
         let (mut parts, body) = req.into_parts();
-        let query = parts
-            .uri
-            .query()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default();
-        parts.uri = format!("http://{node}{path}{query}")
-            .parse()
-            .map_err(|e| ProxyError::Internal(format!("bad backend uri: {e}")))?;
         // Writes name the DBs they must update.
         match listing_of {
             Some(Target::Object(a, c, _)) => {
@@ -133,15 +137,14 @@ impl RingStorage {
             }
             Some(Target::Account(_)) | None => {}
         }
-        insert(&mut parts.headers, wire::TRANS_ID, tx.as_str());
-        parts.headers.remove(hyper::header::HOST);
-        parts.headers.remove(hyper::header::CONNECTION);
-        let resp = self
-            .client
-            .request(Request::from_parts(parts, body))
-            .await
-            .map_err(|e| ProxyError::Backend(format!("{node}: {}", wire::client::describe(&e))))?;
-        Ok(resp.map(Body::new))
+        to_node(
+            &self.client,
+            node,
+            &path,
+            tx,
+            Request::from_parts(parts, body),
+        )
+        .await
     }
 }
 
@@ -197,6 +200,34 @@ impl Storage for RingStorage {
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
         Box::pin(async move { self.forward(agent, path, tx, req, writes).await })
     }
+}
+
+/// Sends `req` to the internal `path` of `node` (a storage node or an exec
+/// agent), keeping its query string, tagged with the trans-id.
+pub(crate) async fn to_node(
+    client: &HttpClient,
+    node: &str,
+    path: &str,
+    tx: &TransId,
+    req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    let (mut parts, body) = req.into_parts();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    parts.uri = format!("http://{node}{path}{query}")
+        .parse()
+        .map_err(|e| ProxyError::Internal(format!("bad backend uri: {e}")))?;
+    insert(&mut parts.headers, wire::TRANS_ID, tx.as_str());
+    parts.headers.remove(hyper::header::HOST);
+    parts.headers.remove(hyper::header::CONNECTION);
+    let resp = client
+        .request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| ProxyError::Backend(format!("{node}: {}", wire::client::describe(&e))))?;
+    Ok(resp.map(Body::new))
 }
 
 /// `items`, starting at the next turn of `turns`: successive calls start

@@ -29,7 +29,7 @@ use wire::exec::AttachedFrom;
 
 use crate::context::TransId;
 use crate::error::ProxyError;
-use crate::storage::{insert, round_robin, BoxFut, Place, Storage, Target};
+use crate::storage::{insert, round_robin, to_node, BoxFut, Place, Storage, Target};
 
 /// How long a replica's object server may take to answer its HEAD.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -63,10 +63,13 @@ struct Endpoints {
 }
 
 impl SwiftCluster {
-    pub fn new(base: &str, agents: Vec<AgentBeside>) -> SwiftCluster {
+    /// The cluster behind the Swift proxy `base` (`http://host:port`, as
+    /// `SwiftUpstream` checked it), reached with `client` (the upstream's:
+    /// one connection pool), with `agents`.
+    pub fn new(base: String, client: HttpClient, agents: Vec<AgentBeside>) -> SwiftCluster {
         SwiftCluster {
-            base: base.trim_end_matches('/').to_string(),
-            client: wire::client::http_client(),
+            base,
+            client,
             agents,
             next_agent: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -269,21 +272,7 @@ impl Storage for SwiftCluster {
         _writes: Option<Target<'a>>,
         req: Request<Body>,
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            parts.uri = format!("http://{agent}{path}")
-                .parse()
-                .map_err(|e| ProxyError::Internal(format!("bad agent uri: {e}")))?;
-            insert(&mut parts.headers, wire::TRANS_ID, tx.as_str());
-            let resp = self
-                .client
-                .request(Request::from_parts(parts, body))
-                .await
-                .map_err(|e| {
-                    ProxyError::Backend(format!("{agent}: {}", wire::client::describe(&e)))
-                })?;
-            Ok(resp.map(Body::new))
-        })
+        Box::pin(async move { to_node(&self.client, agent, &path, tx, req).await })
     }
 }
 

@@ -72,7 +72,7 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     /// On Swift (`ZC_TEST_BACKEND=swift`): the Swift and the agents beside
     /// its object servers, stopped after this server.
-    _swift: Option<Box<(swift::SwiftCluster, Vec<ObjectServer>)>>,
+    _swift: Option<Box<(swift::SwiftCluster, Vec<swift::AgentBeside>)>>,
 }
 
 impl Server {
@@ -85,22 +85,10 @@ impl Server {
         let data = tmp.path().join("data");
         if on_swift() {
             let cluster = swift::SwiftCluster::start();
-            let agents: Vec<ObjectServer> = cluster
-                .object_servers
-                .iter()
-                .enumerate()
-                .map(|(i, beside)| {
-                    ObjectServer::start_with(
-                        &tmp.path().join(format!("agent{i}")),
-                        "127.0.0.1:0",
-                        &beside_swift("", beside),
-                    )
-                })
-                .collect();
+            let agents = cluster.start_agents(3, "", tmp.path());
             let mut args = vec!["--swift-proxy".to_string(), cluster.proxy.clone()];
-            for (a, beside) in agents.iter().zip(&cluster.object_servers) {
-                args.push("--swift-agent".into());
-                args.push(format!("{}={beside}", a.addr));
+            for a in &agents {
+                args.extend(["--swift-agent".to_string(), a.flag()]);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut s = Server::start_at(&data, &args);
@@ -212,14 +200,20 @@ impl Server {
 
     /// [`Server::proxy`] with a `--config` file.
     pub fn proxy_with(object_servers: &[String], config: Option<&Path>) -> Server {
+        let args = object_servers
+            .iter()
+            .flat_map(|o| ["--object-server".to_string(), o.clone()]);
+        Server::zerocloud_proxy(args, config)
+    }
+
+    /// `zerocloud proxy --bind 127.0.0.1:0 [--config FILE] ARGS...`.
+    fn zerocloud_proxy(args: impl IntoIterator<Item = String>, config: Option<&Path>) -> Server {
         let mut cmd = Command::new(bin("zerocloud"));
         cmd.args(["proxy", "--bind", "127.0.0.1:0"]);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
-        for o in object_servers {
-            cmd.args(["--object-server", o]);
-        }
+        cmd.args(args);
         let (child, url) = spawn_until(cmd, "zerocloud listening on");
         Server {
             child,
@@ -236,34 +230,19 @@ impl Server {
         Server::swift_front_with(swift, &[])
     }
 
-    /// [`Server::swift_front`] with exec agents: each `(agent, object
-    /// server)` is a `--swift-agent AGENT=OBJECT_SERVER`.
-    pub fn swift_front_with(swift: &str, agents: &[(&str, &str)]) -> Server {
+    /// [`Server::swift_front`] with exec agents: each of `agents` is a
+    /// `--swift-agent` value (`AGENT=OBJECT_SERVER`, or `AGENT`).
+    pub fn swift_front_with(swift: &str, agents: &[String]) -> Server {
         Server::swift_front_config(swift, agents, None)
     }
 
     /// [`Server::swift_front_with`] and a `--config` file.
-    pub fn swift_front_config(
-        swift: &str,
-        agents: &[(&str, &str)],
-        config: Option<&Path>,
-    ) -> Server {
-        let mut cmd = Command::new(bin("zerocloud"));
-        cmd.args(["proxy", "--bind", "127.0.0.1:0", "--swift-proxy", swift]);
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
+    pub fn swift_front_config(swift: &str, agents: &[String], config: Option<&Path>) -> Server {
+        let mut args = vec!["--swift-proxy".to_string(), swift.to_string()];
+        for a in agents {
+            args.extend(["--swift-agent".to_string(), a.clone()]);
         }
-        for (agent, server) in agents {
-            cmd.arg("--swift-agent").arg(format!("{agent}={server}"));
-        }
-        let (child, url) = spawn_until(cmd, "zerocloud listening on");
-        Server {
-            child,
-            url,
-            data_dir: PathBuf::new(),
-            _tmp: None,
-            _swift: None,
-        }
+        Server::zerocloud_proxy(args, config)
     }
 
     pub fn auth_url(&self) -> String {
@@ -393,29 +372,10 @@ impl Cluster {
         });
         if on_swift() {
             let swift = swift::SwiftCluster::start();
-            let nodes: Vec<ObjectServer> = (0..n)
-                .map(|i| {
-                    let beside = &swift.object_servers[i % swift.object_servers.len()];
-                    ObjectServer::start_with(
-                        &tmp.path().join(format!("agent{i}")),
-                        "127.0.0.1:0",
-                        &beside_swift(node_config, beside),
-                    )
-                })
-                .collect();
-            let agents: Vec<(String, String)> = nodes
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let beside = &swift.object_servers[i % swift.object_servers.len()];
-                    (a.addr.clone(), beside.clone())
-                })
-                .collect();
-            let pairs: Vec<(&str, &str)> = agents
-                .iter()
-                .map(|(a, s)| (a.as_str(), s.as_str()))
-                .collect();
-            let proxy = Server::swift_front_config(&swift.proxy, &pairs, config.as_deref());
+            let agents = swift.start_agents(n, node_config, tmp.path());
+            let flags: Vec<String> = agents.iter().map(swift::AgentBeside::flag).collect();
+            let proxy = Server::swift_front_config(&swift.proxy, &flags, config.as_deref());
+            let nodes = agents.into_iter().map(|a| a.server).collect();
             return Cluster {
                 nodes,
                 proxy,
@@ -467,22 +427,6 @@ impl Cluster {
                 .is_file()
         })
     }
-}
-
-/// `node_config` (an object server's TOML) for an agent beside the Swift
-/// object server `object_server`.
-fn beside_swift(node_config: &str, object_server: &str) -> String {
-    let mut t: toml::Table = toml::from_str(node_config).expect("node config");
-    let exec = t
-        .entry("exec")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let toml::Value::Table(e) = exec {
-        e.insert(
-            "swift_object_server".into(),
-            toml::Value::String(object_server.to_string()),
-        );
-    }
-    toml::to_string(&t).expect("agent config")
 }
 
 /// A response, fully read.

@@ -24,6 +24,20 @@ fn cluster_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// An exec agent beside one of a Swift's object servers.
+pub struct AgentBeside {
+    pub server: crate::ObjectServer,
+    /// The object server (`ip:port`) it runs beside.
+    pub beside: String,
+}
+
+impl AgentBeside {
+    /// Its `--swift-agent` value: `AGENT=OBJECT_SERVER`.
+    pub fn flag(&self) -> String {
+        format!("{}={}", self.server.addr, self.beside)
+    }
+}
+
 /// A real Swift with three object servers and three replicas
 /// (`tests/swift/swift-cluster-up.sh`); stopped on drop.
 pub struct SwiftCluster {
@@ -126,6 +140,34 @@ impl SwiftCluster {
         let part = primaries.first().map_or(0, |p| p.1);
         (0..primaries.len())
             .map(|i| primaries[(part + i) % n].0.clone())
+            .collect()
+    }
+
+    /// `n` exec agents (`object-server` with `node_config`, its TOML, and
+    /// `[exec] swift_object_server`) beside object servers 1, 2, 3, 1, ...,
+    /// their data dirs in `dir`.
+    pub fn start_agents(&self, n: usize, node_config: &str, dir: &Path) -> Vec<AgentBeside> {
+        (0..n)
+            .map(|i| {
+                let beside = self.object_servers[i % self.object_servers.len()].clone();
+                let mut config: toml::Table = toml::from_str(node_config).expect("node config");
+                if let toml::Value::Table(exec) = config
+                    .entry("exec")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                {
+                    exec.insert(
+                        "swift_object_server".into(),
+                        toml::Value::String(beside.clone()),
+                    );
+                }
+                let config = toml::to_string(&config).expect("agent config");
+                let server = crate::ObjectServer::start_with(
+                    &dir.join(format!("agent{i}")),
+                    "127.0.0.1:0",
+                    &config,
+                );
+                AgentBeside { server, beside }
+            })
             .collect()
     }
 

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use common::{post_zapp, store_wordcount_inputs, wordcount_zapp, WORDCOUNT_MAP};
 use http::Method;
-use tests::swift::SwiftCluster;
-use tests::{Http, ObjectServer, Resp, Server, Session};
+use tests::swift::{AgentBeside, SwiftCluster};
+use tests::{Http, Resp, Server, Session};
 
 /// Reads its attached object on stdin and says what it saw.
 const UPPER: &str = "#!file://python:python\nimport os, sys\n\
@@ -49,49 +49,18 @@ async fn post_json(s: &Session, job: String) -> Resp {
     .await
 }
 
-struct Agents {
-    _dir: tempfile::TempDir,
-    running: Vec<ObjectServer>,
-    /// Agent address → the object server it runs beside.
-    beside: BTreeMap<String, String>,
-}
-
-/// An exec agent beside each of `object_servers`.
-fn agents(object_servers: &[String]) -> Agents {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut running = Vec::new();
-    let mut beside = BTreeMap::new();
-    for (i, server) in object_servers.iter().enumerate() {
-        let config = format!("[exec]\nworkers = 2\nswift_object_server = \"{server}\"\n");
-        let agent = ObjectServer::start_with(
-            &dir.path().join(format!("agent{i}")),
-            "127.0.0.1:0",
-            &config,
-        );
-        beside.insert(agent.addr.clone(), server.clone());
-        running.push(agent);
-    }
-    Agents {
-        _dir: dir,
-        running,
-        beside,
-    }
-}
-
-impl Agents {
-    fn pairs(&self) -> Vec<(&str, &str)> {
-        self.beside
-            .iter()
-            .map(|(a, s)| (a.as_str(), s.as_str()))
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn jobs_run_beside_swift_replicas_with_the_callers_token() {
     let cluster = SwiftCluster::start();
-    let agents = agents(&cluster.object_servers);
-    let front = Server::swift_front_with(&cluster.proxy, &agents.pairs());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = cluster.start_agents(3, "[exec]\nworkers = 2\n", dir.path());
+    let flags: Vec<String> = agents.iter().map(AgentBeside::flag).collect();
+    let front = Server::swift_front_with(&cluster.proxy, &flags);
+    // Agent address → the object server it runs beside.
+    let beside: BTreeMap<String, String> = agents
+        .iter()
+        .map(|a| (a.server.addr.clone(), a.beside.clone()))
+        .collect();
     let s = Session::new(&front, "test:tester", "testing").await;
     let account = s.url.rsplit('/').next().unwrap_or_default().to_string();
     assert_eq!(s.req("PUT", "/c", &[], "").await.status, 201);
@@ -127,7 +96,7 @@ async fn jobs_run_beside_swift_replicas_with_the_callers_token() {
     assert_eq!(r.header("x-zerocloud-placement"), "local");
     let ran_on = r.header("x-nexe-server").to_string();
     let preferred = cluster.primaries(&account, "c", "hello.txt");
-    assert_eq!(agents.beside[&ran_on], preferred[0], "{preferred:?}");
+    assert_eq!(beside[&ran_on], preferred[0], "{preferred:?}");
 
     // Outputs go through the Swift proxy, so Swift stores (and replicates)
     // them: read back straight from Swift.
@@ -213,13 +182,13 @@ async fn jobs_run_beside_swift_replicas_with_the_callers_token() {
     assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
     assert_eq!(r.text(), "HELLO SWIFT text/x-hello blue\n");
     assert_eq!(r.header("x-zerocloud-placement"), "local");
-    assert_eq!(agents.beside[r.header("x-nexe-server")], preferred[1]);
+    assert_eq!(beside[r.header("x-nexe-server")], preferred[1]);
     cluster.object_server("swift-cluster-up.sh", n);
 
     // Agents beside none of the replicas: the proxy streams the object
     // (read through the Swift proxy with the caller's token); the program
     // sees the same bytes and metadata.
-    let elsewhere = [(agents.running[0].addr.as_str(), "127.0.0.1:9")];
+    let elsewhere = [format!("{}=127.0.0.1:9", agents[0].server.addr)];
     let front2 = Server::swift_front_with(&cluster.proxy, &elsewhere);
     let s2 = Session::new(&front2, "test:tester", "testing").await;
     let r = post_script(&s2, "/c/hello.txt", UPPER).await;
@@ -237,8 +206,11 @@ async fn jobs_run_beside_swift_replicas_with_the_callers_token() {
 
     // One command on a machine with a Swift: `zerocloud up --swift-proxy`
     // puts the proxy in front of it with an agent of its own.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let up = Server::start_at(&dir.path().join("data"), &["--swift-proxy", &cluster.proxy]);
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let up = Server::start_at(
+        &up_dir.path().join("data"),
+        &["--swift-proxy", &cluster.proxy],
+    );
     let s3 = Session::new(&up, "test:tester", "testing").await;
     let r = post_script(&s3, "/c/hello.txt", UPPER).await;
     assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);

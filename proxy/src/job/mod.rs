@@ -70,6 +70,28 @@ pub async fn dispatch(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res 
     }
 }
 
+/// [`dispatch`] for a request that may come from a browser: with an
+/// `Origin`, the answer carries the request container's CORS headers when
+/// `use_cors` is on (spec §5.1). The container's settings are read as the
+/// caller; when they cannot be, the answer has none.
+pub async fn dispatch_with_cors(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res {
+    let origin = hstr(req.headers(), "origin").map(str::to_string);
+    let cors = match (&origin, &ctx.path.container, api.cfg.zerocloud.use_cors) {
+        (Some(_), Some(c), true) => api
+            .container_info(&ctx, &ctx.path.account, c)
+            .await
+            .ok()
+            .flatten()
+            .map(|i| i.cors),
+        _ => None,
+    };
+    let mut resp = dispatch(api, ctx, req).await?;
+    if let (Some(origin), Some(cors)) = (origin, cors) {
+        crate::cors::decorate(&mut resp, &cors, &origin);
+    }
+    Ok(resp)
+}
+
 /// One job of any form (the first of a chain).
 async fn one(api: Arc<SwiftApi>, ctx: RequestCtx, req: Request) -> Res {
     let version = hstr(req.headers(), EXECUTE).unwrap_or_default().to_string();

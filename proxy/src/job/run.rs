@@ -47,6 +47,14 @@ pub(super) struct Session {
     pub answer: Result<Response<Body>, ProxyError>,
 }
 
+/// What the proxy reads for an input: an object, or (an attached
+/// container no agent holds) a container's listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Read {
+    Object,
+    Listing,
+}
+
 /// Where an input's bytes come from.
 enum Origin {
     Stream(Source),
@@ -131,14 +139,17 @@ pub(super) async fn start(
         });
     }
     // Remote objects: fetched once each, whoever reads them.
-    let mut objects: BTreeMap<JobPath, usize> = BTreeMap::new();
-    let mut order: Vec<JobPath> = Vec::new();
+    let mut objects: BTreeMap<(JobPath, Read), usize> = BTreeMap::new();
+    let mut order: Vec<(JobPath, Read)> = Vec::new();
     let mut wanted: Vec<Vec<(usize, String)>> = Vec::new();
     for (i, (node, _, _)) in placed.iter().enumerate() {
-        let mut reads: Vec<(JobPath, String)> = node
+        let mut reads: Vec<(JobPath, Read, String)> = node
             .remote_reads()
             .filter(|c| !c.removable)
-            .filter_map(|c| c.swift_path().map(|p| (p.clone(), c.device.clone())))
+            .filter_map(|c| {
+                c.swift_path()
+                    .map(|p| (p.clone(), Read::Object, c.device.clone()))
+            })
             .collect();
         // An attached object no agent holds comes the same way, with its
         // metadata in the part's headers; an attached container as its
@@ -149,26 +160,28 @@ pub(super) async fn start(
             &node.placement.target,
             node.attached_channel(),
         ) {
-            reads.push((t.clone(), ch.device.clone()));
+            let how = match t.object {
+                Some(_) => Read::Object,
+                None => Read::Listing,
+            };
+            reads.push((t.clone(), how, ch.device.clone()));
         }
         if let Location::Swift(p) = &node.exe {
-            reads.push((p.clone(), BOOT_PART.to_string()));
+            reads.push((p.clone(), Read::Object, BOOT_PART.to_string()));
         }
-        for (p, name) in reads {
-            let k = *objects.entry(p.clone()).or_insert_with(|| {
-                order.push(p.clone());
+        for (p, how, name) in reads {
+            let k = *objects.entry((p.clone(), how)).or_insert_with(|| {
+                order.push((p, how));
                 wanted.push(Vec::new());
                 order.len() - 1
             });
             wanted[k].push((i, name));
         }
     }
-    let fetched = futures_util::future::join_all(order.iter().map(|p| async move {
-        // A container there is an attached container input's listing.
-        if p.object.is_none() {
-            fetch_listing(api, ctx, p).await
-        } else {
-            fetch(api, ctx, p).await
+    let fetched = futures_util::future::join_all(order.iter().map(|(p, how)| async move {
+        match how {
+            Read::Object => fetch(api, ctx, p).await,
+            Read::Listing => fetch_listing(api, ctx, p).await,
         }
     }))
     .await;
@@ -502,11 +515,7 @@ fn attached_target(node: &NodePlan) -> Option<(Target<'_>, AttachMode)> {
     match (node.placement.attach, &node.placement.target) {
         (AttachMode::None, _) | (_, None) => None,
         (mode, Some(t)) => Some((
-            match (&t.container, &t.object) {
-                (Some(c), Some(o)) => Target::Object(&t.account, c, o),
-                (Some(c), None) => Target::Container(&t.account, c),
-                _ => Target::Account(&t.account),
-            },
+            Target::of(&t.account, t.container.as_deref(), t.object.as_deref()),
             mode,
         )),
     }

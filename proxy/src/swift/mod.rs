@@ -268,11 +268,7 @@ impl SwiftApi {
         if *method == Method::PUT || *method == Method::DELETE {
             return Ok(false);
         }
-        let target = match (&p.container, &p.object) {
-            (Some(c), Some(o)) => Target::Object(&p.account, c, o),
-            (Some(c), None) => Target::Container(&p.account, c),
-            _ => Target::Account(&p.account),
-        };
+        let target = Target::of(&p.account, p.container.as_deref(), p.object.as_deref());
         let resp = self
             .call(
                 ctx,

@@ -75,9 +75,10 @@ export ZEROCLOUD_IMAGES="${ZEROCLOUD_IMAGES:-$TOOLS/images}"
 cargo test --workspace --release "$@"
 # The job, app and zpm tests again on the other backend: our proxy in front
 # of a real OpenStack Swift (3 object servers, 3 replicas) with an exec agent
-# beside each object server (tests/src/lib.rs: Server::start and Cluster;
-# docs/swift-backend.md). Not Snakebin: it needs the setuid rule, which
-# that backend does not honour.
+# beside each object server, and tempauth's reseller admin as the setuid
+# rule's user (tests/src/lib.rs: Server::start and Cluster;
+# docs/swift-backend.md).
 log "the job tests again, on the OpenStack Swift backend (ZC_TEST_BACKEND=swift)"
 ZC_TEST_BACKEND=swift cargo test --release -p tests --test jobs --test jobs_chain \
-  --test jobs_cluster --test jobs_connected --test jobs_open --test examples --test zpm "$@"
+  --test jobs_cluster --test jobs_connected --test jobs_open --test examples --test zpm \
+  --test snakebin "$@"

@@ -131,16 +131,27 @@ impl SwiftUpstream {
         })
     }
 
-    /// Runs ZeroCloud requests on `agents`, with `cfg`'s job settings:
-    /// the job layer over this Swift (`SwiftCluster`, sharing this
-    /// upstream's URL and connections).
+    /// Runs ZeroCloud requests on `swift`'s agents (with its setuid user),
+    /// with `cfg`'s job settings: the job layer over this Swift
+    /// (`SwiftCluster`, sharing this upstream's URL and connections).
     pub fn with_jobs(
         mut self,
         cfg: crate::config::ProxyConfig,
-        agents: Vec<crate::swift_cluster::AgentBeside>,
+        swift: &crate::config::SwiftConfig,
     ) -> anyhow::Result<SwiftUpstream> {
-        let cluster =
-            crate::swift_cluster::SwiftCluster::new(self.base.clone(), self.client.clone(), agents);
+        let setuid = match &swift.setuid {
+            Some(who) => Some(
+                crate::swift_setuid::SetuidLogin::new(&self.base, self.client.clone(), who)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
+        let cluster = crate::swift_cluster::SwiftCluster::new(
+            self.base.clone(),
+            self.client.clone(),
+            swift.agents.clone(),
+            setuid,
+        );
         self.jobs = Some(Arc::new(SwiftApi::new(cfg, Arc::new(cluster))?));
         Ok(self)
     }
@@ -164,6 +175,7 @@ impl SwiftUpstream {
             trans_id: tx.clone(),
             referrer: hstr(h, "referer").map(str::to_string),
             app_source: None,
+            setuid_grants: Some(Default::default()),
             credential: h
                 .get("x-auth-token")
                 .or_else(|| h.get("x-storage-token"))

@@ -49,6 +49,11 @@ pub struct SwiftConfig {
     /// refused (501), plain requests pass through.
     #[serde(default)]
     pub agents: Vec<crate::swift_cluster::AgentBeside>,
+    /// `[swift.setuid]`: the user whose rights the setuid rule lends an
+    /// app. None: the rule is not honoured (a job has only its caller's
+    /// rights).
+    #[serde(default)]
+    pub setuid: Option<crate::swift_setuid::SetuidUser>,
 }
 
 /// `[zerocloud]`: how the proxy runs jobs. Names follow ZeroCloud's

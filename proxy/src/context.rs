@@ -150,6 +150,11 @@ pub struct RequestCtx {
     /// backend: `Storage::caller_credentials`). `None` on our own store,
     /// whose proxy authorizes.
     pub credential: Option<hyper::header::HeaderValue>,
+    /// The accesses the setuid rule granted the job being run, made with
+    /// the proxy's setuid user instead of `credential`
+    /// (`crate::swift_setuid`). `None` where the proxy authorizes (our
+    /// store); each job starts with none.
+    pub setuid_grants: Option<crate::swift_setuid::SetuidGrants>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {

@@ -19,6 +19,7 @@ pub mod router;
 pub mod storage;
 pub mod swift;
 pub mod swift_cluster;
+pub mod swift_setuid;
 
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ pub fn start(cfg: ProxyConfig, listener: TcpListener) -> anyhow::Result<wire::se
         Some(swift) => {
             let mut upstream = SwiftUpstream::new(&swift.proxy).map_err(anyhow::Error::msg)?;
             if !swift.agents.is_empty() {
-                upstream = upstream.with_jobs(cfg.clone(), swift.agents.clone())?;
+                upstream = upstream.with_jobs(cfg.clone(), swift)?;
             }
             Proxy::with_backend(Box::new(upstream))
         }

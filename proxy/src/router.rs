@@ -252,6 +252,7 @@ pub(crate) async fn route_embedded(
         trans_id: tx,
         referrer: hstr(req.headers(), "referer").map(str::to_string),
         app_source: None,
+        setuid_grants: None,
         credential: None,
     };
     if !ctx.path.has_routing_shape(req.uri().path()) {

@@ -75,6 +75,12 @@ pub trait Storage: Send + Sync {
         false
     }
 
+    /// On a storage whose auth decides: the user the setuid rule lends
+    /// an app's jobs (`crate::swift_setuid`), if one is configured.
+    fn setuid_login(&self) -> Option<&crate::swift_setuid::SetuidLogin> {
+        None
+    }
+
     /// Sends an exec request (`wire::exec`: a session, a reservation, a
     /// release) to `agent` at its internal `path`; `writes` is the object
     /// an attached session writes, whose listing must be updated.

@@ -30,6 +30,7 @@ use wire::exec::AttachedFrom;
 use crate::context::TransId;
 use crate::error::ProxyError;
 use crate::storage::{insert, round_robin, to_node, BoxFut, Place, Storage, Target};
+use crate::swift_setuid::SetuidLogin;
 
 /// How long a replica's object server may take to answer its HEAD.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -52,6 +53,8 @@ pub struct SwiftCluster {
     client: HttpClient,
     agents: Vec<AgentBeside>,
     next_agent: std::sync::atomic::AtomicUsize,
+    /// The setuid rule's user (`[swift.setuid]`); none: not honoured.
+    setuid: Option<SetuidLogin>,
 }
 
 /// `list_endpoints`' v2 answer.
@@ -65,13 +68,19 @@ struct Endpoints {
 impl SwiftCluster {
     /// The cluster behind the Swift proxy `base` (`http://host:port`, as
     /// `SwiftUpstream` checked it), reached with `client` (the upstream's:
-    /// one connection pool), with `agents`.
-    pub fn new(base: String, client: HttpClient, agents: Vec<AgentBeside>) -> SwiftCluster {
+    /// one connection pool), with `agents` and the `setuid` user.
+    pub fn new(
+        base: String,
+        client: HttpClient,
+        agents: Vec<AgentBeside>,
+        setuid: Option<SetuidLogin>,
+    ) -> SwiftCluster {
         SwiftCluster {
             base,
             client,
             agents,
             next_agent: std::sync::atomic::AtomicUsize::new(0),
+            setuid,
         }
     }
 
@@ -262,6 +271,10 @@ impl Storage for SwiftCluster {
 
     fn caller_credentials(&self) -> bool {
         true
+    }
+
+    fn setuid_login(&self) -> Option<&SetuidLogin> {
+        self.setuid.as_ref()
     }
 
     fn exec<'a>(

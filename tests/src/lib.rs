@@ -34,9 +34,14 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Starts a binary and waits for the line that starts with `marker`; returns the
-/// child and the rest of that line.
+/// child and the rest of that line. Its log (stderr) is dropped, unless
+/// `ZC_TEST_SERVER_LOGS` is set (to debug a test: with `--nocapture`).
 fn spawn_until(mut cmd: Command, marker: &str) -> (Child, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let logs = match std::env::var_os("ZC_TEST_SERVER_LOGS") {
+        Some(_) => Stdio::inherit(),
+        None => Stdio::null(),
+    };
+    cmd.stdout(Stdio::piped()).stderr(logs);
     wait_for_marker(cmd.spawn().expect("spawn server"), marker)
 }
 
@@ -90,6 +95,7 @@ impl Server {
             for a in &agents {
                 args.extend(["--swift-agent".to_string(), a.flag()]);
             }
+            args.extend(swift::SwiftCluster::setuid_flags());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut s = Server::start_at(&data, &args);
             s._tmp = Some(tmp);
@@ -233,15 +239,21 @@ impl Server {
     /// [`Server::swift_front`] with exec agents: each of `agents` is a
     /// `--swift-agent` value (`AGENT=OBJECT_SERVER`, or `AGENT`).
     pub fn swift_front_with(swift: &str, agents: &[String]) -> Server {
-        Server::swift_front_config(swift, agents, None)
+        Server::swift_front_config(swift, agents, &[], None)
     }
 
-    /// [`Server::swift_front_with`] and a `--config` file.
-    pub fn swift_front_config(swift: &str, agents: &[String], config: Option<&Path>) -> Server {
+    /// [`Server::swift_front_with`], more flags (`extra`) and a `--config` file.
+    pub fn swift_front_config(
+        swift: &str,
+        agents: &[String],
+        extra: &[String],
+        config: Option<&Path>,
+    ) -> Server {
         let mut args = vec!["--swift-proxy".to_string(), swift.to_string()];
         for a in agents {
             args.extend(["--swift-agent".to_string(), a.clone()]);
         }
+        args.extend(extra.iter().cloned());
         Server::zerocloud_proxy(args, config)
     }
 
@@ -374,7 +386,12 @@ impl Cluster {
             let swift = swift::SwiftCluster::start();
             let agents = swift.start_agents(n, node_config, tmp.path());
             let flags: Vec<String> = agents.iter().map(swift::AgentBeside::flag).collect();
-            let proxy = Server::swift_front_config(&swift.proxy, &flags, config.as_deref());
+            let proxy = Server::swift_front_config(
+                &swift.proxy,
+                &flags,
+                &swift::SwiftCluster::setuid_flags(),
+                config.as_deref(),
+            );
             let nodes = agents.into_iter().map(|a| a.server).collect();
             return Cluster {
                 nodes,

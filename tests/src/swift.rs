@@ -49,6 +49,19 @@ pub struct SwiftCluster {
 }
 
 impl SwiftCluster {
+    /// The proxy's flags for the setuid rule: tempauth's reseller admin
+    /// of `swift-cluster-up.sh` (`admin:admin`), the user it lends.
+    pub fn setuid_flags() -> Vec<String> {
+        [
+            "--swift-setuid-user",
+            "admin:admin",
+            "--swift-setuid-key",
+            "admin",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
     pub fn start() -> SwiftCluster {
         // The script picks free ports, which another cluster starting at
         // the same moment (tests run in parallel) may take first: a new

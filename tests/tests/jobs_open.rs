@@ -572,12 +572,6 @@ async fn set_meta(s: &Session, container: &str, h: &[(&str, &str)]) -> Resp {
 
 #[tokio::test]
 async fn setuid_lets_anyone_run_an_app_with_its_owner_s_rights_on_the_containers_that_say_so() {
-    if tests::on_swift() {
-        // Not honoured on the Swift backend: a job holds only its caller's
-        // token (docs/swift-backend.md; tests/swift_jobs.rs shows an
-        // anonymous app request refused there).
-        return;
-    }
     let cluster = Cluster::start(3);
     let s = Session::new(&cluster.proxy, "test:tester", "testing").await;
     let account = s.url.rsplit('/').next().expect("account").to_string();

@@ -13,7 +13,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{post_zapp, store_wordcount_inputs, wordcount_zapp, WORDCOUNT_MAP};
+use common::{
+    mk_container, mk_object, post_zapp, store_wordcount_inputs, tar_of, wordcount_zapp,
+    WORDCOUNT_MAP,
+};
 use http::Method;
 use tests::swift::{AgentBeside, SwiftCluster};
 use tests::{Http, Resp, Server, Session};
@@ -219,4 +222,158 @@ async fn jobs_run_beside_swift_replicas_with_the_callers_token() {
     // Plain requests still go to Swift: the object is Swift's.
     let r = s3.req("GET", "/c/hello.txt", &[], "").await;
     assert_eq!((r.status, r.text().as_str()), (200, "hello swift\n"));
+}
+
+/// The setuid rule on Swift: the owner's `Zerovm-Suid` ACL is evaluated
+/// by Swift's own auth, as the caller (here a user-specific ACL, which
+/// only Swift can match to a token), and only what it grants is done as
+/// the setuid user (`--swift-setuid-user`). Without one the rule is off;
+/// with a wrong key, app requests fail saying so.
+#[tokio::test]
+async fn the_setuid_rule_asks_swift_and_lends_only_what_the_owner_granted() {
+    let cluster = SwiftCluster::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = cluster.start_agents(1, "[exec]\nworkers = 2\n", dir.path());
+    let flags: Vec<String> = agents.iter().map(AgentBeside::flag).collect();
+    let front =
+        Server::swift_front_config(&cluster.proxy, &flags, &SwiftCluster::setuid_flags(), None);
+    let owner = Session::new(&front, "test:tester", "testing").await;
+    let account = owner.url.rsplit('/').next().unwrap_or_default().to_string();
+    for c in ["app", "data", "priv"] {
+        mk_container(&owner, c).await;
+    }
+    mk_object(&owner, "/data/in.txt", b"owner's data\n", &[]).await;
+    mk_object(&owner, "/priv/p.txt", b"private\n", &[]).await;
+    // The app reads `input`, writes what it read to `output`, and answers
+    // with it.
+    let zapp = |input: &str, output: &str| {
+        let map = serde_json::json!([{
+            "name": "app", "exec": {"path": "file://python:python", "args": "app.py"},
+            "devices": [{"name": "python"},
+                        {"name": "input", "path": format!("swift://{account}/{input}")},
+                        {"name": "output", "path": format!("swift://{account}/{output}")},
+                        {"name": "stdout", "content_type": "message/cgi"}],
+        }])
+        .to_string();
+        let app = "import sys\ntext = open('/dev/input').read()\nopen('/dev/output', 'w').write('seen: ' + text)\nsys.stdout.write('Content-Type: text/plain\\r\\n\\r\\n' + text)\n";
+        tar_of(&[
+            ("boot/system.map", map.as_bytes()),
+            ("app.py", app.as_bytes()),
+        ])
+    };
+    let tar = [("content-type", "application/x-tar")];
+    let app = zapp("data/in.txt", "data/out.txt");
+    mk_object(&owner, "/app/app.zapp", &app, &tar).await;
+    let app_url = format!("swift://{account}/app/app.zapp");
+    // `app` and `data` lend the app to test2:tester2 alone; `priv` lends
+    // nothing. A second app, peek, reads `priv` and writes into its own
+    // container, which lends it.
+    mk_container(&owner, "peekc").await;
+    let peek = zapp("priv/p.txt", "peekc/out.txt");
+    mk_object(&owner, "/peekc/peek.zapp", &peek, &tar).await;
+    let peek_url = format!("swift://{account}/peekc/peek.zapp");
+    for (c, url) in [("app", &app_url), ("data", &app_url), ("peekc", &peek_url)] {
+        let r = owner
+            .req(
+                "POST",
+                &format!("/{c}"),
+                &[
+                    ("x-container-meta-rest-endpoint", url.as_str()),
+                    ("x-container-meta-zerovm-suid", "test2:tester2"),
+                ],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 204, "{c}");
+    }
+    let (root, _) = owner.url.split_once("/v1/").expect("storage URL");
+    let api = |c: &str| format!("{root}/api/{account}/{c}/x");
+    let tester2 = Session::new(&front, "test2:tester2", "testing2").await;
+    let as_user = |s: &Session, url: String| {
+        let (http, token) = (s.http.clone(), s.token.clone());
+        async move {
+            http.req(Method::GET, &url, &[("x-auth-token", token.as_str())], "")
+                .await
+        }
+    };
+
+    // The user the owner named runs the app with the owner's rights: it
+    // reads `data` and writes into it, which tester2 itself may not.
+    let r = as_user(&tester2, api("data")).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "owner's data\n"),
+        "{:?}",
+        r.headers
+    );
+    let r = owner.req("GET", "/data/out.txt", &[], "").await;
+    assert_eq!(r.text(), "seen: owner's data\n");
+    let r = as_user(&tester2, format!("{root}/v1/{account}/data/in.txt")).await;
+    assert_eq!(r.status, 403, "tester2 reads the owner's data on its own");
+    // Nobody else: not anonymous callers (401), not another user of the
+    // owner's own account without rights of its own (403).
+    let r = Http::new().req(Method::GET, &api("data"), &[], "").await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let tester3 = Session::new(&front, "test:tester3", "testing3").await;
+    let r = as_user(&tester3, api("data")).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // An app reaching a container that lends nothing (`priv`) is refused,
+    // before anything runs; once `priv` lends it too, it runs.
+    let r = as_user(&tester2, api("peekc")).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = owner.req("HEAD", "/peekc/out.txt", &[], "").await;
+    assert_eq!(r.status, 404);
+    let r = owner
+        .req(
+            "POST",
+            "/priv",
+            &[
+                ("x-container-meta-rest-endpoint", peek_url.as_str()),
+                ("x-container-meta-zerovm-suid", "test2:tester2"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = as_user(&tester2, api("peekc")).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "private\n"));
+
+    // Swift evaluated the ACL: the setuid user's probe container carries it.
+    let admin = Session::new(&front, "admin:admin", "admin").await;
+    let r = admin.req("GET", "", &[], "").await;
+    let probe = r
+        .text()
+        .lines()
+        .find(|l| l.starts_with("zerocloud-setuid-"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no probe container in {}", r.text()));
+    let r = admin.req("HEAD", &format!("/{probe}"), &[], "").await;
+    assert_eq!(r.header("x-container-read"), "test2:tester2");
+
+    // Without a setuid user the rule is off: the caller's rights only.
+    let off = Server::swift_front_with(&cluster.proxy, &flags);
+    let t2_off = Session::new(&off, "test2:tester2", "testing2").await;
+    let (off_root, _) = t2_off.url.split_once("/v1/").expect("storage URL");
+    let r = as_user(&t2_off, format!("{off_root}/api/{account}/data/x")).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // A setuid user Swift refuses: app requests fail, naming it.
+    let wrong = [
+        "--swift-setuid-user",
+        "admin:admin",
+        "--swift-setuid-key",
+        "wrong",
+    ]
+    .map(String::from);
+    let bad = Server::swift_front_config(&cluster.proxy, &flags, &wrong, None);
+    let t2_bad = Session::new(&bad, "test2:tester2", "testing2").await;
+    let (bad_root, _) = t2_bad.url.split_once("/v1/").expect("storage URL");
+    let r = as_user(&t2_bad, format!("{bad_root}/api/{account}/data/x")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("setuid user admin:admin could not log in"),
+        "{}",
+        r.text()
+    );
 }

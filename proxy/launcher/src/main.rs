@@ -50,17 +50,43 @@ struct SwiftArgs {
         value_parser = proxy::swift_cluster::parse_agent
     )]
     swift_agents: Vec<proxy::swift_cluster::AgentBeside>,
+    /// With --swift-proxy: the Swift user (account:user, a reseller admin)
+    /// whose rights the setuid rule lends an app, so that anyone can run it
+    /// with its owner's rights where the owner allows (overrides the
+    /// config's [swift.setuid] user; without one, the rule is not honoured).
+    #[arg(long, value_name = "ACCOUNT:USER", requires_all = ["swift_proxy", "swift_setuid_key"])]
+    swift_setuid_user: Option<String>,
+    /// Its key, for Swift's v1 auth (better kept in the config's
+    /// [swift.setuid] key: a command line is visible to every local user).
+    #[arg(long, value_name = "KEY", requires = "swift_setuid_user")]
+    swift_setuid_key: Option<String>,
 }
 
 impl SwiftArgs {
     /// The flags over the config's `[swift]`.
     fn apply(self, cfg: &mut proxy::config::ProxyConfig) {
         if let Some(url) = self.swift_proxy {
-            let agents = match cfg.swift.take() {
-                Some(s) if self.swift_agents.is_empty() => s.agents,
-                _ => self.swift_agents,
+            let (agents, setuid) = match cfg.swift.take() {
+                Some(s) => (s.agents, s.setuid),
+                None => (Vec::new(), None),
             };
-            cfg.swift = Some(proxy::config::SwiftConfig { proxy: url, agents });
+            let agents = match self.swift_agents.is_empty() {
+                true => agents,
+                false => self.swift_agents,
+            };
+            let setuid = match (self.swift_setuid_user, self.swift_setuid_key) {
+                (Some(user), Some(key)) => Some(proxy::swift_setuid::SetuidUser {
+                    user,
+                    key,
+                    auth_url: setuid.and_then(|s| s.auth_url),
+                }),
+                _ => setuid,
+            };
+            cfg.swift = Some(proxy::config::SwiftConfig {
+                proxy: url,
+                agents,
+                setuid,
+            });
         }
     }
 }
@@ -180,7 +206,10 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     // The images dir is made absolute where it is chosen (images::dir).
     cfg.data_dir = absolute(&cfg.data_dir)?;
     let users = cfg.users.clone();
-    let swift = cfg.swift.as_ref().map(|s| s.proxy.clone());
+    let swift = cfg.swift.as_ref().map(|s| {
+        let setuid = s.setuid.as_ref().map(|u| u.user.clone());
+        (s.proxy.clone(), setuid)
+    });
     // Jobs run beside the embedded object server, whose agent installs
     // missing images in the background (`install_images`).
     let images_dir = up.then(|| images::store(&cfg, data_dir_given).dir().to_path_buf());
@@ -190,8 +219,12 @@ async fn serve(cmd: Cmd) -> anyhow::Result<()> {
     println!("zerocloud listening on http://{addr}");
     println!("auth URL: http://{addr}/auth/v1.0");
     match swift {
-        Some(url) => {
+        Some((url, setuid)) => {
             println!("swift proxy: {url} (its auth and users)");
+            match setuid {
+                Some(user) => println!("setuid rule: apps lend rights as {user}"),
+                None => println!("setuid rule: off (no --swift-setuid-user)"),
+            }
             let agents: Vec<String> = running
                 .swift_agents
                 .iter()

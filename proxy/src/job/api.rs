@@ -41,7 +41,7 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
     let no_endpoint =
         || ProxyError::AppNotFound(format!("No API endpoint configured for container {c}"));
     let info = api
-        .container_info(&ctx, &ctx.path.account, &c)
+        .container_info_as_proxy(&ctx, &ctx.path.account, &c)
         .await?
         .ok_or_else(no_endpoint)?;
     let url = info.rest_endpoint.ok_or_else(no_endpoint)?;

@@ -16,7 +16,7 @@ use wire::body::{self, Body};
 use crate::context::{RequestCtx, SwiftPath};
 use crate::error::ProxyError;
 use crate::storage::Target;
-use crate::swift::{ContainerInfo, SwiftApi};
+use crate::swift::SwiftApi;
 
 /// The Swift path of a job path.
 pub(super) fn swift_path(p: &JobPath) -> SwiftPath {
@@ -37,10 +37,20 @@ pub(super) async fn check(
     method: &Method,
 ) -> Result<(), ProxyError> {
     let path = swift_path(p);
-    // A storage whose auth decides (Swift) is asked as the caller; its
-    // ACLs are its own, and a setuid app gets nothing more (docs/swift-backend.md).
+    // A storage whose auth decides (Swift) is asked as the caller, with
+    // its own ACLs (docs/swift-backend.md).
     if api.storage.caller_credentials() {
-        return api.authorize(ctx, method, &path, None).await.map(drop);
+        if *method == Method::PUT {
+            // Swift cannot be asked whether a PUT would be allowed without
+            // making it: it decides when the write is made, as the caller,
+            // unless the setuid rule lets the app make it.
+            setuid(api, ctx, p, method).await?;
+            return Ok(());
+        }
+        return match api.authorize(ctx, method, &path, None).await {
+            Err(denied) if !setuid(api, ctx, p, method).await? => Err(denied),
+            _ => Ok(()),
+        };
     }
     let info = match &p.container {
         Some(c) => api.container_info(ctx, &p.account, c).await?,
@@ -56,7 +66,9 @@ pub(super) async fn check(
     });
     let allowed = api.authorize(ctx, method, &path, acl.as_deref()).await;
     if let Err(denied) = allowed {
-        suid(api, ctx, p, method, info.as_ref(), denied).await?;
+        if !setuid(api, ctx, p, method).await? {
+            return Err(denied);
+        }
     }
     if !read && info.is_none() {
         if let Some(c) = &p.container {
@@ -69,23 +81,37 @@ pub(super) async fn check(
     Ok(())
 }
 
-/// The setuid rule (spec/zerocloud.md §1.7), for an access `denied` as
-/// the caller: it is allowed after all when the path's container names the
-/// very app this job runs as its `Rest-Endpoint` and gives that app an ACL
-/// in `Zerovm-Suid` that allows the access. Only the container's owner can
+/// The setuid rule (spec/zerocloud.md §1.7), for an access the caller's
+/// own rights do not give: it is allowed after all when the path's
+/// container (for a path without one, the app's) names the very app this
+/// job runs as its `Rest-Endpoint` and gives that app an ACL in
+/// `Zerovm-Suid` that allows the access. Only the container's owner can
 /// set either (container metadata), so an app gets exactly the rights its
 /// owner gave it, on the containers the owner chose, and a caller gets
-/// nothing beyond running that app.
-pub(super) async fn suid(
+/// nothing beyond running that app. The containers' metas are read as the
+/// proxy: the caller may not see them.
+pub(super) async fn setuid(
     api: &SwiftApi,
     ctx: &RequestCtx,
     p: &JobPath,
     method: &Method,
-    info: Option<&ContainerInfo>,
-    denied: ProxyError,
-) -> Result<(), ProxyError> {
-    let (Some(source), Some(info)) = (&ctx.app_source, info) else {
-        return Err(denied);
+) -> Result<bool, ProxyError> {
+    let Some(source) = &ctx.app_source else {
+        return Ok(false);
+    };
+    // In front of Swift the rule needs a user of its own to lend.
+    if api.storage.caller_credentials() && api.storage.setuid_login().is_none() {
+        return Ok(false);
+    }
+    let container = match &p.container {
+        Some(c) => Some((p.account.clone(), c.clone())),
+        None => app_container(ctx),
+    };
+    let Some((a, c)) = container else {
+        return Ok(false);
+    };
+    let Some(info) = api.container_info_as_proxy(ctx, &a, &c).await? else {
+        return Ok(false);
     };
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
@@ -96,11 +122,19 @@ pub(super) async fn suid(
         (Some(acl), Some(endpoint))
             if !acl.trim().is_empty() && decode(endpoint.trim()) == decode(source) =>
         {
-            api.authorize(ctx, method, &swift_path(p), Some(acl))
-                .await
-                .map(drop)
+            api.setuid_allows(ctx, method, &swift_path(p), acl).await
         }
-        _ => Err(denied),
+        _ => Ok(false),
+    }
+}
+
+/// The account and container of the app `ctx` runs, when it is stored in
+/// the request's account (another account's metas grant nothing here).
+fn app_container(ctx: &RequestCtx) -> Option<(String, String)> {
+    let source = ctx.app_source.as_deref()?;
+    match Location::parse(source)? {
+        Location::Swift(p) if p.account == ctx.path.account => Some((p.account, p.container?)),
+        _ => None,
     }
 }
 

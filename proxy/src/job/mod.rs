@@ -196,27 +196,24 @@ async fn post_job(
     if let Some(url) = &source_url {
         job_ctx.app_source = Some(source_path(url, &ctx.path.account)?.url());
     }
+    // What the setuid rule grants is this job's alone.
+    if job_ctx.setuid_grants.is_some() {
+        job_ctx.setuid_grants = Some(Default::default());
+    }
     let ctx = &job_ctx;
     // Submission: the request's own path, as a POST with no container ACL
-    // (or the app's, by the setuid rule).
+    // (or the app's, by the setuid rule; a job POSTed to the account, an
+    // app's chained job or one sourced from an app, is the app's: its
+    // container's setuid metas decide, as in ZeroCloud, spec §1.7).
     if let Err(denied) = api.authorize(ctx, &Method::POST, &ctx.path, None).await {
         let path = JobPath::new(
             &ctx.path.account,
             ctx.path.container.as_deref(),
             ctx.path.object.as_deref(),
         );
-        // A job POSTed to the account (an app's chained job, or one sourced
-        // from an app) is the app's: its container's setuid metas decide,
-        // as in ZeroCloud (spec §1.7).
-        let container = match &ctx.path.container {
-            Some(c) => Some((ctx.path.account.clone(), c.clone())),
-            None => app_container(ctx),
-        };
-        let info = match &container {
-            Some((a, c)) => api.container_info(ctx, a, c).await?,
-            None => None,
-        };
-        authorize::suid(api, ctx, &path, &Method::POST, info.as_ref(), denied).await?;
+        if !authorize::setuid(api, ctx, &path, &Method::POST).await? {
+            return Err(denied);
+        }
     }
     // The app forms' body is only a payload, whose type nothing reads: a
     // browser's GET has none (ZeroCloud wanted one all the same, §1.4).
@@ -342,16 +339,6 @@ async fn post_job(
     resp.extensions_mut()
         .insert(chain::RanApp(ctx.app_source.clone()));
     Ok(resp)
-}
-
-/// The account and container of the app `ctx` runs, when it is stored in
-/// the request's account (another account's metas grant nothing here).
-fn app_container(ctx: &RequestCtx) -> Option<(String, String)> {
-    let source = ctx.app_source.as_deref()?;
-    match Location::parse(source)? {
-        Location::Swift(p) if p.account == ctx.path.account => Some((p.account, p.container?)),
-        _ => None,
-    }
 }
 
 /// Reads the job in its form.

@@ -94,12 +94,97 @@ impl SwiftApi {
             Some(q) => format!("/?{q}"),
             None => "/".into(),
         };
+        // An access the setuid rule granted this job is made as the
+        // setuid user; every other one as the caller.
+        let login = self.storage.setuid_login();
+        let setuid_token = match (login, &ctx.setuid_grants) {
+            (Some(login), Some(grants)) if grants.has(target, &method) => {
+                Some(login.token(&ctx.trans_id).await?)
+            }
+            _ => None,
+        };
         let mut req = Request::builder().method(method).uri(uri).body(body)?;
         *req.headers_mut() = headers;
-        if let Some(token) = &ctx.credential {
+        if let Some(token) = setuid_token.as_ref().or(ctx.credential.as_ref()) {
             req.headers_mut().insert("x-auth-token", token.clone());
         }
-        self.storage.send(&ctx.trans_id, target, req).await
+        let resp = self.storage.send(&ctx.trans_id, target, req).await?;
+        if let (Some(login), Some(token)) = (login, &setuid_token) {
+            if resp.status() == 401 {
+                login.refused(token);
+            }
+        }
+        Ok(resp)
+    }
+
+    /// A container's info as the proxy itself reads it, for the setuid
+    /// rule and for finding an `/api/` endpoint: what the caller may not
+    /// see. On a storage whose auth decides, read as the setuid user
+    /// (as the caller when none is configured).
+    pub(crate) async fn container_info_as_proxy(
+        &self,
+        ctx: &RequestCtx,
+        a: &str,
+        c: &str,
+    ) -> Result<Option<ContainerInfo>, ProxyError> {
+        let login = match self.storage.setuid_login() {
+            Some(login) if self.storage.caller_credentials() => login,
+            _ => return self.container_info(ctx, a, c).await,
+        };
+        let mut as_proxy = ctx.clone();
+        as_proxy.setuid_grants = None;
+        // A token Swift has forgotten is renewed once.
+        for _ in 0..2 {
+            let token = login.token(&ctx.trans_id).await?;
+            as_proxy.credential = Some(token.clone());
+            match self.container_info(&as_proxy, a, c).await {
+                Err(ProxyError::Unauthorized) => login.refused(&token),
+                Err(ProxyError::Forbidden) => break,
+                other => return other,
+            }
+        }
+        Err(ProxyError::Backend(format!(
+            "the setuid user may not read /{a}/{c}: give it reseller admin rights ([swift.setuid])"
+        )))
+    }
+
+    /// The setuid rule's last step: whether the container ACL `acl` (its
+    /// `Zerovm-Suid`) allows the caller `method` on `p`. On our store it
+    /// is evaluated here; on a storage whose auth decides, Swift is asked
+    /// (`crate::swift_setuid`), and the access is granted to the job: made
+    /// as the setuid user.
+    pub(crate) async fn setuid_allows(
+        &self,
+        ctx: &RequestCtx,
+        method: &Method,
+        p: &SwiftPath,
+        acl: &str,
+    ) -> Result<bool, ProxyError> {
+        if !self.storage.caller_credentials() {
+            return match self.authorize(ctx, method, p, Some(acl)).await {
+                Ok(_) => Ok(true),
+                Err(ProxyError::Forbidden | ProxyError::Unauthorized) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+        let (Some(login), Some(grants)) = (self.storage.setuid_login(), &ctx.setuid_grants) else {
+            return Ok(false);
+        };
+        let level = match p.object {
+            Some(_) => crate::swift_setuid::Level::Object,
+            None => crate::swift_setuid::Level::Container,
+        };
+        let token = ctx.credential.as_ref();
+        let referrer = ctx.referrer.as_deref();
+        if !login
+            .allows(&ctx.trans_id, token, referrer, acl, level)
+            .await?
+        {
+            return Ok(false);
+        }
+        let target = Target::of(&p.account, p.container.as_deref(), p.object.as_deref());
+        grants.grant(target, method);
+        Ok(true)
     }
 
     pub(crate) async fn container_info(

@@ -1,0 +1,401 @@
+//! The setuid rule (spec/zerocloud.md §1.7) on an OpenStack Swift backend
+//! (docs/swift-backend.md, "The setuid rule").
+//!
+//! On our own store the proxy authorizes, so it evaluates a container's
+//! `X-Container-Meta-Zerovm-Suid` ACL itself. In front of Swift the caller's
+//! identity is Swift's to know, and an access the rule grants is one the
+//! caller's own token cannot make. So:
+//!
+//! - **Who may** is asked of Swift, as the caller: the ACL is set as the read
+//!   ACL of a *probe container* of the proxy's own (one per distinct ACL, in
+//!   the setuid user's account), and the caller HEADs it (a container
+//!   access) or an object in it (an object access). Swift's auth (tempauth
+//!   or keystone) evaluates the very ACL with the caller's token and
+//!   `Referer`, exactly as ZeroCloud evaluated it with `req.acl` set to the
+//!   setuid ACL: 2xx or 404 is allowed, 401 or 403 is not. Nothing is
+//!   written by a probe; the object never exists.
+//! - **The access itself** is then made with the proxy's setuid credential
+//!   (a reseller admin's, `[swift.setuid]`), and only that access: the job's
+//!   grants (`RequestCtx::setuid_grants`) hold the exact paths and the kind
+//!   of access the rule allowed, and `SwiftApi::call` uses the credential
+//!   for those alone. Every other request of the job keeps the caller's token.
+//!
+//! The credential logs in with Swift's v1 auth (`GET /auth/v1.0` with
+//! `X-Auth-User`/`X-Auth-Key`: tempauth, swauth, or keystone's v1 shim) and
+//! logs in again before its token expires, or after Swift refused it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::header::HeaderValue;
+use hyper::{Method, Request};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use wire::body::Body;
+use wire::client::HttpClient;
+use wire::enc;
+
+use crate::context::TransId;
+use crate::error::ProxyError;
+use crate::storage::Target;
+
+/// A token is renewed this long before Swift says it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(60);
+/// A token whose lifetime Swift does not give is renewed after this.
+const DEFAULT_LIFE: Duration = Duration::from_secs(3600);
+/// A probe container is made again (its ACL set again) after this, so that
+/// one deleted by mistake comes back.
+const PROBE_LIFE: Duration = Duration::from_secs(600);
+/// The object every object-level probe asks for; it never exists.
+const PROBE_OBJECT: &str = "probe";
+
+/// `[swift.setuid]`: the user whose rights the setuid rule lends an app.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetuidUser {
+    /// `account:user`, as Swift's v1 auth takes it (`X-Auth-User`). It
+    /// must reach every account whose containers grant setuid (tempauth's
+    /// `.reseller_admin`, keystone's `ResellerAdmin` role), and should have
+    /// an account of its own: its probe containers live there.
+    pub user: String,
+    /// Its key (`X-Auth-Key`).
+    pub key: String,
+    /// Swift's v1 auth URL; by default `/auth/v1.0` on the Swift proxy.
+    #[serde(default)]
+    pub auth_url: Option<String>,
+}
+
+/// The setuid user, logged in, and the probe containers it made.
+pub struct SetuidLogin {
+    /// `http://host:port` of the Swift proxy.
+    base: String,
+    auth_url: String,
+    user: String,
+    key: String,
+    client: HttpClient,
+    session: tokio::sync::Mutex<Option<Session>>,
+    /// Probe containers made, by name, and when.
+    probes: Mutex<HashMap<String, Instant>>,
+}
+
+#[derive(Clone)]
+struct Session {
+    token: HeaderValue,
+    /// The setuid user's account (from its storage URL): home of the probes.
+    account: String,
+    renew_at: Instant,
+}
+
+/// What a probe asks: an access to a container itself (its listing), or
+/// to an object in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Container,
+    Object,
+}
+
+impl SetuidLogin {
+    /// The setuid user `who`, in front of the Swift proxy `base`, reached
+    /// with `client`.
+    pub fn new(base: &str, client: HttpClient, who: &SetuidUser) -> Result<SetuidLogin, String> {
+        let auth_url = who
+            .auth_url
+            .clone()
+            .unwrap_or_else(|| format!("{base}/auth/v1.0"));
+        if !auth_url.starts_with("http://") || auth_url.parse::<hyper::Uri>().is_err() {
+            return Err(format!(
+                "[swift.setuid] auth_url {auth_url:?}: an http:// URL is needed"
+            ));
+        }
+        if who.user.is_empty() || who.key.is_empty() {
+            return Err("[swift.setuid] needs both user and key".into());
+        }
+        Ok(SetuidLogin {
+            base: base.to_string(),
+            auth_url,
+            user: who.user.clone(),
+            key: who.key.clone(),
+            client,
+            session: tokio::sync::Mutex::new(None),
+            probes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The setuid user's token, logging in when there is none or it is
+    /// about to expire.
+    pub async fn token(&self, tx: &TransId) -> Result<HeaderValue, ProxyError> {
+        Ok(self.session(tx).await?.token)
+    }
+
+    async fn session(&self, tx: &TransId) -> Result<Session, ProxyError> {
+        let mut held = self.session.lock().await;
+        if let Some(s) = held.as_ref() {
+            if Instant::now() < s.renew_at {
+                return Ok(s.clone());
+            }
+        }
+        let s = self.login(tx).await?;
+        *held = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Swift refused `token` (401): the next request logs in again.
+    pub fn refused(&self, token: &HeaderValue) {
+        if let Ok(mut held) = self.session.try_lock() {
+            if held.as_ref().is_some_and(|s| s.token == *token) {
+                *held = None;
+            }
+        }
+    }
+
+    async fn login(&self, tx: &TransId) -> Result<Session, ProxyError> {
+        let fail = |why: String| {
+            ProxyError::Upstream(format!(
+                "The setuid user {} could not log in at {}: {why}",
+                self.user, self.auth_url
+            ))
+        };
+        let req = Request::builder()
+            .uri(&self.auth_url)
+            .header("x-auth-user", &self.user)
+            .header("x-auth-key", &self.key)
+            .header("x-trans-id-extra", tx.as_str())
+            .body(Body::empty())
+            .map_err(|e| fail(e.to_string()))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| fail(wire::client::describe(&e)))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("Swift's auth answered {}", resp.status())));
+        }
+        let h = resp.headers();
+        let token = h
+            .get("x-auth-token")
+            .or_else(|| h.get("x-storage-token"))
+            .cloned()
+            .ok_or_else(|| fail("no X-Auth-Token in the answer".into()))?;
+        let storage_url = h
+            .get("x-storage-url")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| fail("no X-Storage-Url in the answer".into()))?;
+        let account = storage_url
+            .split_once("/v1/")
+            .map(|(_, a)| a.trim_end_matches('/'))
+            .filter(|a| !a.is_empty() && !a.contains('/'))
+            .ok_or_else(|| fail(format!("storage URL {storage_url:?} names no account")))?;
+        let account = percent_encoding::percent_decode_str(account)
+            .decode_utf8()
+            .map_err(|_| fail(format!("storage URL {storage_url:?}: not UTF-8")))?
+            .into_owned();
+        let life = h
+            .get("x-auth-token-expires")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(DEFAULT_LIFE);
+        Ok(Session {
+            token,
+            account,
+            renew_at: Instant::now() + life.saturating_sub(RENEW_BEFORE),
+        })
+    }
+
+    /// Whether the ACL `acl`, as a container's read ACL, lets the caller
+    /// (its `token` and `referrer`) make an access at `level`, asked of
+    /// Swift's own auth (the module's doc). `false` too for an ACL Swift
+    /// refuses to set: it grants nothing.
+    pub async fn allows(
+        &self,
+        tx: &TransId,
+        token: Option<&HeaderValue>,
+        referrer: Option<&str>,
+        acl: &str,
+        level: Level,
+    ) -> Result<bool, ProxyError> {
+        let Some((account, container)) = self.probe_container(tx, acl).await? else {
+            return Ok(false);
+        };
+        let object = match level {
+            Level::Container => None,
+            Level::Object => Some(PROBE_OBJECT),
+        };
+        let mut req = Request::builder()
+            .method(Method::HEAD)
+            .uri(self.url(Target::of(&account, Some(&container), object)))
+            .header("x-trans-id-extra", tx.as_str());
+        if let Some(t) = token {
+            req = req.header("x-auth-token", t);
+        }
+        if let Some(r) = referrer {
+            req = req.header("referer", r);
+        }
+        let req = req
+            .body(Body::empty())
+            .map_err(|e| ProxyError::Internal(format!("setuid probe: {e}")))?;
+        let status = self.send(req).await?.as_u16();
+        match status {
+            401 | 403 => Ok(false),
+            s if (200..300).contains(&s) || s == 404 => Ok(true),
+            s => Err(ProxyError::Backend(format!(
+                "setuid probe /{account}/{container}: unexpected status {s} from Swift"
+            ))),
+        }
+    }
+
+    /// The probe container whose read ACL is `acl` (made, or its ACL set
+    /// again, when not made lately): `None` if Swift refuses the ACL.
+    async fn probe_container(
+        &self,
+        tx: &TransId,
+        acl: &str,
+    ) -> Result<Option<(String, String)>, ProxyError> {
+        let digest = Sha256::digest(acl.as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("zerocloud-setuid-{hex}");
+        let made = self
+            .probes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name)
+            .is_some_and(|made| made.elapsed() < PROBE_LIFE);
+        if made {
+            let account = self.session(tx).await?.account;
+            return Ok(Some((account, name)));
+        }
+        // Made with the setuid user's token; a token Swift has forgotten
+        // is renewed once.
+        for attempt in 0..2 {
+            let s = self.session(tx).await?;
+            let req = Request::builder()
+                .method(Method::PUT)
+                .uri(self.url(Target::Container(&s.account, &name)))
+                .header("x-auth-token", s.token.clone())
+                .header("x-container-read", acl)
+                .header("x-trans-id-extra", tx.as_str())
+                .body(Body::empty())
+                .map_err(|_| ProxyError::bad_request(format!("Invalid setuid ACL {acl:?}")))?;
+            match self.send(req).await?.as_u16() {
+                201 | 202 | 204 => {
+                    self.probes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name.clone(), Instant::now());
+                    return Ok(Some((s.account, name)));
+                }
+                // Swift's container server refuses an ACL it cannot parse.
+                400 => return Ok(None),
+                401 if attempt == 0 => self.refused(&s.token),
+                st => {
+                    return Err(ProxyError::Backend(format!(
+                        "the setuid user {} could not make its probe container /{}/{name}: status {st} from Swift",
+                        self.user, s.account
+                    )))
+                }
+            }
+        }
+        Err(ProxyError::Backend(format!(
+            "the setuid user {} was refused by Swift right after logging in",
+            self.user
+        )))
+    }
+
+    fn url(&self, target: Target<'_>) -> String {
+        match target {
+            Target::Account(a) => format!("{}/v1/{}", self.base, enc(a)),
+            Target::Container(a, c) => format!("{}/v1/{}/{}", self.base, enc(a), enc(c)),
+            Target::Object(a, c, o) => {
+                format!("{}/v1/{}/{}/{}", self.base, enc(a), enc(c), enc(o))
+            }
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Result<hyper::StatusCode, ProxyError> {
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| crate::swift_cluster::upstream_down(&self.base, &e))?;
+        Ok(resp.status())
+    }
+}
+
+/// The accesses the setuid rule granted one job: each path, and whether
+/// for reading (GET, HEAD) or writing (PUT, POST, DELETE). Made with the
+/// setuid user's credential, and nothing else is.
+#[derive(Debug, Clone, Default)]
+pub struct SetuidGrants(Arc<Mutex<HashSet<(String, bool)>>>);
+
+impl SetuidGrants {
+    fn key(target: Target<'_>) -> String {
+        // Accounts and containers hold no `/`: the joined path is unique.
+        match target {
+            Target::Account(a) => a.to_string(),
+            Target::Container(a, c) => format!("{a}/{c}"),
+            Target::Object(a, c, o) => format!("{a}/{c}/{o}"),
+        }
+    }
+
+    fn writes(method: &Method) -> bool {
+        !matches!(*method, Method::GET | Method::HEAD)
+    }
+
+    pub fn grant(&self, target: Target<'_>, method: &Method) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((Self::key(target), Self::writes(method)));
+    }
+
+    pub fn has(&self, target: Target<'_>, method: &Method) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(Self::key(target), Self::writes(method)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_per_path_and_kind_of_access() {
+        let g = SetuidGrants::default();
+        g.grant(Target::Object("a", "c", "o/x"), &Method::GET);
+        assert!(g.has(Target::Object("a", "c", "o/x"), &Method::HEAD));
+        assert!(!g.has(Target::Object("a", "c", "o/x"), &Method::PUT));
+        assert!(!g.has(Target::Object("a", "c", "o"), &Method::GET));
+        assert!(!g.has(Target::Container("a", "c"), &Method::GET));
+        g.grant(Target::Container("a", "c"), &Method::PUT);
+        assert!(g.has(Target::Container("a", "c"), &Method::POST));
+        assert!(!g.has(Target::Container("a", "c"), &Method::GET));
+        // A copy of the grants is the same job's.
+        let same = g.clone();
+        assert!(same.has(Target::Object("a", "c", "o/x"), &Method::GET));
+        assert!(!SetuidGrants::default().has(Target::Object("a", "c", "o/x"), &Method::GET));
+    }
+
+    #[test]
+    fn the_auth_url_must_be_http() {
+        let client = wire::client::http_client();
+        let who = |auth_url: Option<&str>| SetuidUser {
+            user: "admin:admin".into(),
+            key: "k".into(),
+            auth_url: auth_url.map(str::to_string),
+        };
+        let l = SetuidLogin::new("http://127.0.0.1:8080", client.clone(), &who(None)).unwrap();
+        assert_eq!(l.auth_url, "http://127.0.0.1:8080/auth/v1.0");
+        assert!(
+            SetuidLogin::new("http://h:1", client.clone(), &who(Some("https://k/v1"))).is_err()
+        );
+        let empty = SetuidUser {
+            key: String::new(),
+            ..who(None)
+        };
+        assert!(SetuidLogin::new("http://h:1", client, &empty).is_err());
+    }
+}

@@ -157,6 +157,19 @@ pub struct RequestCtx {
     pub setuid_grants: Option<crate::swift_setuid::SetuidGrants>,
 }
 
+impl RequestCtx {
+    /// This request's context for a job that runs the app `source` (or
+    /// none): the setuid rule compares it with containers' metas, and
+    /// what the rule grants is that job's alone.
+    pub fn running_app(&self, source: Option<String>) -> RequestCtx {
+        RequestCtx {
+            app_source: source,
+            setuid_grants: self.setuid_grants.as_ref().map(|_| Default::default()),
+            ..self.clone()
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {
     type Rejection = ProxyError;
 

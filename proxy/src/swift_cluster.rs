@@ -32,6 +32,14 @@ use crate::error::ProxyError;
 use crate::storage::{insert, round_robin, to_node, BoxFut, Place, Storage, Target};
 use crate::swift_setuid::SetuidLogin;
 
+/// What an object server answers for an object that points elsewhere: a
+/// symlink, a dynamic and a static large object's manifest.
+const LINKS: [&str; 3] = [
+    "x-object-sysmeta-symlink-target",
+    "x-object-manifest",
+    "x-static-large-object",
+];
+
 /// How long a replica's object server may take to answer its HEAD.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -150,7 +158,10 @@ impl SwiftCluster {
             .collect())
     }
 
-    /// Whether the object server `server` answers 200 for the replica at `path`.
+    /// Whether the object server `server` answers 200 for the replica at
+    /// `path`, and it is the object's bytes: not a symlink or a large
+    /// object's manifest, which only the Swift proxy follows (such an
+    /// object is streamed).
     async fn has_replica(
         &self,
         tx: &TransId,
@@ -168,10 +179,10 @@ impl SwiftCluster {
         let Ok(req) = req.body(Body::empty()) else {
             return false;
         };
-        matches!(
-            tokio::time::timeout(PROBE_TIMEOUT, self.client.request(req)).await,
-            Ok(Ok(r)) if r.status() == 200
-        )
+        match tokio::time::timeout(PROBE_TIMEOUT, self.client.request(req)).await {
+            Ok(Ok(r)) => r.status() == 200 && !LINKS.iter().any(|h| r.headers().contains_key(*h)),
+            _ => false,
+        }
     }
 
     async fn get_json(&self, tx: &TransId, url: &str) -> Result<bytes::Bytes, String> {

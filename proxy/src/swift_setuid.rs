@@ -20,9 +20,20 @@
 //!   of access the rule allowed, and `SwiftApi::call` uses the credential
 //!   for those alone. Every other request of the job keeps the caller's token.
 //!
+//! Swift follows a symlink or a large object's manifest as the requester,
+//! so a read made as the setuid user would reach whatever the link names,
+//! in any account: such reads ask Swift for the link or manifest itself
+//! (`?symlink=get&multipart-manifest=get`) and refuse it (`SwiftApi::call`).
+//!
+//! Everyone who owns the setuid user's account passes every probe (an
+//! owner may HEAD anything there), so that account must be the setuid
+//! user's alone: one with an account ACL is refused at login.
+//!
 //! The credential logs in with Swift's v1 auth (`GET /auth/v1.0` with
-//! `X-Auth-User`/`X-Auth-Key`: tempauth, swauth, or keystone's v1 shim) and
-//! logs in again before its token expires, or after Swift refused it.
+//! `X-Auth-User`/`X-Auth-Key`: tempauth, swauth) and logs in again before
+//! its token expires, or after Swift refused it. What goes wrong is logged
+//! with its details and the rule then grants nothing: a caller learns
+//! nothing about the setuid user.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -49,6 +60,12 @@ const DEFAULT_LIFE: Duration = Duration::from_secs(3600);
 const PROBE_LIFE: Duration = Duration::from_secs(600);
 /// The object every object-level probe asks for; it never exists.
 const PROBE_OBJECT: &str = "probe";
+/// How many probe containers (distinct ACLs) one proxy keeps; beyond, the
+/// longest unused is deleted. Any container owner chooses ACLs, so their
+/// number must be bounded.
+const MAX_PROBES: usize = 1024;
+/// How long a login, a probe or a probe container's creation may take.
+const SWIFT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `[swift.setuid]`: the user whose rights the setuid rule lends an app.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -75,8 +92,8 @@ pub struct SetuidLogin {
     key: String,
     client: HttpClient,
     session: tokio::sync::Mutex<Option<Session>>,
-    /// Probe containers made, by name, and when.
-    probes: Mutex<HashMap<String, Instant>>,
+    /// Probe containers made, by name: when made, and when last used.
+    probes: Mutex<HashMap<String, (Instant, Instant)>>,
 }
 
 #[derive(Clone)]
@@ -141,18 +158,17 @@ impl SetuidLogin {
     }
 
     /// Swift refused `token` (401): the next request logs in again.
-    pub fn refused(&self, token: &HeaderValue) {
-        if let Ok(mut held) = self.session.try_lock() {
-            if held.as_ref().is_some_and(|s| s.token == *token) {
-                *held = None;
-            }
+    pub async fn refused(&self, token: &HeaderValue) {
+        let mut held = self.session.lock().await;
+        if held.as_ref().is_some_and(|s| s.token == *token) {
+            *held = None;
         }
     }
 
     async fn login(&self, tx: &TransId) -> Result<Session, ProxyError> {
         let fail = |why: String| {
-            ProxyError::Upstream(format!(
-                "The setuid user {} could not log in at {}: {why}",
+            ProxyError::Backend(format!(
+                "the setuid user {} could not log in at {}: {why}",
                 self.user, self.auth_url
             ))
         };
@@ -163,11 +179,10 @@ impl SetuidLogin {
             .header("x-trans-id-extra", tx.as_str())
             .body(Body::empty())
             .map_err(|e| fail(e.to_string()))?;
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| fail(wire::client::describe(&e)))?;
+        let resp = match tokio::time::timeout(SWIFT_TIMEOUT, self.client.request(req)).await {
+            Ok(r) => r.map_err(|e| fail(wire::client::describe(&e)))?,
+            Err(_) => return Err(fail(format!("no answer in {} s", SWIFT_TIMEOUT.as_secs()))),
+        };
         if !resp.status().is_success() {
             return Err(fail(format!("Swift's auth answered {}", resp.status())));
         }
@@ -197,6 +212,31 @@ impl SetuidLogin {
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(Duration::from_secs_f64)
             .unwrap_or(DEFAULT_LIFE);
+        // Its account must be its own: anyone an account ACL names there
+        // would pass every probe.
+        let req = Request::builder()
+            .method(Method::HEAD)
+            .uri(self.url(Target::Account(&account)))
+            .header("x-auth-token", token.clone())
+            .header("x-trans-id-extra", tx.as_str())
+            .body(Body::empty())
+            .map_err(|e| fail(e.to_string()))?;
+        let head = self.send(req).await?;
+        if !head.status().is_success() {
+            return Err(fail(format!(
+                "HEAD of its account {account} answered {}",
+                head.status()
+            )));
+        }
+        if head
+            .headers()
+            .get("x-account-access-control")
+            .is_some_and(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
+        {
+            return Err(fail(format!(
+                "its account {account} has an account ACL (X-Account-Access-Control), whose users would pass every setuid probe: give the setuid user an account of its own"
+            )));
+        }
         Ok(Session {
             token,
             account,
@@ -236,7 +276,7 @@ impl SetuidLogin {
         let req = req
             .body(Body::empty())
             .map_err(|e| ProxyError::Internal(format!("setuid probe: {e}")))?;
-        let status = self.send(req).await?.as_u16();
+        let status = self.send(req).await?.status().as_u16();
         match status {
             401 | 403 => Ok(false),
             s if (200..300).contains(&s) || s == 404 => Ok(true),
@@ -256,12 +296,18 @@ impl SetuidLogin {
         let digest = Sha256::digest(acl.as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         let name = format!("zerocloud-setuid-{hex}");
-        let made = self
+        let made = match self
             .probes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&name)
-            .is_some_and(|made| made.elapsed() < PROBE_LIFE);
+            .get_mut(&name)
+        {
+            Some((made, used)) if made.elapsed() < PROBE_LIFE => {
+                *used = Instant::now();
+                true
+            }
+            _ => false,
+        };
         if made {
             let account = self.session(tx).await?.account;
             return Ok(Some((account, name)));
@@ -278,17 +324,17 @@ impl SetuidLogin {
                 .header("x-trans-id-extra", tx.as_str())
                 .body(Body::empty())
                 .map_err(|_| ProxyError::bad_request(format!("Invalid setuid ACL {acl:?}")))?;
-            match self.send(req).await?.as_u16() {
+            match self.send(req).await?.status().as_u16() {
                 201 | 202 | 204 => {
-                    self.probes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(name.clone(), Instant::now());
+                    let evicted = self.remember(&name);
+                    if let Some(old) = evicted {
+                        self.delete_probe(tx, &s, &old).await;
+                    }
                     return Ok(Some((s.account, name)));
                 }
                 // Swift's container server refuses an ACL it cannot parse.
                 400 => return Ok(None),
-                401 if attempt == 0 => self.refused(&s.token),
+                401 if attempt == 0 => self.refused(&s.token).await,
                 st => {
                     return Err(ProxyError::Backend(format!(
                         "the setuid user {} could not make its probe container /{}/{name}: status {st} from Swift",
@@ -313,13 +359,61 @@ impl SetuidLogin {
         }
     }
 
-    async fn send(&self, req: Request<Body>) -> Result<hyper::StatusCode, ProxyError> {
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| crate::swift_cluster::upstream_down(&self.base, &e))?;
-        Ok(resp.status())
+    /// Records the probe container `name` as made now; returns the one
+    /// it displaced (the longest unused) when there were too many.
+    fn remember(&self, name: &str) -> Option<String> {
+        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        probes.insert(name.to_string(), (now, now));
+        if probes.len() <= MAX_PROBES {
+            return None;
+        }
+        let oldest = probes
+            .iter()
+            .filter(|(n, _)| n.as_str() != name)
+            .min_by_key(|(_, (_, used))| *used)
+            .map(|(n, _)| n.clone())?;
+        probes.remove(&oldest);
+        Some(oldest)
+    }
+
+    /// Deletes a probe container no longer kept (it is empty).
+    async fn delete_probe(&self, tx: &TransId, s: &Session, name: &str) {
+        let Ok(req) = Request::builder()
+            .method(Method::DELETE)
+            .uri(self.url(Target::Container(&s.account, name)))
+            .header("x-auth-token", s.token.clone())
+            .header("x-trans-id-extra", tx.as_str())
+            .body(Body::empty())
+        else {
+            return;
+        };
+        match self.send(req).await {
+            Ok(r) if r.status().is_success() || r.status() == 404 => {}
+            Ok(r) => tracing::warn!(
+                "could not delete the setuid probe container /{}/{name}: {}",
+                s.account,
+                r.status()
+            ),
+            Err(e) => tracing::warn!(
+                "could not delete the setuid probe container /{}/{name}: {e}",
+                s.account
+            ),
+        }
+    }
+
+    async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ProxyError> {
+        match tokio::time::timeout(SWIFT_TIMEOUT, self.client.request(req)).await {
+            Ok(r) => r.map_err(|e| crate::swift_cluster::upstream_down(&self.base, &e)),
+            Err(_) => Err(ProxyError::Backend(format!(
+                "the Swift proxy {} did not answer in {} s",
+                self.base,
+                SWIFT_TIMEOUT.as_secs()
+            ))),
+        }
     }
 }
 
@@ -377,6 +471,28 @@ mod tests {
         let same = g.clone();
         assert!(same.has(Target::Object("a", "c", "o/x"), &Method::GET));
         assert!(!SetuidGrants::default().has(Target::Object("a", "c", "o/x"), &Method::GET));
+    }
+
+    #[test]
+    fn probe_containers_are_bounded_and_the_longest_unused_goes() {
+        let who = SetuidUser {
+            user: "admin:admin".into(),
+            key: "k".into(),
+            auth_url: None,
+        };
+        let l = SetuidLogin::new("http://127.0.0.1:1", wire::client::http_client(), &who).unwrap();
+        for i in 0..MAX_PROBES {
+            assert_eq!(l.remember(&format!("p{i}")), None);
+        }
+        // Used one after the other, p0 last: p1 is the longest unused.
+        let base = Instant::now();
+        for (name, (_, used)) in l.probes.lock().unwrap().iter_mut() {
+            let i: u64 = name[1..].parse().unwrap();
+            let i = if i == 0 { MAX_PROBES as u64 } else { i };
+            *used = base + Duration::from_millis(i);
+        }
+        assert_eq!(l.remember("new").as_deref(), Some("p1"));
+        assert_eq!(l.probes.lock().unwrap().len(), MAX_PROBES);
     }
 
     #[test]

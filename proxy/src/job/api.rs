@@ -57,8 +57,7 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
         }
     };
     // The endpoint is read as its own app (the setuid rule, §1.7).
-    let mut ctx = ctx;
-    ctx.app_source = Some(endpoint.url());
+    let ctx = ctx.running_app(Some(endpoint.url()));
     let head = match read_head(api, &ctx, &endpoint).await? {
         Head::Found(h) => h,
         Head::Answer(resp) => return Ok(resp),
@@ -72,8 +71,7 @@ pub(super) async fn handle(api: &Arc<SwiftApi>, ctx: RequestCtx, req: Request) -
                 "The REST endpoint {decoded} is neither a zapp nor a JSON job"
             )));
         }
-        let mut ctx = ctx;
-        ctx.app_source = None;
+        let ctx = ctx.running_app(None);
         let object = sysmap::location::SwiftPath::new(
             &ctx.path.account,
             ctx.path.container.as_deref(),

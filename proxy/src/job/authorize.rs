@@ -40,13 +40,6 @@ pub(super) async fn check(
     // A storage whose auth decides (Swift) is asked as the caller, with
     // its own ACLs (docs/swift-backend.md).
     if api.storage.caller_credentials() {
-        if *method == Method::PUT {
-            // Swift cannot be asked whether a PUT would be allowed without
-            // making it: it decides when the write is made, as the caller,
-            // unless the setuid rule lets the app make it.
-            setuid(api, ctx, p, method).await?;
-            return Ok(());
-        }
         return match api.authorize(ctx, method, &path, None).await {
             Err(denied) if !setuid(api, ctx, p, method).await? => Err(denied),
             _ => Ok(()),

@@ -192,14 +192,11 @@ async fn post_job(
     let (mut parts, body) = req.into_parts();
     // The app this job runs, for the setuid rule (§1.7).
     let source_url = hstr(&parts.headers, "x-zerovm-source").map(str::to_string);
-    let mut job_ctx = ctx.clone();
-    if let Some(url) = &source_url {
-        job_ctx.app_source = Some(source_path(url, &ctx.path.account)?.url());
-    }
-    // What the setuid rule grants is this job's alone.
-    if job_ctx.setuid_grants.is_some() {
-        job_ctx.setuid_grants = Some(Default::default());
-    }
+    let app = match &source_url {
+        Some(url) => Some(source_path(url, &ctx.path.account)?.url()),
+        None => ctx.app_source.clone(),
+    };
+    let job_ctx = ctx.running_app(app);
     let ctx = &job_ctx;
     // Submission: the request's own path, as a POST with no container ACL
     // (or the app's, by the setuid rule; a job POSTed to the account, an

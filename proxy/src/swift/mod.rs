@@ -41,6 +41,17 @@ pub(crate) struct ContainerInfo {
     pub(crate) zerovm_suid: Option<String>,
 }
 
+/// What a read made with the setuid rule's rights asks for: a symlink or
+/// a large object's manifest itself, never what it points to.
+const LITERAL_READ: &str = "symlink=get&multipart-manifest=get";
+/// The headers of an object that points elsewhere: a symlink, a dynamic
+/// and a static large object's manifest.
+const LINKS: [&str; 3] = [
+    "x-symlink-target",
+    "x-object-manifest",
+    "x-static-large-object",
+];
+
 /// A cached lookup: when it was made, and what it found (None: does not exist).
 type Cached<T> = (Instant, Option<T>);
 
@@ -90,10 +101,6 @@ impl SwiftApi {
         query: Option<&str>,
         body: Body,
     ) -> Res {
-        let uri = match query {
-            Some(q) => format!("/?{q}"),
-            None => "/".into(),
-        };
         // An access the setuid rule granted this job is made as the
         // setuid user; every other one as the caller.
         let login = self.storage.setuid_login();
@@ -103,6 +110,17 @@ impl SwiftApi {
             }
             _ => None,
         };
+        // Swift would follow a symlink or a manifest as the setuid user,
+        // wherever it points: a read as it gets the object itself.
+        let reads_object =
+            matches!(target, Target::Object(..)) && matches!(method, Method::GET | Method::HEAD);
+        let literal = setuid_token.is_some() && reads_object;
+        let uri = match (query, literal) {
+            (Some(q), true) => format!("/?{q}&{LITERAL_READ}"),
+            (None, true) => format!("/?{LITERAL_READ}"),
+            (Some(q), false) => format!("/?{q}"),
+            (None, false) => "/".into(),
+        };
         let mut req = Request::builder().method(method).uri(uri).body(body)?;
         *req.headers_mut() = headers;
         if let Some(token) = setuid_token.as_ref().or(ctx.credential.as_ref()) {
@@ -111,8 +129,18 @@ impl SwiftApi {
         let resp = self.storage.send(&ctx.trans_id, target, req).await?;
         if let (Some(login), Some(token)) = (login, &setuid_token) {
             if resp.status() == 401 {
-                login.refused(token);
+                login.refused(token).await;
             }
+        }
+        if literal && LINKS.iter().any(|h| resp.headers().contains_key(*h)) {
+            let path = match target {
+                Target::Object(a, c, o) => format!("/{a}/{c}/{o}"),
+                _ => String::new(),
+            };
+            tracing::warn!(
+                "{path}: a symlink or large object manifest, not followed with the setuid rule's rights"
+            );
+            return Err(ProxyError::FetchFailed { status: 403, path });
         }
         Ok(resp)
     }
@@ -134,18 +162,26 @@ impl SwiftApi {
         let mut as_proxy = ctx.clone();
         as_proxy.setuid_grants = None;
         // A token Swift has forgotten is renewed once.
-        for _ in 0..2 {
-            let token = login.token(&ctx.trans_id).await?;
-            as_proxy.credential = Some(token.clone());
-            match self.container_info(&as_proxy, a, c).await {
-                Err(ProxyError::Unauthorized) => login.refused(&token),
-                Err(ProxyError::Forbidden) => break,
-                other => return other,
+        let why = 'tries: {
+            for _ in 0..2 {
+                let token = match login.token(&ctx.trans_id).await {
+                    Ok(t) => t,
+                    Err(e) => break 'tries e.to_string(),
+                };
+                as_proxy.credential = Some(token.clone());
+                match self.container_info(&as_proxy, a, c).await {
+                    Err(ProxyError::Unauthorized) => login.refused(&token).await,
+                    Err(ProxyError::Forbidden) => {
+                        break 'tries "it may not read it: give it reseller admin rights".into()
+                    }
+                    other => return other,
+                }
             }
-        }
-        Err(ProxyError::Backend(format!(
-            "the setuid user may not read /{a}/{c}: give it reseller admin rights ([swift.setuid])"
-        )))
+            "Swift refused its token twice".into()
+        };
+        // What the caller may see still works (an owner's own /api/).
+        tracing::warn!("setuid user: reading /{a}/{c} failed ({why}); read as the caller");
+        self.container_info(ctx, a, c).await
     }
 
     /// The setuid rule's last step: whether the container ACL `acl` (its
@@ -176,14 +212,24 @@ impl SwiftApi {
         };
         let token = ctx.credential.as_ref();
         let referrer = ctx.referrer.as_deref();
-        if !login
+        match login
             .allows(&ctx.trans_id, token, referrer, acl, level)
-            .await?
+            .await
         {
-            return Ok(false);
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            // Logged, and nothing granted: the caller learns nothing of it.
+            Err(e) => {
+                tracing::warn!("setuid rule for {}: {e}", p.routing_path());
+                return Ok(false);
+            }
         }
-        let target = Target::of(&p.account, p.container.as_deref(), p.object.as_deref());
-        grants.grant(target, method);
+        // A job's submission (POST) reaches no storage: only the reads and
+        // writes it makes are granted.
+        if *method != Method::POST {
+            let target = Target::of(&p.account, p.container.as_deref(), p.object.as_deref());
+            grants.grant(target, method);
+        }
         Ok(true)
     }
 
@@ -341,28 +387,33 @@ impl SwiftApi {
     /// Authorization by a storage whose own auth decides (an OpenStack
     /// Swift backend), asked with the caller's credentials: a read as a
     /// HEAD of `p`, a job's submission (POST) as a HEAD of its path. A
-    /// write is decided when it is made (with the same credentials):
-    /// Swift has no way to ask whether a PUT would be allowed without
-    /// making it. Never an owner (nothing here acts on ownership).
+    /// write of an object is asked as a POST of an object of the same
+    /// container that does not exist: Swift authorizes it with the
+    /// container's write ACL, as a PUT, then answers 404 and changes
+    /// nothing (an object's POST only updates one that exists). Never an
+    /// owner (nothing here acts on ownership).
     async fn ask_storage(
         &self,
         ctx: &RequestCtx,
         method: &Method,
         p: &SwiftPath,
     ) -> Result<bool, ProxyError> {
-        if *method == Method::PUT || *method == Method::DELETE {
-            return Ok(false);
-        }
-        let target = Target::of(&p.account, p.container.as_deref(), p.object.as_deref());
+        let (ask, probe);
+        let target = match (method, &p.container, &p.object) {
+            (&Method::PUT | &Method::DELETE, Some(c), Some(_)) => {
+                ask = Method::POST;
+                probe = format!("zerocloud-write-check-{:032x}", rand::random::<u128>());
+                Target::Object(&p.account, c, &probe)
+            }
+            // Jobs write objects only.
+            (&Method::PUT | &Method::DELETE, ..) => return Ok(false),
+            _ => {
+                ask = Method::HEAD;
+                Target::of(&p.account, p.container.as_deref(), p.object.as_deref())
+            }
+        };
         let resp = self
-            .call(
-                ctx,
-                target,
-                Method::HEAD,
-                HeaderMap::new(),
-                None,
-                body::empty(),
-            )
+            .call(ctx, target, ask, HeaderMap::new(), None, body::empty())
             .await?;
         match resp.status().as_u16() {
             401 => Err(ProxyError::Unauthorized),

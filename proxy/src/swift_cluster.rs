@@ -106,7 +106,9 @@ impl SwiftCluster {
     }
 
     /// The agents beside a replica of `/a/c/o` that their object server
-    /// has, in Swift's order of primaries.
+    /// has, in Swift's order of primaries: of those answering, the newest
+    /// only (a replica on a recovering object server may be stale until
+    /// Swift's replicator catches up).
     async fn beside_replicas(
         &self,
         tx: &TransId,
@@ -144,10 +146,11 @@ impl SwiftCluster {
             .iter()
             .map(|(_, server, path)| self.has_replica(tx, server, path, policy.as_deref()));
         let found = futures_util::future::join_all(probes).await;
+        let newest = found.iter().flatten().max().cloned();
         Ok(candidates
             .into_iter()
             .zip(found)
-            .filter(|(_, ok)| *ok)
+            .filter(|(_, ts)| ts.is_some() && *ts == newest)
             .map(|((agent, _, path), _)| Place {
                 agent,
                 attached: AttachedFrom::SwiftReplica {
@@ -158,17 +161,19 @@ impl SwiftCluster {
             .collect())
     }
 
-    /// Whether the object server `server` answers 200 for the replica at
-    /// `path`, and it is the object's bytes: not a symlink or a large
-    /// object's manifest, which only the Swift proxy follows (such an
-    /// object is streamed).
+    /// The replica's `X-Timestamp`, if the object server `server` answers
+    /// 200 for the replica at `path` and it is the object's bytes: not a
+    /// symlink or a large object's manifest, which only the Swift proxy
+    /// follows (such an object is streamed). Swift's object servers give
+    /// timestamps in one fixed-width form (`%016.05f`, then `_` and a
+    /// fixed-width offset), so they compare as strings.
     async fn has_replica(
         &self,
         tx: &TransId,
         server: &str,
         path: &str,
         policy: Option<&str>,
-    ) -> bool {
+    ) -> Option<String> {
         let mut req = Request::builder()
             .method(Method::HEAD)
             .uri(format!("http://{server}{path}"))
@@ -176,13 +181,16 @@ impl SwiftCluster {
         if let Some(p) = policy {
             req = req.header("x-backend-storage-policy-index", p);
         }
-        let Ok(req) = req.body(Body::empty()) else {
-            return false;
-        };
-        match tokio::time::timeout(PROBE_TIMEOUT, self.client.request(req)).await {
-            Ok(Ok(r)) => r.status() == 200 && !LINKS.iter().any(|h| r.headers().contains_key(*h)),
-            _ => false,
+        let req = req.body(Body::empty()).ok()?;
+        let r = tokio::time::timeout(PROBE_TIMEOUT, self.client.request(req))
+            .await
+            .ok()?
+            .ok()?;
+        if r.status() != 200 || LINKS.iter().any(|h| r.headers().contains_key(*h)) {
+            return None;
         }
+        let ts = r.headers().get("x-timestamp")?.to_str().ok()?;
+        Some(ts.to_string())
     }
 
     async fn get_json(&self, tx: &TransId, url: &str) -> Result<bytes::Bytes, String> {

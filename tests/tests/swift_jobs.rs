@@ -187,7 +187,28 @@ async fn jobs_run_beside_swift_replicas_with_the_callers_token() {
     assert_eq!(r.text(), "HELLO SWIFT text/x-hello blue\n");
     assert_eq!(r.header("x-zerocloud-placement"), "local");
     assert_eq!(beside[r.header("x-nexe-server")], preferred[1]);
+    // The object changes while that server is down, so its replica there
+    // is stale once it is back (no replicator runs here): placement takes
+    // the newest replica, not the preferred one.
+    let hello = |text: &'static str| {
+        s.req(
+            "PUT",
+            "/c/hello.txt",
+            &[
+                ("content-type", "text/x-hello"),
+                ("x-object-meta-color", "blue"),
+            ],
+            text,
+        )
+    };
+    assert_eq!(hello("hello again\n").await.status, 201);
     cluster.object_server("swift-cluster-up.sh", n);
+    let r = post_script(&s, "/c/hello.txt", UPPER).await;
+    assert_eq!(r.status, 200, "{}: {:?}", r.text(), r.headers);
+    assert_eq!(r.text(), "HELLO AGAIN text/x-hello blue\n");
+    assert_eq!(r.header("x-zerocloud-placement"), "local");
+    assert_ne!(beside[r.header("x-nexe-server")], preferred[0]);
+    assert_eq!(hello("hello swift\n").await.status, 201);
 
     // A symlink's replica holds no bytes of its target: only the Swift
     // proxy follows it, so the session is streamed and reads the target.

@@ -583,19 +583,10 @@ async fn setuid_lets_anyone_run_an_app_with_its_owner_s_rights_on_the_containers
     put(&s, "/data/in.txt", "text/plain", b"owner's data\n".to_vec()).await;
     put(&s, "/secret/s.txt", "text/plain", b"secret\n".to_vec()).await;
     // The app reads data/in.txt, writes data/out.txt, answers with what it read.
-    let map = serde_json::json!([{
-        "name": "app", "exec": {"path": "file://python:python", "args": "app.py"},
-        "devices": [{"name": "python"},
-                    {"name": "input", "path": format!("swift://{account}/data/in.txt")},
-                    {"name": "output", "path": format!("swift://{account}/data/out.txt")},
-                    {"name": "stdout", "content_type": "message/cgi"}],
-    }])
-    .to_string();
-    let app = "import sys\ntext = open('/dev/input').read()\nopen('/dev/output', 'w').write('seen: ' + text)\nsys.stdout.write('Content-Type: text/plain\\r\\n\\r\\n' + text)\n";
-    let zapp = tar_of(&[
-        ("boot/system.map", map.as_bytes()),
-        ("app.py", app.as_bytes()),
-    ]);
+    let zapp = common::relay_zapp(
+        &format!("swift://{account}/data/in.txt"),
+        &format!("swift://{account}/data/out.txt"),
+    );
     put(&s, "/apps/app.zapp", "application/x-tar", zapp).await;
     // An app of the owner's that reads a container without the setuid metas.
     let map = serde_json::json!([{
@@ -609,28 +600,11 @@ async fn setuid_lets_anyone_run_an_app_with_its_owner_s_rights_on_the_containers
     // its way.
     let peek_url = format!("swift://{account}/peek/peek.json");
     for c in ["apps", "snake", "data"] {
-        let r = set_meta(
-            &s,
-            c,
-            &[
-                ("x-container-meta-rest-endpoint", &app_url),
-                ("x-container-meta-zerovm-suid", ".r:*"),
-            ],
-        )
-        .await;
-        assert_eq!(r.status, 204, "{c}");
+        common::lend(&s, c, &app_url, ".r:*").await;
     }
     mk_container(&s, "peek").await;
     put(&s, "/peek/peek.json", "application/json", map.into_bytes()).await;
-    set_meta(
-        &s,
-        "peek",
-        &[
-            ("x-container-meta-rest-endpoint", &peek_url),
-            ("x-container-meta-zerovm-suid", ".r:*"),
-        ],
-    )
-    .await;
+    common::lend(&s, "peek", &peek_url, ".r:*").await;
 
     // Allowed: anyone calls the app; it reads and writes as its owner let it.
     let r = anon
@@ -685,15 +659,7 @@ async fn setuid_lets_anyone_run_an_app_with_its_owner_s_rights_on_the_containers
     assert_eq!(r.status, 403, "{}", r.text());
     // The same call runs once `secret` names the app too: the refusal was
     // `secret`'s alone.
-    set_meta(
-        &s,
-        "secret",
-        &[
-            ("x-container-meta-rest-endpoint", &peek_url),
-            ("x-container-meta-zerovm-suid", ".r:*"),
-        ],
-    )
-    .await;
+    common::lend(&s, "secret", &peek_url, ".r:*").await;
     let r = anon
         .req(
             Method::GET,

@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    mk_container, mk_object, post_zapp, store_wordcount_inputs, tar_of, wordcount_zapp,
+    lend, mk_container, mk_object, post_zapp, relay_zapp, store_wordcount_inputs, wordcount_zapp,
     WORDCOUNT_MAP,
 };
 use http::Method;
@@ -285,19 +285,10 @@ async fn the_setuid_rule_asks_swift_and_lends_only_what_the_owner_granted() {
     // The app reads `input`, writes what it read to `output`, and answers
     // with it.
     let zapp = |input: &str, output: &str| {
-        let map = serde_json::json!([{
-            "name": "app", "exec": {"path": "file://python:python", "args": "app.py"},
-            "devices": [{"name": "python"},
-                        {"name": "input", "path": format!("swift://{account}/{input}")},
-                        {"name": "output", "path": format!("swift://{account}/{output}")},
-                        {"name": "stdout", "content_type": "message/cgi"}],
-        }])
-        .to_string();
-        let app = "import sys\ntext = open('/dev/input').read()\nopen('/dev/output', 'w').write('seen: ' + text)\nsys.stdout.write('Content-Type: text/plain\\r\\n\\r\\n' + text)\n";
-        tar_of(&[
-            ("boot/system.map", map.as_bytes()),
-            ("app.py", app.as_bytes()),
-        ])
+        relay_zapp(
+            &format!("swift://{account}/{input}"),
+            &format!("swift://{account}/{output}"),
+        )
     };
     let tar = [("content-type", "application/x-tar")];
     let app = zapp("data/in.txt", "data/out.txt");
@@ -311,18 +302,7 @@ async fn the_setuid_rule_asks_swift_and_lends_only_what_the_owner_granted() {
     mk_object(&owner, "/peekc/peek.zapp", &peek, &tar).await;
     let peek_url = format!("swift://{account}/peekc/peek.zapp");
     for (c, url) in [("app", &app_url), ("data", &app_url), ("peekc", &peek_url)] {
-        let r = owner
-            .req(
-                "POST",
-                &format!("/{c}"),
-                &[
-                    ("x-container-meta-rest-endpoint", url.as_str()),
-                    ("x-container-meta-zerovm-suid", "test2:tester2"),
-                ],
-                "",
-            )
-            .await;
-        assert_eq!(r.status, 204, "{c}");
+        lend(&owner, c, url, "test2:tester2").await;
     }
     let (root, _) = owner.url.split_once("/v1/").expect("storage URL");
     let api = |c: &str| format!("{root}/api/{account}/{c}/x");
@@ -361,18 +341,7 @@ async fn the_setuid_rule_asks_swift_and_lends_only_what_the_owner_granted() {
     assert_eq!(r.status, 403, "{}", r.text());
     let r = owner.req("HEAD", "/peekc/out.txt", &[], "").await;
     assert_eq!(r.status, 404);
-    let r = owner
-        .req(
-            "POST",
-            "/priv",
-            &[
-                ("x-container-meta-rest-endpoint", peek_url.as_str()),
-                ("x-container-meta-zerovm-suid", "test2:tester2"),
-            ],
-            "",
-        )
-        .await;
-    assert_eq!(r.status, 204);
+    lend(&owner, "priv", &peek_url, "test2:tester2").await;
     let r = as_user(&tester2, api("peekc")).await;
     assert_eq!((r.status, r.text().as_str()), (200, "private\n"));
 
@@ -391,18 +360,7 @@ async fn the_setuid_rule_asks_swift_and_lends_only_what_the_owner_granted() {
     let linker = zapp("pub/link", "pub/out.txt");
     mk_object(&owner, "/pub/linker.zapp", &linker, &tar).await;
     let linker_url = format!("swift://{account}/pub/linker.zapp");
-    let r = owner
-        .req(
-            "POST",
-            "/pub",
-            &[
-                ("x-container-meta-rest-endpoint", linker_url.as_str()),
-                ("x-container-meta-zerovm-suid", ".r:*"),
-            ],
-            "",
-        )
-        .await;
-    assert_eq!(r.status, 204);
+    lend(&owner, "pub", &linker_url, ".r:*").await;
     let symlink = [
         ("x-symlink-target", "vault/secret.txt"),
         ("x-symlink-target-account", t2.as_str()),

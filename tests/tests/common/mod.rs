@@ -411,6 +411,36 @@ pub fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
     b.into_inner().expect("tar")
 }
 
+/// The setuid tests' app: a zapp that reads `input` and writes what it
+/// read (after `seen: `) to `output` (both `swift://` URLs), and answers
+/// with it as a CGI text page.
+pub fn relay_zapp(input: &str, output: &str) -> Vec<u8> {
+    let map = serde_json::json!([{
+        "name": "app", "exec": {"path": "file://python:python", "args": "app.py"},
+        "devices": [{"name": "python"},
+                    {"name": "input", "path": input},
+                    {"name": "output", "path": output},
+                    {"name": "stdout", "content_type": "message/cgi"}],
+    }])
+    .to_string();
+    let app = "import sys\ntext = open('/dev/input').read()\nopen('/dev/output', 'w').write('seen: ' + text)\nsys.stdout.write('Content-Type: text/plain\\r\\n\\r\\n' + text)\n";
+    tar_of(&[
+        ("boot/system.map", map.as_bytes()),
+        ("app.py", app.as_bytes()),
+    ])
+}
+
+/// The owner `s` lends container `c` to the app at `app_url` (a
+/// `swift://` URL) for callers `acl` allows: the setuid rule's metas.
+pub async fn lend(s: &Session, c: &str, app_url: &str, acl: &str) {
+    let h = [
+        ("x-container-meta-rest-endpoint", app_url),
+        ("x-container-meta-zerovm-suid", acl),
+    ];
+    let r = s.req("POST", &format!("/{c}"), &h, "").await;
+    assert_status(&r, 204, &format!("lending {c}"));
+}
+
 /// POSTs a zapp to the account as a job.
 pub async fn post_zapp(s: &Session, zapp: Vec<u8>) -> Resp {
     s.req(

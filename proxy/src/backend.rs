@@ -181,7 +181,8 @@ impl SwiftUpstream {
                 .or_else(|| h.get("x-storage-token"))
                 .cloned(),
         };
-        crate::job::dispatch_with_cors(api.clone(), ctx, req).await
+        // Boxed: a job's future is large, plain requests need none of it.
+        Box::pin(crate::job::dispatch_with_cors(api.clone(), ctx, req)).await
     }
 
     /// Passes `req` to Swift as sent (method, path and query, headers but

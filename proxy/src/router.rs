@@ -283,7 +283,15 @@ pub(crate) async fn route_embedded(
         return Ok(crate::cors::preflight(cors.as_ref(), req.headers()));
     }
     if req.headers().contains_key(crate::job::EXECUTE) {
-        return crate::job::dispatch_with_cors(e.state.api.clone(), ctx, req).await;
+        // Boxed: a job's future is 45 KB, which every plain
+        // request would otherwise allocate and copy (the boxed backend
+        // future holds this function's state).
+        return Box::pin(crate::job::dispatch_with_cors(
+            e.state.api.clone(),
+            ctx,
+            req,
+        ))
+        .await;
     }
     req.extensions_mut().insert(ctx);
     let mut resp = e

@@ -64,6 +64,8 @@ const PROBE_OBJECT: &str = "probe";
 /// longest unused is deleted. Any container owner chooses ACLs, so their
 /// number must be bounded.
 const MAX_PROBES: usize = 1024;
+/// How long after a failed login the next one is tried.
+const RETRY_LOGIN: Duration = Duration::from_secs(5);
 /// How long a login, a probe or a probe container's creation may take.
 const SWIFT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -91,9 +93,15 @@ pub struct SetuidLogin {
     user: String,
     key: String,
     client: HttpClient,
-    session: tokio::sync::Mutex<Option<Session>>,
+    session: tokio::sync::Mutex<Option<Held>>,
     /// Probe containers made, by name: when made, and when last used.
     probes: Mutex<HashMap<String, (Instant, Instant)>>,
+}
+
+/// The login's state: logged in, or failed (when, and why).
+enum Held {
+    In(Session),
+    Failed(Instant, String),
 }
 
 #[derive(Clone)]
@@ -147,20 +155,35 @@ impl SetuidLogin {
 
     async fn session(&self, tx: &TransId) -> Result<Session, ProxyError> {
         let mut held = self.session.lock().await;
-        if let Some(s) = held.as_ref() {
-            if Instant::now() < s.renew_at {
-                return Ok(s.clone());
+        match held.as_ref() {
+            Some(Held::In(s)) if Instant::now() < s.renew_at => return Ok(s.clone()),
+            // A failed login is not tried again at once: every app request
+            // would ask Swift's auth.
+            Some(Held::Failed(at, why)) if at.elapsed() < RETRY_LOGIN => {
+                return Err(ProxyError::Backend(why.clone()))
+            }
+            _ => {}
+        }
+        match self.login(tx).await {
+            Ok(s) => {
+                *held = Some(Held::In(s.clone()));
+                Ok(s)
+            }
+            Err(e) => {
+                let why = match &e {
+                    ProxyError::Backend(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                *held = Some(Held::Failed(Instant::now(), why));
+                Err(e)
             }
         }
-        let s = self.login(tx).await?;
-        *held = Some(s.clone());
-        Ok(s)
     }
 
     /// Swift refused `token` (401): the next request logs in again.
     pub async fn refused(&self, token: &HeaderValue) {
         let mut held = self.session.lock().await;
-        if held.as_ref().is_some_and(|s| s.token == *token) {
+        if matches!(held.as_ref(), Some(Held::In(s)) if s.token == *token) {
             *held = None;
         }
     }

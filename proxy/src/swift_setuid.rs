@@ -69,8 +69,9 @@ const RETRY_LOGIN: Duration = Duration::from_secs(5);
 /// How long a login, a probe or a probe container's creation may take.
 const SWIFT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `[swift.setuid]`: the user whose rights the setuid rule lends an app.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `[swift.setuid]`: the user whose rights the setuid rule lends an app
+/// (its `Debug` leaves the key out).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetuidUser {
     /// `account:user`, as Swift's v1 auth takes it (`X-Auth-User`). It
@@ -83,6 +84,16 @@ pub struct SetuidUser {
     /// Swift's v1 auth URL; by default `/auth/v1.0` on the Swift proxy.
     #[serde(default)]
     pub auth_url: Option<String>,
+}
+
+impl std::fmt::Debug for SetuidUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetuidUser")
+            .field("user", &self.user)
+            .field("key", &"<hidden>")
+            .field("auth_url", &self.auth_url)
+            .finish()
+    }
 }
 
 /// The setuid user, logged in, and the probe containers it made.
@@ -531,6 +542,7 @@ mod tests {
         assert!(
             SetuidLogin::new("http://h:1", client.clone(), &who(Some("https://k/v1"))).is_err()
         );
+        assert!(!format!("{:?}", who(None)).contains("\"k\""));
         let empty = SetuidUser {
             key: String::new(),
             ..who(None)

@@ -170,14 +170,15 @@ impl RequestCtx {
     }
 }
 
+/// Moved out of the request to its handler (no copy per request): a
+/// handler takes it once.
 impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {
     type Rejection = ProxyError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<RequestCtx>()
-            .cloned()
+            .remove::<RequestCtx>()
             .ok_or_else(|| ProxyError::Internal("no request context on a /v1 route".into()))
     }
 }

@@ -121,17 +121,22 @@ impl SwiftPath {
     /// so the API table sees the shape (`/v1/a`, `/v1/a/c`, `/v1/a/c/o`) even
     /// when names hold `/`, and a trailing `/` means no name.
     pub fn routing_path(&self) -> String {
-        let mut p = format!("/v1/{}", wire::enc(&self.account));
-        if let Some(c) = &self.container {
-            p.push('/');
-            p.push_str(&wire::enc(c));
-        }
-        if let Some(o) = &self.object {
-            p.push('/');
-            p.push_str(&wire::enc(o));
-        }
-        p
+        v1_path(
+            &self.account,
+            self.container.as_deref(),
+            self.object.as_deref(),
+        )
     }
+}
+
+/// `/v1/<account>[/<container>[/<object>]]`, each name percent-encoded.
+pub fn v1_path(account: &str, container: Option<&str>, object: Option<&str>) -> String {
+    let mut p = format!("/v1/{}", wire::enc(account));
+    for name in [container, object].into_iter().flatten() {
+        p.push('/');
+        p.push_str(&wire::enc(name));
+    }
+    p
 }
 
 /// The request context handlers receive (an axum extractor).

@@ -36,6 +36,15 @@ impl<'a> Target<'a> {
             _ => Target::Account(account),
         }
     }
+
+    /// Its path in the Swift API (`/v1/a/c/o`, names percent-encoded).
+    pub fn v1_path(&self) -> String {
+        match *self {
+            Target::Account(a) => crate::context::v1_path(a, None, None),
+            Target::Container(a, c) => crate::context::v1_path(a, Some(c), None),
+            Target::Object(a, c, o) => crate::context::v1_path(a, Some(c), Some(o)),
+        }
+    }
 }
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -32,13 +32,19 @@ use crate::error::ProxyError;
 use crate::storage::{insert, round_robin, to_node, BoxFut, Place, Storage, Target};
 use crate::swift_setuid::SetuidLogin;
 
-/// What an object server answers for an object that points elsewhere: a
-/// symlink, a dynamic and a static large object's manifest.
-const LINKS: [&str; 3] = [
-    "x-object-sysmeta-symlink-target",
-    "x-object-manifest",
-    "x-static-large-object",
-];
+/// Whether an object's answer says it points elsewhere: a symlink (as the
+/// Swift proxy shows it with `?symlink=get`, and as its object server
+/// stores it), a dynamic or a static large object's manifest. Only the
+/// Swift proxy follows these, as the requester.
+pub(crate) fn points_elsewhere(h: &hyper::HeaderMap) -> bool {
+    const LINKS: [&str; 4] = [
+        "x-symlink-target",
+        "x-object-sysmeta-symlink-target",
+        "x-object-manifest",
+        "x-static-large-object",
+    ];
+    LINKS.iter().any(|k| h.contains_key(*k))
+}
 
 /// How long a replica's object server may take to answer its HEAD.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -186,7 +192,7 @@ impl SwiftCluster {
             .await
             .ok()?
             .ok()?;
-        if r.status() != 200 || LINKS.iter().any(|h| r.headers().contains_key(*h)) {
+        if r.status() != 200 || points_elsewhere(r.headers()) {
             return None;
         }
         let ts = r.headers().get("x-timestamp")?.to_str().ok()?;
@@ -225,11 +231,7 @@ impl Storage for SwiftCluster {
     ) -> BoxFut<'a, Result<Response<Body>, ProxyError>> {
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let path = match target {
-                Target::Account(a) => format!("/v1/{}", enc(a)),
-                Target::Container(a, c) => format!("/v1/{}/{}", enc(a), enc(c)),
-                Target::Object(a, c, o) => format!("/v1/{}/{}/{}", enc(a), enc(c), enc(o)),
-            };
+            let path = target.v1_path();
             let query = parts
                 .uri
                 .query()

@@ -45,7 +45,6 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wire::body::Body;
 use wire::client::HttpClient;
-use wire::enc;
 
 use crate::context::TransId;
 use crate::error::ProxyError;
@@ -104,6 +103,8 @@ pub struct SetuidLogin {
     user: String,
     key: String,
     client: HttpClient,
+    /// How long Swift may take to answer one of our requests.
+    timeout: Duration,
     session: tokio::sync::Mutex<Option<Held>>,
     /// Probe containers made, by name: when made, and when last used.
     probes: Mutex<HashMap<String, (Instant, Instant)>>,
@@ -147,12 +148,23 @@ impl SetuidLogin {
         if who.user.is_empty() || who.key.is_empty() {
             return Err("[swift.setuid] needs both user and key".into());
         }
+        if !who
+            .user
+            .split_once(':')
+            .is_some_and(|(a, u)| !a.is_empty() && !u.is_empty())
+        {
+            return Err(format!(
+                "[swift.setuid] user {:?} (--swift-setuid-user): ACCOUNT:USER is needed, as Swift's v1 auth takes it",
+                who.user
+            ));
+        }
         Ok(SetuidLogin {
             base: base.to_string(),
             auth_url,
             user: who.user.clone(),
             key: who.key.clone(),
             client,
+            timeout: SWIFT_TIMEOUT,
             session: tokio::sync::Mutex::new(None),
             probes: Mutex::new(HashMap::new()),
         })
@@ -213,10 +225,7 @@ impl SetuidLogin {
             .header("x-trans-id-extra", tx.as_str())
             .body(Body::empty())
             .map_err(|e| fail(e.to_string()))?;
-        let resp = match tokio::time::timeout(SWIFT_TIMEOUT, self.client.request(req)).await {
-            Ok(r) => r.map_err(|e| fail(wire::client::describe(&e)))?,
-            Err(_) => return Err(fail(format!("no answer in {} s", SWIFT_TIMEOUT.as_secs()))),
-        };
+        let resp = self.send(req).await.map_err(|e| fail(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(fail(format!("Swift's auth answered {}", resp.status())));
         }
@@ -248,11 +257,9 @@ impl SetuidLogin {
             .unwrap_or(DEFAULT_LIFE);
         // Its account must be its own: anyone an account ACL names there
         // would pass every probe.
-        let req = Request::builder()
-            .method(Method::HEAD)
-            .uri(self.url(Target::Account(&account)))
+        let req = self
+            .request(Method::HEAD, Target::Account(&account), tx)
             .header("x-auth-token", token.clone())
-            .header("x-trans-id-extra", tx.as_str())
             .body(Body::empty())
             .map_err(|e| fail(e.to_string()))?;
         let head = self.send(req).await?;
@@ -297,10 +304,8 @@ impl SetuidLogin {
             Level::Container => None,
             Level::Object => Some(PROBE_OBJECT),
         };
-        let mut req = Request::builder()
-            .method(Method::HEAD)
-            .uri(self.url(Target::of(&account, Some(&container), object)))
-            .header("x-trans-id-extra", tx.as_str());
+        let target = Target::of(&account, Some(&container), object);
+        let mut req = self.request(Method::HEAD, target, tx);
         if let Some(t) = token {
             req = req.header("x-auth-token", t);
         }
@@ -328,8 +333,7 @@ impl SetuidLogin {
         acl: &str,
     ) -> Result<Option<(String, String)>, ProxyError> {
         let digest = Sha256::digest(acl.as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        let name = format!("zerocloud-setuid-{hex}");
+        let name = format!("zerocloud-setuid-{}", hex::encode(&digest[..16]));
         let made = match self
             .probes
             .lock()
@@ -350,12 +354,10 @@ impl SetuidLogin {
         // is renewed once.
         for attempt in 0..2 {
             let s = self.session(tx).await?;
-            let req = Request::builder()
-                .method(Method::PUT)
-                .uri(self.url(Target::Container(&s.account, &name)))
+            let req = self
+                .request(Method::PUT, Target::Container(&s.account, &name), tx)
                 .header("x-auth-token", s.token.clone())
                 .header("x-container-read", acl)
-                .header("x-trans-id-extra", tx.as_str())
                 .body(Body::empty())
                 .map_err(|_| ProxyError::bad_request(format!("Invalid setuid ACL {acl:?}")))?;
             match self.send(req).await?.status().as_u16() {
@@ -383,14 +385,13 @@ impl SetuidLogin {
         )))
     }
 
-    fn url(&self, target: Target<'_>) -> String {
-        match target {
-            Target::Account(a) => format!("{}/v1/{}", self.base, enc(a)),
-            Target::Container(a, c) => format!("{}/v1/{}/{}", self.base, enc(a), enc(c)),
-            Target::Object(a, c, o) => {
-                format!("{}/v1/{}/{}/{}", self.base, enc(a), enc(c), enc(o))
-            }
-        }
+    /// A request of ours to `target` on the Swift proxy, tagged with the
+    /// trans-id.
+    fn request(&self, method: Method, target: Target<'_>, tx: &TransId) -> http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, target.v1_path()))
+            .header("x-trans-id-extra", tx.as_str())
     }
 
     /// Records the probe container `name` as made now; returns the one
@@ -413,11 +414,9 @@ impl SetuidLogin {
 
     /// Deletes a probe container no longer kept (it is empty).
     async fn delete_probe(&self, tx: &TransId, s: &Session, name: &str) {
-        let Ok(req) = Request::builder()
-            .method(Method::DELETE)
-            .uri(self.url(Target::Container(&s.account, name)))
+        let Ok(req) = self
+            .request(Method::DELETE, Target::Container(&s.account, name), tx)
             .header("x-auth-token", s.token.clone())
-            .header("x-trans-id-extra", tx.as_str())
             .body(Body::empty())
         else {
             return;
@@ -440,12 +439,11 @@ impl SetuidLogin {
         &self,
         req: Request<Body>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ProxyError> {
-        match tokio::time::timeout(SWIFT_TIMEOUT, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(r) => r.map_err(|e| crate::swift_cluster::upstream_down(&self.base, &e)),
-            Err(_) => Err(ProxyError::Backend(format!(
-                "the Swift proxy {} did not answer in {} s",
-                self.base,
-                SWIFT_TIMEOUT.as_secs()
+            Err(_) => Err(ProxyError::Upstream(format!(
+                "The Swift proxy {} did not answer in {:?}",
+                self.base, self.timeout
             ))),
         }
     }
@@ -509,12 +507,8 @@ mod tests {
 
     #[test]
     fn probe_containers_are_bounded_and_the_longest_unused_goes() {
-        let who = SetuidUser {
-            user: "admin:admin".into(),
-            key: "k".into(),
-            auth_url: None,
-        };
-        let l = SetuidLogin::new("http://127.0.0.1:1", wire::client::http_client(), &who).unwrap();
+        let l =
+            SetuidLogin::new("http://127.0.0.1:1", wire::client::http_client(), &admin()).unwrap();
         for i in 0..MAX_PROBES {
             assert_eq!(l.remember(&format!("p{i}")), None);
         }
@@ -529,13 +523,89 @@ mod tests {
         assert_eq!(l.probes.lock().unwrap().len(), MAX_PROBES);
     }
 
+    /// A Swift auth on loopback that answers every request with
+    /// `status_line` (or, with `None`, never answers); counts requests.
+    async fn fake_auth(
+        status_line: Option<&'static str>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = asked.clone();
+        tokio::spawn(async move {
+            let mut silent = Vec::new();
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                match status_line {
+                    Some(line) => {
+                        let answer =
+                            format!("{line}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                        let _ = conn.write_all(answer.as_bytes()).await;
+                    }
+                    None => silent.push(conn),
+                }
+            }
+        });
+        (base, asked)
+    }
+
+    fn admin() -> SetuidUser {
+        SetuidUser {
+            user: "admin:admin".into(),
+            key: "k".into(),
+            auth_url: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_login_is_not_tried_again_before_its_retry_delay() {
+        use std::sync::atomic::Ordering;
+        let (base, asked) = fake_auth(Some("HTTP/1.1 401 Unauthorized")).await;
+        let l = SetuidLogin::new(&base, wire::client::http_client(), &admin()).unwrap();
+        let tx = TransId::new();
+        let e = l.token(&tx).await.unwrap_err().to_string();
+        assert!(e.contains("could not log in") && e.contains("401"), "{e}");
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        // Within the delay: the same failure, Swift's auth not asked.
+        let again = l.token(&tx).await.unwrap_err().to_string();
+        assert_eq!(again, e);
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        // Once the delay is over, it is asked again.
+        if let Some(Held::Failed(at, _)) = l.session.lock().await.as_mut() {
+            *at = at.checked_sub(RETRY_LOGIN).expect("an instant 5 s back");
+        }
+        assert!(l.token(&tx).await.is_err());
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_login_swift_does_not_answer_fails_after_the_timeout() {
+        let (base, _) = fake_auth(None).await;
+        let mut l = SetuidLogin::new(&base, wire::client::http_client(), &admin()).unwrap();
+        l.timeout = Duration::from_millis(200);
+        let e = l.token(&TransId::new()).await.unwrap_err().to_string();
+        assert!(
+            e.contains("could not log in") && e.contains("did not answer in 200ms"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn the_auth_url_must_be_http() {
         let client = wire::client::http_client();
         let who = |auth_url: Option<&str>| SetuidUser {
-            user: "admin:admin".into(),
-            key: "k".into(),
             auth_url: auth_url.map(str::to_string),
+            ..admin()
         };
         let l = SetuidLogin::new("http://127.0.0.1:8080", client.clone(), &who(None)).unwrap();
         assert_eq!(l.auth_url, "http://127.0.0.1:8080/auth/v1.0");
@@ -547,6 +617,14 @@ mod tests {
             key: String::new(),
             ..who(None)
         };
-        assert!(SetuidLogin::new("http://h:1", client, &empty).is_err());
+        assert!(SetuidLogin::new("http://h:1", client.clone(), &empty).is_err());
+        for user in ["admin", "admin:", ":admin"] {
+            let bare = SetuidUser {
+                user: user.into(),
+                ..admin()
+            };
+            let e = SetuidLogin::new("http://h:1", client.clone(), &bare).err();
+            assert!(e.is_some_and(|e| e.contains("ACCOUNT:USER")), "{user}");
+        }
     }
 }

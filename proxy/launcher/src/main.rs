@@ -70,9 +70,10 @@ impl SwiftArgs {
                 Some(s) => (s.agents, s.setuid),
                 None => (Vec::new(), None),
             };
-            let agents = match self.swift_agents.is_empty() {
-                true => agents,
-                false => self.swift_agents,
+            let agents = if self.swift_agents.is_empty() {
+                agents
+            } else {
+                self.swift_agents
             };
             let setuid = match (self.swift_setuid_user, self.swift_setuid_key) {
                 (Some(user), Some(key)) => Some(proxy::swift_setuid::SetuidUser {

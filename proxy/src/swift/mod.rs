@@ -44,13 +44,6 @@ pub(crate) struct ContainerInfo {
 /// What a read made with the setuid rule's rights asks for: a symlink or
 /// a large object's manifest itself, never what it points to.
 const LITERAL_READ: &str = "symlink=get&multipart-manifest=get";
-/// The headers of an object that points elsewhere: a symlink, a dynamic
-/// and a static large object's manifest.
-const LINKS: [&str; 3] = [
-    "x-symlink-target",
-    "x-object-manifest",
-    "x-static-large-object",
-];
 
 /// A cached lookup: when it was made, and what it found (None: does not exist).
 type Cached<T> = (Instant, Option<T>);
@@ -132,7 +125,7 @@ impl SwiftApi {
                 login.refused(token).await;
             }
         }
-        if literal && LINKS.iter().any(|h| resp.headers().contains_key(*h)) {
+        if literal && crate::swift_cluster::points_elsewhere(resp.headers()) {
             let path = match target {
                 Target::Object(a, c, o) => format!("/{a}/{c}/{o}"),
                 _ => String::new(),

@@ -374,15 +374,28 @@ impl<S: Send + Sync, const N: usize> FromRequestParts<S> for Names<N> {
     type Rejection = StorageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
-        let raw = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| StorageError::InvalidName)?;
-        let decoded: Option<Vec<String>> = raw.iter().map(|(_, v)| wire::dec(v)).collect();
-        let decoded = decoded.ok_or(StorageError::InvalidName)?;
-        let names: [String; N] = decoded
+        let NameList(names) = NameList::from_request_parts(parts, state).await?;
+        let names: [String; N] = names
             .try_into()
             .map_err(|_| StorageError::Corrupt("route and extractor disagree on names".into()))?;
         Ok(Names(names))
+    }
+}
+
+/// The names of an internal path, however many the route has, each
+/// percent-decoded once: axum's router decodes its captures, and
+/// `wire::enc` encoded each name once, so a name holding `%41` stays
+/// `%41` (412 if one is not UTF-8).
+pub struct NameList(pub Vec<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for NameList {
+    type Rejection = StorageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| StorageError::InvalidName)?;
+        Ok(NameList(raw.iter().map(|(_, v)| v.to_string()).collect()))
     }
 }
 

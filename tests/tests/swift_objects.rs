@@ -392,6 +392,26 @@ async fn object_names_with_slashes_and_unicode_round_trip() {
     assert_eq!(l.text(), "dir/sub/\u{2603} snow\n");
 }
 
+/// A name holding a percent sequence is that name: decoded once, from the
+/// client's URL, never again on the way to the storage node (which once
+/// stored `x%41` as `xA`, so the two names were one object).
+#[tokio::test]
+async fn names_with_percent_sequences_are_decoded_once() {
+    let (_srv, s) = setup().await;
+    mk_container(&s, "p%2541c").await;
+    mk_object(&s, "/p%2541c/x%2541", b"percent", &[]).await;
+    mk_object(&s, "/p%2541c/xA", b"letter", &[]).await;
+    let g = s.req("GET", "/p%2541c/x%2541", &[], "").await;
+    assert_status(&g, 200, "GET x%41");
+    assert_eq!(&g.body[..], b"percent");
+    let g = s.req("GET", "/p%2541c/xA", &[], "").await;
+    assert_eq!(&g.body[..], b"letter");
+    assert_eq!(s.req("GET", "/p%2541c", &[], "").await.text(), "x%41\nxA\n");
+    assert_eq!(s.req("HEAD", "/pAc", &[], "").await.status, 404);
+    let account = s.req("GET", "", &[], "").await.text();
+    assert!(account.lines().any(|c| c == "p%41c"), "{account}");
+}
+
 // ---- Range ----------------------------------------------------------------------------
 
 #[tokio::test]

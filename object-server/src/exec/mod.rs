@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{RawPathParams, Request, State};
+use axum::extract::{Request, State};
 use hyper::Response;
 use sandbox::pool::{Pool, PoolConfig, ProgramRef};
 use sandbox::python::Start;
@@ -34,7 +34,7 @@ use tracing::{info, warn};
 use wire::body::Body;
 use wire::exec::{ExecRequest, PartReader, PLAN_PART};
 
-use crate::api::Node;
+use crate::api::{NameList, Names, Node};
 use crate::config::ExecConfig;
 use crate::error::StorageError;
 
@@ -327,13 +327,8 @@ pub async fn reserve(
 /// `DELETE /xt/{token}`: gives an unclaimed reservation back.
 pub async fn release(
     State(node): State<Arc<Node>>,
-    params: RawPathParams,
+    Names([token]): Names<1>,
 ) -> Result<Response<Body>, StorageError> {
-    let token = params
-        .iter()
-        .next()
-        .and_then(|(_, v)| wire::dec(v))
-        .ok_or(StorageError::InvalidName)?;
     match lock(&node.agent.reservations).remove(&token) {
         Some(_) => Ok(wire::reply::status(204)),
         None => Err(StorageError::NotFound),
@@ -373,12 +368,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `POST /x/{a}[/{c}[/{o}]]`: one session (see the module doc).
 pub async fn handle(
     State(node): State<Arc<Node>>,
-    params: RawPathParams,
+    NameList(names): NameList,
     req: Request,
 ) -> Result<Response<Body>, StorageError> {
     let started = Instant::now();
-    let names: Option<Vec<String>> = params.iter().map(|(_, v)| wire::dec(v)).collect();
-    let names = names.ok_or(StorageError::InvalidName)?;
     let agent = node.agent.clone();
     let pool = agent.pool()?;
     let (parts, body) = req.into_parts();

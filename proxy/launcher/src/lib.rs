@@ -4,6 +4,7 @@
 //! `zvapp.rs` runs a job locally.
 
 pub mod images;
+pub mod log;
 pub mod up;
 pub mod zvapp;
 

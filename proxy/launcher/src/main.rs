@@ -136,15 +136,19 @@ fn main() -> std::process::ExitCode {
     if args.first().map(String::as_str) == Some("--worker") {
         return sandbox::worker::main(&args[1..]);
     }
-    let ansi = std::io::stderr().is_terminal();
+    let cli = Cli::parse();
+    // A server's log (a line per request) goes out in batches.
+    let writer = match cli.cmd {
+        Cmd::Image { .. } => zerocloud::log::Batched::direct(),
+        _ => zerocloud::log::Batched::start(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer)
         .init();
-    let cli = Cli::parse();
     let result = match cli.cmd {
         // Blocking work, alone in the process: no runtime needed.
         Cmd::Image { cmd } => images::command(cmd),
@@ -152,6 +156,7 @@ fn main() -> std::process::ExitCode {
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(serve(cmd))),
     };
+    zerocloud::log::flush();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -121,20 +121,24 @@ pub async fn stop_on_signal(running: Running) -> anyhow::Result<()> {
         r = tokio::signal::ctrl_c() => r.context("cannot watch Ctrl-C")?,
         _ = term.recv() => {}
     }
+    crate::log::flush();
     eprintln!(
         "zerocloud: shutting down: finishing open requests (at most {} s; Ctrl-C again stops at once)",
         wire::serve::DRAIN.as_secs()
     );
     tokio::select! {
         _ = running.stop() => {
+            crate::log::flush();
             eprintln!("zerocloud: stopped");
             Ok(())
         }
         _ = tokio::signal::ctrl_c() => {
+            crate::log::flush();
             eprintln!("zerocloud: stopped at once");
             std::process::exit(130);
         }
         _ = term.recv() => {
+            crate::log::flush();
             eprintln!("zerocloud: stopped at once");
             std::process::exit(130);
         }

@@ -1,0 +1,192 @@
+//! Where the servers' log lines go: stderr, in batches.
+//!
+//! The proxy logs a line per request (its access log). A write(2) per line
+//! was one of the 17 to 19 system calls a 4 KiB GET costs, end to end
+//! (docs/benchmarks.md). Lines gather in memory instead and go out
+//! together:
+//! - every [`FLUSH_EVERY`], by a thread of their own;
+//! - when [`BATCH`] bytes have gathered;
+//! - at once for a warning or an error, with what came before it, so the
+//!   order holds;
+//! - at exit ([`flush`], also called from the panic hook and before
+//!   `zerocloud` prints anything of its own).
+//!
+//! So an info or debug line may reach the log up to [`FLUSH_EVERY`] late,
+//! and a process killed with SIGKILL loses at most that much of its log.
+
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use tracing::{Level, Metadata};
+use tracing_subscriber::fmt::MakeWriter;
+
+/// The longest an info line waits before it is written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Bytes gathered that are written at once, without waiting.
+pub const BATCH: usize = 32 * 1024;
+
+/// Lines waiting for `out`.
+struct Batcher<W> {
+    state: Mutex<(Vec<u8>, W)>,
+}
+
+impl<W: Write> Batcher<W> {
+    fn new(out: W) -> Batcher<W> {
+        Batcher {
+            state: Mutex::new((Vec::with_capacity(BATCH * 2), out)),
+        }
+    }
+
+    /// Adds `line`; writes out what has gathered if `urgent` or the batch
+    /// is full.
+    fn push(&self, line: &[u8], urgent: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (pending, out) = &mut *s;
+        pending.extend_from_slice(line);
+        if urgent || pending.len() >= BATCH {
+            write_out(pending, out);
+        }
+    }
+
+    fn flush(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (pending, out) = &mut *s;
+        write_out(pending, out);
+    }
+}
+
+fn write_out(pending: &mut Vec<u8>, out: &mut impl Write) {
+    if !pending.is_empty() {
+        // A log that cannot be written has nowhere to say so.
+        let _ = out.write_all(pending);
+        let _ = out.flush();
+        pending.clear();
+    }
+}
+
+fn stderr() -> &'static Batcher<std::io::Stderr> {
+    static STDERR: OnceLock<Batcher<std::io::Stderr>> = OnceLock::new();
+    STDERR.get_or_init(|| Batcher::new(std::io::stderr()))
+}
+
+/// Writes out the lines that wait.
+pub fn flush() {
+    stderr().flush();
+}
+
+/// The [`MakeWriter`] for `tracing_subscriber::fmt`: stderr.
+#[derive(Clone, Copy)]
+pub struct Batched {
+    /// Whether info and debug lines wait for the batch (else every line
+    /// is written at once).
+    batch: bool,
+}
+
+impl Batched {
+    /// Every line written at once: for commands that serve nothing, whose
+    /// log interleaves with what they print.
+    pub fn direct() -> Batched {
+        Batched { batch: false }
+    }
+
+    /// Lines in batches. The first call starts the thread that writes out
+    /// every [`FLUSH_EVERY`], and hooks [`flush`] into panics.
+    pub fn start() -> Batched {
+        static STARTED: OnceLock<()> = OnceLock::new();
+        STARTED.get_or_init(|| {
+            let _ = std::thread::Builder::new()
+                .name("log-flush".into())
+                .spawn(|| loop {
+                    std::thread::sleep(FLUSH_EVERY);
+                    flush();
+                });
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                flush();
+                hook(info);
+            }));
+        });
+        Batched { batch: true }
+    }
+}
+
+/// One log line being written (`tracing_subscriber` writes each whole).
+pub struct Line {
+    urgent: bool,
+}
+
+impl Write for Line {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        stderr().push(buf, self.urgent);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Batched {
+    type Writer = Line;
+
+    fn make_writer(&'a self) -> Line {
+        Line { urgent: true }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
+        Line {
+            urgent: !self.waits(meta.level()),
+        }
+    }
+}
+
+impl Batched {
+    /// Whether a line of `level` waits for the batch: info and below.
+    fn waits(&self, level: &Level) -> bool {
+        self.batch && *level > Level::WARN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(b: &Batcher<Vec<u8>>) -> String {
+        String::from_utf8(b.state.lock().unwrap().1.clone()).unwrap()
+    }
+
+    #[test]
+    fn info_lines_wait_and_a_warning_takes_them_along_in_order() {
+        let b = Batcher::new(Vec::new());
+        b.push(b"info 1\n", false);
+        b.push(b"info 2\n", false);
+        assert_eq!(written(&b), "");
+        b.push(b"warn\n", true);
+        assert_eq!(written(&b), "info 1\ninfo 2\nwarn\n");
+        b.push(b"info 3\n", false);
+        b.flush();
+        assert_eq!(written(&b), "info 1\ninfo 2\nwarn\ninfo 3\n");
+    }
+
+    #[test]
+    fn a_full_batch_goes_out_without_waiting() {
+        let b = Batcher::new(Vec::new());
+        let line = [b'x'; 1000];
+        for _ in 0..BATCH / 1000 {
+            b.push(&line, false);
+        }
+        assert_eq!(written(&b), "");
+        b.push(&line, false);
+        assert_eq!(written(&b).len(), (BATCH / 1000 + 1) * 1000);
+    }
+
+    #[test]
+    fn levels_decide_what_waits() {
+        let batched = Batched { batch: true };
+        assert!(batched.waits(&Level::INFO) && batched.waits(&Level::DEBUG));
+        assert!(!batched.waits(&Level::WARN) && !batched.waits(&Level::ERROR));
+        assert!(!Batched::direct().waits(&Level::INFO));
+    }
+}

@@ -29,30 +29,37 @@ impl Ring {
         &self.nodes
     }
 
-    /// The partition of `/account[/container[/object]]`.
-    pub fn partition(&self, path: &str) -> u32 {
-        let d = Md5::new()
-            .chain_update(path.as_bytes())
-            .chain_update(self.suffix.as_bytes())
-            .finalize();
+    /// The partition of `/account[/container[/object]]`, given as its names.
+    /// The path is hashed piece by piece, never built.
+    pub fn partition(&self, names: &[&str]) -> u32 {
+        let mut h = Md5::new();
+        for name in names {
+            h.update(b"/");
+            h.update(name.as_bytes());
+        }
+        let d = h.chain_update(self.suffix.as_bytes()).finalize();
         u32::from_be_bytes([d[0], d[1], d[2], d[3]]) >> self.part_shift
     }
 
-    pub fn node_for(&self, path: &str) -> &str {
-        let p = self.partition(path) as usize;
-        &self.nodes[p % self.nodes.len()]
+    /// The node of the path made of `names`. With one node there is
+    /// nothing to choose (`zerocloud up`), and nothing is hashed.
+    fn node_for(&self, names: &[&str]) -> &str {
+        match self.nodes.as_slice() {
+            [only] => only,
+            nodes => &nodes[self.partition(names) as usize % nodes.len()],
+        }
     }
 
     pub fn account_node(&self, a: &str) -> &str {
-        self.node_for(&format!("/{a}"))
+        self.node_for(&[a])
     }
 
     pub fn container_node(&self, a: &str, c: &str) -> &str {
-        self.node_for(&format!("/{a}/{c}"))
+        self.node_for(&[a, c])
     }
 
     pub fn object_node(&self, a: &str, c: &str, o: &str) -> &str {
-        self.node_for(&format!("/{a}/{c}/{o}"))
+        self.node_for(&[a, c, o])
     }
 }
 
@@ -72,5 +79,16 @@ mod tests {
         }
         assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
         assert!(Ring::new(vec![], 10, "s".into()).is_err());
+        // The partition is the md5 of the path, as Swift's ring has it.
+        let whole = Md5::new()
+            .chain_update(b"/a/c/o")
+            .chain_update(b"s")
+            .finalize();
+        assert_eq!(
+            r.partition(&["a", "c", "o"]),
+            u32::from_be_bytes([whole[0], whole[1], whole[2], whole[3]]) >> 22
+        );
+        let one = Ring::new(vec!["only".into()], 10, "s".into()).unwrap();
+        assert_eq!(one.object_node("a", "c", "o"), "only");
     }
 }

@@ -108,19 +108,9 @@ impl SwiftPath {
         self.object.as_deref().unwrap_or("")
     }
 
-    /// Whether `raw` (the request's path, as sent) already has one segment per
-    /// name, so the router can match it as it is: the usual case, which then
-    /// skips building and parsing a [`routing_path`](Self::routing_path).
-    pub fn has_routing_shape(&self, raw: &str) -> bool {
-        let names = 1 + usize::from(self.container.is_some()) + usize::from(self.object.is_some());
-        let rest = raw.strip_prefix("/v1/").unwrap_or("");
-        rest.split('/').count() == names && rest.split('/').all(|s| !s.is_empty())
-    }
-
-    /// The path the router matches on: one percent-encoded segment per name,
-    /// so the API table sees the shape (`/v1/a`, `/v1/a/c`, `/v1/a/c/o`) even
-    /// when names hold `/`, and a trailing `/` means no name.
-    pub fn routing_path(&self) -> String {
+    /// `/v1/<account>[/<container>[/<object>]]`, each name one
+    /// percent-encoded segment (as a Swift proxy is sent it).
+    pub fn v1_path(&self) -> String {
         v1_path(
             &self.account,
             self.container.as_deref(),
@@ -196,19 +186,10 @@ mod tests {
     fn paths() {
         let p = SwiftPath::parse("/v1/AUTH_a/c/o/with/slashes").unwrap();
         assert_eq!(p.object.as_deref(), Some("o/with/slashes"));
-        assert_eq!(p.routing_path(), "/v1/AUTH_a/c/o%2Fwith%2Fslashes");
-        assert!(!p.has_routing_shape("/v1/AUTH_a/c/o/with/slashes"));
-        let p = SwiftPath::parse("/v1/AUTH_a/c/o%2Fx%20y").unwrap();
-        assert!(p.has_routing_shape("/v1/AUTH_a/c/o%2Fx%20y"));
-        assert!(!SwiftPath::parse("/v1/a/c/")
-            .unwrap()
-            .has_routing_shape("/v1/a/c/"));
-        assert!(SwiftPath::parse("/v1/a")
-            .unwrap()
-            .has_routing_shape("/v1/a"));
+        assert_eq!(p.v1_path(), "/v1/AUTH_a/c/o%2Fwith%2Fslashes");
         let p = SwiftPath::parse("/v1/AUTH_a/c/").unwrap();
         assert!(p.object.is_none());
-        assert_eq!(p.routing_path(), "/v1/AUTH_a/c");
+        assert_eq!(p.v1_path(), "/v1/AUTH_a/c");
         assert!(matches!(
             SwiftPath::parse("/v1/a/%ff"),
             Err(ProxyError::InvalidUtf8)

@@ -45,12 +45,19 @@ impl FromRef<AppState> for Arc<Metrics> {
     }
 }
 
-/// The API table: path shape and method → handler. `/v1` paths arrive here
-/// with one segment per name (as sent, or re-encoded by
-/// [`SwiftPath::routing_path`] when a name holds `/` or one is empty). One route
-/// is dispatched before the table, in [`Proxy::handle`]: TempAuth's
-/// `GET /v1/<account>/auth` ([`endpoints::token`]), which would otherwise
-/// shadow a container named `auth`.
+/// The API table: path shape and method → handler.
+///
+/// A `/v1` path is parsed once, by Swift's rules, into the request's
+/// [`SwiftPath`] (a name may hold `/`, a trailing `/` names nothing: no
+/// route pattern says that). The table then sees only its shape:
+/// [`Shape::path`] replaces the request's path (its query stays), so the
+/// `/v1` routes are literal paths (`{{...}}` is a brace, not a capture)
+/// and handlers take their names from the [`RequestCtx`]. Captures would
+/// cost the router eight allocations a request (docs/benchmarks.md).
+///
+/// One route is dispatched before the table, in [`route_embedded`]:
+/// TempAuth's `GET /v1/<account>/auth` ([`endpoints::token`]), which would
+/// otherwise shadow a container named `auth`.
 pub fn api_table(state: AppState) -> Router {
     Router::new()
         .route("/auth/v1.0", any(endpoints::token))
@@ -62,14 +69,14 @@ pub fn api_table(state: AppState) -> Router {
         .route("/metrics", get(endpoints::metrics))
         .route("/healthcheck", get(endpoints::healthcheck))
         .route(
-            "/v1/{account}",
+            "/v1/{{account}}",
             get(account::get)
                 .head(account::get)
                 .post(account::post)
                 .fallback(account::other),
         )
         .route(
-            "/v1/{account}/{container}",
+            "/v1/{{account}}/{{container}}",
             get(container::get)
                 .head(container::get)
                 .put(container::put_or_post)
@@ -78,7 +85,7 @@ pub fn api_table(state: AppState) -> Router {
                 .fallback(container::other),
         )
         .route(
-            "/v1/{account}/{container}/{object}",
+            "/v1/{{account}}/{{container}}/{{object}}",
             get(object::get)
                 .head(object::get)
                 .put(object::put)
@@ -88,6 +95,45 @@ pub fn api_table(state: AppState) -> Router {
         )
         .fallback(|| async { ProxyError::NotFound })
         .with_state(state)
+}
+
+/// The three shapes of a `/v1` path, which the API table routes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Account,
+    Container,
+    Object,
+}
+
+impl Shape {
+    pub fn of(p: &SwiftPath) -> Shape {
+        match (&p.container, &p.object) {
+            (None, _) => Shape::Account,
+            (Some(_), None) => Shape::Container,
+            (Some(_), Some(_)) => Shape::Object,
+        }
+    }
+
+    /// The path the API table matches for this shape.
+    pub fn path(self) -> &'static str {
+        match self {
+            Shape::Account => "/v1/{account}",
+            Shape::Container => "/v1/{account}/{container}",
+            Shape::Object => "/v1/{account}/{container}/{object}",
+        }
+    }
+
+    /// The request's URI on its way to the table: the shape's path, with
+    /// the request's query.
+    fn uri(self, query: Option<&str>) -> Result<hyper::Uri, ProxyError> {
+        match query {
+            None => Ok(hyper::Uri::from_static(self.path())),
+            // The query came from a URI that parsed.
+            Some(q) => format!("{}?{q}", self.path())
+                .parse()
+                .map_err(|e| ProxyError::Internal(format!("routing a query {q:?}: {e}"))),
+        }
+    }
 }
 
 pub struct Proxy {
@@ -255,15 +301,7 @@ pub(crate) async fn route_embedded(
         setuid_grants: None,
         credential: None,
     };
-    if !ctx.path.has_routing_shape(req.uri().path()) {
-        let routed = match req.uri().query() {
-            Some(q) => format!("{}?{q}", ctx.path.routing_path()),
-            None => ctx.path.routing_path(),
-        };
-        *req.uri_mut() = routed
-            .parse()
-            .map_err(|e| ProxyError::Internal(format!("routing path {routed:?}: {e}")))?;
-    }
+    *req.uri_mut() = Shape::of(&ctx.path).uri(req.uri().query())?;
     // CORS: the container's settings decide, for requests with an Origin.
     let origin = hstr(req.headers(), "origin").map(str::to_string);
     let cors = match (&origin, &ctx.path.container) {

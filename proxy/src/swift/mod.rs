@@ -213,7 +213,7 @@ impl SwiftApi {
             Ok(false) => return Ok(false),
             // Logged, and nothing granted: the caller learns nothing of it.
             Err(e) => {
-                tracing::warn!("setuid rule for {}: {e}", p.routing_path());
+                tracing::warn!("setuid rule for {}: {e}", p.v1_path());
                 return Ok(false);
             }
         }

@@ -352,18 +352,21 @@ fn exec_routes(r: Router<Arc<Node>>) -> Router<Arc<Node>> {
 
 /// Wraps every internal request: its log line under the trans-id the proxy sent.
 pub async fn handle(table: Router, req: Request<Body>) -> Response<Body> {
-    let tx = header_str(req.headers(), wire::TRANS_ID)
-        .unwrap_or("-")
-        .to_string();
-    let span = tracing::info_span!("req", tx = %tx);
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let span = tracing::info_span!(
+        "req",
+        tx = %header_str(req.headers(), wire::TRANS_ID).unwrap_or("-")
+    );
+    // The request line is kept only for a debug log.
+    let line = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
     let resp = table
         .oneshot(req.map(Body::new))
         .instrument(span.clone())
         .await
         .unwrap_or_else(|e| match e {});
-    span.in_scope(|| tracing::debug!(%method, %path, status = resp.status().as_u16(), "done"));
+    if let Some((method, path)) = line {
+        span.in_scope(|| tracing::debug!(%method, %path, status = resp.status().as_u16(), "done"));
+    }
     resp
 }
 

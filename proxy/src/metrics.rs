@@ -12,7 +12,9 @@ const BUCKETS: [f64; 12] = [
 
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
+    /// By method, then status (looked up by `&str`: no key is built per
+    /// request).
+    requests: BTreeMap<String, BTreeMap<u16, u64>>,
     bytes_in: u64,
     bytes_out: u64,
     buckets: [u64; BUCKETS.len()],
@@ -28,7 +30,13 @@ pub struct Metrics {
 impl Metrics {
     pub fn record(&self, method: &str, status: u16, bytes_in: u64, bytes_out: u64, took: Duration) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        *m.requests.entry((method.to_string(), status)).or_default() += 1;
+        match m.requests.get_mut(method) {
+            Some(by_status) => *by_status.entry(status).or_default() += 1,
+            None => {
+                m.requests
+                    .insert(method.to_string(), BTreeMap::from([(status, 1)]));
+            }
+        }
         m.bytes_in += bytes_in;
         m.bytes_out += bytes_out;
         let s = took.as_secs_f64();
@@ -49,7 +57,11 @@ impl Metrics {
             "# HELP zerocloud_requests_total Requests served, by method and status."
         );
         let _ = writeln!(s, "# TYPE zerocloud_requests_total counter");
-        for ((method, status), n) in &m.requests {
+        let counts = m
+            .requests
+            .iter()
+            .flat_map(|(method, by)| by.iter().map(move |(status, n)| (method, status, n)));
+        for (method, status, n) in counts {
             let _ = writeln!(
                 s,
                 "zerocloud_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"

@@ -46,6 +46,20 @@ struct Args {
     /// Also print one JSON line per phase
     #[arg(long)]
     json: bool,
+    /// Phases to run, in order (e.g. `put`, then `get` against the same
+    /// `--container` as often as wanted, then `delete`). The container is
+    /// deleted only after a `delete` phase.
+    #[arg(long, value_delimiter = ',', default_value = "put,get,delete", value_parser = parse_op)]
+    phases: Vec<Op>,
+}
+
+fn parse_op(s: &str) -> Result<Op, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "put" => Ok(Op::Put),
+        "get" => Ok(Op::Get),
+        "delete" => Ok(Op::Delete),
+        _ => Err(format!("unknown phase {s:?} (put, get or delete)")),
+    }
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -300,7 +314,7 @@ async fn run(args: Args) -> Result<()> {
         "label", "op", "size", "conc", "n", "ops/s", "p50_ms", "p99_ms", "errors"
     );
     let mut total_errors = 0;
-    for op in [Op::Put, Op::Get, Op::Delete] {
+    for &op in &args.phases {
         let name = op.spec().0;
         let r = phase(&ctx, op, args.concurrency).await?;
         let n = r.latencies.len();
@@ -328,6 +342,10 @@ async fn run(args: Args) -> Result<()> {
     }
 
     let deleted = [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND];
+    if !args.phases.iter().any(|op| matches!(op, Op::Delete)) {
+        ensure!(total_errors == 0, "{total_errors} request(s) failed");
+        return Ok(());
+    }
     if let Err(e) = send(&ctx, Method::DELETE, cont_uri, Bytes::new(), &deleted).await {
         eprintln!("warning: deleting container {container}: {e:#}");
     }

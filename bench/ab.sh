@@ -7,8 +7,9 @@
 # Both builds run `zerocloud up` at once, each with its data dir on a tmpfs
 # (/dev/shm). Each gets the same objects (4 KiB) once; then OP rounds
 # (`get` by default) alternate between them, old first in odd rounds and new
-# first in even ones. Prints each round and the medians. Also prints the
-# CPU seconds each server used over the whole run (from /proc).
+# first in even ones. Prints each round, the median of the rounds' new/old
+# ratios, each side's median, and the CPU seconds each server used over the
+# rounds (from /proc; the seeding PUTs not counted).
 set -euo pipefail
 old=${1:?usage: bench/ab.sh OLD_BIN NEW_BIN [ROUNDS] [OBJECTS] [CONC] [OP]}
 new=${2:?usage: bench/ab.sh OLD_BIN NEW_BIN [ROUNDS] [OBJECTS] [CONC] [OP]}
@@ -20,7 +21,7 @@ ops=${SWIFT_OPS:-$here/target/release/swift_ops}
 work=$(mktemp -d /dev/shm/zc-ab.XXXXXX)
 pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+    for p in ${pids[@]+"${pids[@]}"}; do kill -TERM -- "-$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }

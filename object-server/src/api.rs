@@ -313,7 +313,7 @@ pub async fn start(cfg: ObjectServerConfig) -> anyhow::Result<ObjectServer> {
 
 /// The internal API's table (the paths are documented in the `wire` crate):
 /// path shape and method → handler. Names arrive percent-encoded, one segment
-/// each; [`Names`] decodes them.
+/// each; the router decodes them, once, and [`Names`] hands them over.
 pub fn api_table(node: Arc<Node>) -> Router {
     // An agent beside a Swift object server stores nothing itself.
     if node.agent.beside_swift() {
@@ -356,8 +356,10 @@ pub async fn handle(table: Router, req: Request<Body>) -> Response<Body> {
         "req",
         tx = %header_str(req.headers(), wire::TRANS_ID).unwrap_or("-")
     );
-    // The request line is kept only for a debug log.
-    let line = tracing::enabled!(tracing::Level::DEBUG)
+    // The request line is kept only for a debug log (asked inside the
+    // span, which a filter may name).
+    let line = span
+        .in_scope(|| tracing::enabled!(tracing::Level::DEBUG))
         .then(|| (req.method().clone(), req.uri().path().to_string()));
     let resp = table
         .oneshot(req.map(Body::new))

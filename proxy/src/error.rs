@@ -51,6 +51,9 @@ pub enum ProxyError {
     /// An upload larger than the object size limit (413).
     #[error("request too large")]
     TooLarge,
+    /// A request URI too long to route (414).
+    #[error("request URI too long")]
+    UriTooLong,
     /// An upload with neither Content-Length nor chunked encoding (411).
     #[error("length required")]
     LengthRequired,
@@ -130,6 +133,7 @@ impl ProxyError {
             ProxyError::InvalidUtf8 => reply::text(412, "Invalid UTF8 or contains NULL"),
             ProxyError::PreconditionFailed(m) => reply::text(412, m),
             ProxyError::TooLarge => reply::text(413, "Your request is too large."),
+            ProxyError::UriTooLong => reply::text(414, "The request URI is too long."),
             ProxyError::LengthRequired => reply::text(411, "Missing Content-Length header."),
             ProxyError::MethodNotAllowed { allow } => {
                 let mut r = reply::status(405);

@@ -38,7 +38,10 @@ impl Ring {
             h.update(name.as_bytes());
         }
         let d = h.chain_update(self.suffix.as_bytes()).finalize();
-        u32::from_be_bytes([d[0], d[1], d[2], d[3]]) >> self.part_shift
+        // part_power 0: one partition (a shift by 32 would overflow).
+        u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+            .checked_shr(self.part_shift)
+            .unwrap_or(0)
     }
 
     /// The node of the path made of `names`. With one node there is
@@ -88,6 +91,8 @@ mod tests {
             r.partition(&["a", "c", "o"]),
             u32::from_be_bytes([whole[0], whole[1], whole[2], whole[3]]) >> 22
         );
+        let flat = Ring::new(vec!["a".into(), "b".into()], 0, "s".into()).unwrap();
+        assert_eq!(flat.partition(&["a", "c", "o"]), 0);
         let one = Ring::new(vec!["only".into()], 10, "s".into()).unwrap();
         assert_eq!(one.object_node("a", "c", "o"), "only");
     }

@@ -128,10 +128,11 @@ impl Shape {
     fn uri(self, query: Option<&str>) -> Result<hyper::Uri, ProxyError> {
         match query {
             None => Ok(hyper::Uri::from_static(self.path())),
-            // The query came from a URI that parsed.
+            // The query came from a URI that parsed; only its length
+            // can fail (the shape's path may be longer than the request's).
             Some(q) => format!("{}?{q}", self.path())
                 .parse()
-                .map_err(|e| ProxyError::Internal(format!("routing a query {q:?}: {e}"))),
+                .map_err(|_| ProxyError::UriTooLong),
         }
     }
 }

@@ -11,8 +11,12 @@
 //! - at exit ([`flush`], also called from the panic hook and before
 //!   `zerocloud` prints anything of its own).
 //!
-//! So an info or debug line may reach the log up to [`FLUSH_EVERY`] late,
-//! and a process killed with SIGKILL loses at most that much of its log.
+//! So an info or debug line may reach the log up to [`FLUSH_EVERY`] late.
+//! A process that dies without exiting (killed by a signal it does not
+//! handle, such as SIGKILL, or crashing) loses at most that much of its
+//! log. What other parts of the process print straight to stderr (the
+//! image install's progress, a worker's last words) may come out ahead
+//! of info lines logged just before it.
 
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
@@ -55,16 +59,46 @@ impl<W: Write> Batcher<W> {
         let (pending, out) = &mut *s;
         write_out(pending, out);
     }
-}
 
-fn write_out(pending: &mut Vec<u8>, out: &mut impl Write) {
-    if !pending.is_empty() {
-        // A log that cannot be written has nowhere to say so.
-        let _ = out.write_all(pending);
-        let _ = out.flush();
-        pending.clear();
+    /// [`flush`](Self::flush) unless another thread is writing (it will
+    /// write what waits): for the panic hook, which must not wait.
+    fn try_flush(&self) {
+        let mut s = match self.state.try_lock() {
+            Ok(s) => s,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let (pending, out) = &mut *s;
+        write_out(pending, out);
     }
 }
+
+/// Writes `pending` out in whole lines, at most [`PIPE_BUF`] bytes a write
+/// where lines allow: the sandbox's workers share this stderr, and a pipe
+/// keeps a write that small in one piece, so a worker's line never lands
+/// inside one of ours.
+fn write_out(pending: &mut Vec<u8>, out: &mut impl Write) {
+    let mut rest = &pending[..];
+    while !rest.is_empty() {
+        let window = &rest[..rest.len().min(PIPE_BUF)];
+        let end = match window.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            // A line longer than PIPE_BUF goes out whole.
+            None => rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1),
+        };
+        // A log that cannot be written has nowhere to say so.
+        let _ = out.write_all(&rest[..end]);
+        rest = &rest[end..];
+    }
+    let _ = out.flush();
+    pending.clear();
+}
+
+/// What Linux writes to a pipe in one piece.
+const PIPE_BUF: usize = 4096;
 
 fn stderr() -> &'static Batcher<std::io::Stderr> {
     static STDERR: OnceLock<Batcher<std::io::Stderr>> = OnceLock::new();
@@ -104,7 +138,7 @@ impl Batched {
                 });
             let hook = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                flush();
+                stderr().try_flush();
                 hook(info);
             }));
         });
@@ -180,6 +214,37 @@ mod tests {
         assert_eq!(written(&b), "");
         b.push(&line, false);
         assert_eq!(written(&b).len(), (BATCH / 1000 + 1) * 1000);
+    }
+
+    #[test]
+    fn writes_are_whole_lines_of_at_most_pipe_buf_bytes() {
+        struct Writes(Vec<Vec<u8>>);
+        impl Write for Writes {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.push(b.to_vec());
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut pending = Vec::new();
+        for i in 0..100 {
+            pending.extend_from_slice(format!("line {i:03} {}\n", "x".repeat(90)).as_bytes());
+        }
+        let long = format!("{}\n", "y".repeat(PIPE_BUF * 2));
+        pending.extend_from_slice(long.as_bytes());
+        pending.extend_from_slice(b"last\n");
+        let all = pending.clone();
+        let mut out = Writes(vec![]);
+        write_out(&mut pending, &mut out);
+        assert!(pending.is_empty());
+        assert_eq!(out.0.concat(), all);
+        for w in &out.0 {
+            assert!(w.ends_with(b"\n"));
+            assert!(w.len() <= PIPE_BUF || w == long.as_bytes(), "{}", w.len());
+        }
+        assert!(out.0.len() > 2);
     }
 
     #[test]

@@ -107,6 +107,7 @@ pub async fn start(mut cfg: ProxyConfig, images_dir: Option<PathBuf>) -> anyhow:
 fn remove_created(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
+            crate::log::flush();
             eprintln!("zerocloud: could not remove {}: {e}", dir.display());
         }
     }
@@ -135,11 +136,13 @@ pub async fn stop_on_signal(running: Running) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {
             crate::log::flush();
             eprintln!("zerocloud: stopped at once");
+            crate::log::flush();
             std::process::exit(130);
         }
         _ = term.recv() => {
             crate::log::flush();
             eprintln!("zerocloud: stopped at once");
+            crate::log::flush();
             std::process::exit(130);
         }
     }

@@ -20,7 +20,9 @@
 //!   be private to the sandbox's user and unreachable from guests (they see
 //!   no host path at all). An unreadable artifact is recompiled.
 //! - **Timeout:** epoch interruption. A ticker thread bumps the engine's
-//!   epoch every [`EngineConfig::tick`]; each store traps after
+//!   epoch every [`EngineConfig::tick`] while a session runs (it sleeps
+//!   while none does, so an idle server or worker is not woken 100 times
+//!   a second); each store traps after
 //!   `ceil(timeout / tick) + 1` ticks. Measured elsewhere
 //!   (spec/sandbox-notes.md): precise to ~2 %, but it costs 18–164 % on tight
 //!   loops; killing a worker process at the deadline costs nothing per
@@ -62,7 +64,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use md5::Md5;
@@ -348,6 +351,70 @@ pub struct Engine {
     tracker: Option<Tracker>,
     /// System images mapped and indexed for the sessions that mount them.
     system_images: SystemImages,
+    /// Sessions running now: the epoch ticker ticks only while one does.
+    running: Arc<Running>,
+}
+
+/// How many sessions of an engine run now; its epoch ticker waits, asleep,
+/// while none does (an idle server does not wake 100 times a second), and
+/// ends when the engine is dropped.
+#[derive(Default)]
+struct Running {
+    state: Mutex<RunningState>,
+    wake: Condvar,
+    /// Epoch ticks so far (tests see the ticker rest).
+    ticks: AtomicU64,
+}
+
+#[derive(Default)]
+struct RunningState {
+    sessions: usize,
+    closed: bool,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RunningState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One more session runs until the guard is dropped.
+    fn enter(self: &Arc<Running>) -> RunningGuard {
+        let mut s = self.lock();
+        s.sessions += 1;
+        if s.sessions == 1 {
+            self.wake.notify_all();
+        }
+        RunningGuard(self.clone())
+    }
+
+    /// Waits while no session runs; false once the engine is gone.
+    fn wait_for_a_session(&self) -> bool {
+        let mut s = self.lock();
+        while s.sessions == 0 && !s.closed {
+            s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        !s.closed
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+}
+
+struct RunningGuard(Arc<Running>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.sessions = s.sessions.saturating_sub(1);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.running.close();
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -410,21 +477,28 @@ impl Engine {
             cpu_stat: None,
             tracker,
             system_images: SystemImages::default(),
+            running: Arc::default(),
         })
     }
 
     /// Starts the thread that bumps the epoch every [`EngineConfig::tick`]
-    /// (the session timeouts); it ends when the engine is dropped.
+    /// while a session runs (the session timeouts: a store's deadline
+    /// counts ticks from its start, so time no session runs need not
+    /// pass); it ends when the engine is dropped.
     pub(crate) fn start_ticker(&self) -> wasmtime::Result<()> {
         let weak = self.engine.weak();
         let tick = self.config.tick;
+        let running = self.running.clone();
         std::thread::Builder::new()
             .name("epoch-ticker".into())
-            .spawn(move || loop {
-                std::thread::sleep(tick);
-                match weak.upgrade() {
-                    Some(e) => e.increment_epoch(),
-                    None => break,
+            .spawn(move || {
+                while running.wait_for_a_session() {
+                    std::thread::sleep(tick);
+                    match weak.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                    running.ticks.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .map_err(wasmtime::Error::new)?;
@@ -803,6 +877,8 @@ impl Engine {
         ctx: Ctx,
         inspect: Option<Inspect<'_>>,
     ) -> Ended {
+        // The epoch ticks from here until the session's store is done.
+        let _running = self.running.enter();
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| &mut c.limiter);
         let tick = self.config.tick.as_nanos().max(1);
@@ -1517,6 +1593,35 @@ mod tests {
         assert!(path.is_file());
         let again = engine.ensure_artifact(sha, || panic!("compiled again"));
         assert_eq!(again.unwrap(), path);
+    }
+
+    #[test]
+    fn the_epoch_ticker_rests_while_no_session_runs() {
+        let engine = Engine::new(EngineConfig {
+            tick: Duration::from_millis(1),
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        let ticks = || engine.running.ticks.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(ticks(), 0, "ticked with no session running");
+        {
+            let _session = engine.running.enter();
+            let mut waited = 0;
+            while ticks() < 3 && waited < 5_000 {
+                std::thread::sleep(Duration::from_millis(1));
+                waited += 1;
+            }
+            assert!(ticks() >= 3, "no ticks while a session runs");
+        }
+        // At most the tick in flight when the session ended.
+        let after = ticks();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            ticks() <= after + 1,
+            "{} ticks after the session",
+            ticks() - after
+        );
     }
 
     #[test]

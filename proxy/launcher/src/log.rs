@@ -4,7 +4,8 @@
 //! was one of the 17 to 19 system calls a 4 KiB GET costs, end to end
 //! (docs/benchmarks.md). Lines gather in memory instead and go out
 //! together:
-//! - every [`FLUSH_EVERY`], by a thread of their own;
+//! - [`FLUSH_EVERY`] after the first line of a batch, by a thread of
+//!   their own (which sleeps while no line waits);
 //! - when [`BATCH`] bytes have gathered;
 //! - at once for a warning or an error, with what came before it, so the
 //!   order holds;
@@ -19,7 +20,7 @@
 //! of info lines logged just before it.
 
 use std::io::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use tracing::{Level, Metadata};
@@ -34,12 +35,16 @@ pub const BATCH: usize = 32 * 1024;
 /// Lines waiting for `out`.
 struct Batcher<W> {
     state: Mutex<(Vec<u8>, W)>,
+    /// Told when a line starts a new batch: the flushing thread sleeps
+    /// while nothing waits.
+    waiting: Condvar,
 }
 
 impl<W: Write> Batcher<W> {
     fn new(out: W) -> Batcher<W> {
         Batcher {
             state: Mutex::new((Vec::with_capacity(BATCH * 2), out)),
+            waiting: Condvar::new(),
         }
     }
 
@@ -48,9 +53,20 @@ impl<W: Write> Batcher<W> {
     fn push(&self, line: &[u8], urgent: bool) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (pending, out) = &mut *s;
+        let first = pending.is_empty();
         pending.extend_from_slice(line);
         if urgent || pending.len() >= BATCH {
             write_out(pending, out);
+        } else if first {
+            self.waiting.notify_one();
+        }
+    }
+
+    /// Waits until a line waits to be written.
+    fn wait_for_a_line(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while s.0.is_empty() {
+            s = self.waiting.wait(s).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -126,13 +142,15 @@ impl Batched {
     }
 
     /// Lines in batches. The first call starts the thread that writes out
-    /// every [`FLUSH_EVERY`], and hooks [`flush`] into panics.
+    /// a batch [`FLUSH_EVERY`] after its first line (and sleeps while no
+    /// line waits), and hooks [`flush`] into panics.
     pub fn start() -> Batched {
         static STARTED: OnceLock<()> = OnceLock::new();
         STARTED.get_or_init(|| {
             let _ = std::thread::Builder::new()
                 .name("log-flush".into())
                 .spawn(|| loop {
+                    stderr().wait_for_a_line();
                     std::thread::sleep(FLUSH_EVERY);
                     flush();
                 });
@@ -202,6 +220,20 @@ mod tests {
         b.push(b"info 3\n", false);
         b.flush();
         assert_eq!(written(&b), "info 1\ninfo 2\nwarn\ninfo 3\n");
+    }
+
+    #[test]
+    fn the_flusher_is_woken_by_the_first_line_of_a_batch() {
+        let b = std::sync::Arc::new(Batcher::new(Vec::new()));
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || b.wait_for_a_line())
+        };
+        b.push(b"info\n", false);
+        waiter.join().unwrap();
+        // A warning takes the batch out at once: nothing waits after it.
+        b.push(b"warn\n", true);
+        assert!(b.state.lock().unwrap().0.is_empty());
     }
 
     #[test]

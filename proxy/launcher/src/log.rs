@@ -9,8 +9,8 @@
 //! - when [`BATCH`] bytes have gathered;
 //! - at once for a warning or an error, with what came before it, so the
 //!   order holds;
-//! - at exit ([`flush`], also called from the panic hook and before
-//!   `zerocloud` prints anything of its own).
+//! - at exit ([`flush`], also called from the panic hook), and with
+//!   `zerocloud`'s own messages ([`say`]).
 //!
 //! So an info or debug line may reach the log up to [`FLUSH_EVERY`] late.
 //! A process that dies without exiting (killed by a signal it does not
@@ -126,6 +126,12 @@ pub fn flush() {
     stderr().flush();
 }
 
+/// Prints one of zerocloud's own messages (`zerocloud: <msg>`) on stderr
+/// at once, after the log lines that wait, as a warning would be.
+pub fn say(msg: &str) {
+    stderr().push(format!("zerocloud: {msg}\n").as_bytes(), true);
+}
+
 /// The [`MakeWriter`] for `tracing_subscriber::fmt`: stderr.
 #[derive(Clone, Copy)]
 pub struct Batched {
@@ -180,6 +186,13 @@ impl Write for Line {
     }
 }
 
+impl Batched {
+    /// Whether a line of `level` waits for the batch: info and below.
+    fn waits(&self, level: &Level) -> bool {
+        self.batch && *level > Level::WARN
+    }
+}
+
 impl<'a> MakeWriter<'a> for Batched {
     type Writer = Line;
 
@@ -191,13 +204,6 @@ impl<'a> MakeWriter<'a> for Batched {
         Line {
             urgent: !self.waits(meta.level()),
         }
-    }
-}
-
-impl Batched {
-    /// Whether a line of `level` waits for the batch: info and below.
-    fn waits(&self, level: &Level) -> bool {
-        self.batch && *level > Level::WARN
     }
 }
 
@@ -225,12 +231,22 @@ mod tests {
     #[test]
     fn the_flusher_is_woken_by_the_first_line_of_a_batch() {
         let b = std::sync::Arc::new(Batcher::new(Vec::new()));
-        let waiter = {
+        let (woken, rx) = std::sync::mpsc::channel();
+        {
             let b = b.clone();
-            std::thread::spawn(move || b.wait_for_a_line())
-        };
+            std::thread::spawn(move || {
+                b.wait_for_a_line();
+                let _ = woken.send(());
+            });
+        }
+        // Asleep on the empty batch (nothing to write, nothing to wake it).
+        let nap = Duration::from_millis(50);
+        assert!(rx.recv_timeout(nap).is_err(), "woke with nothing to write");
         b.push(b"info\n", false);
-        waiter.join().unwrap();
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "the first line of a batch did not wake the flusher"
+        );
         // A warning takes the batch out at once: nothing waits after it.
         b.push(b"warn\n", true);
         assert!(b.state.lock().unwrap().0.is_empty());

@@ -156,11 +156,13 @@ fn main() -> std::process::ExitCode {
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(serve(cmd))),
     };
-    zerocloud::log::flush();
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => {
+            zerocloud::log::flush();
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("zerocloud: {e:#}");
+            zerocloud::log::say(&format!("{e:#}"));
             std::process::ExitCode::FAILURE
         }
     }

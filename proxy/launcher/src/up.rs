@@ -10,6 +10,8 @@ use object_server::config::ExecConfig;
 use object_server::{ObjectServer, ObjectServerConfig};
 use proxy::config::ProxyConfig;
 
+use crate::log::say;
+
 pub struct Running {
     proxy: wire::serve::Server,
     object_server: Option<ObjectServer>,
@@ -107,8 +109,7 @@ pub async fn start(mut cfg: ProxyConfig, images_dir: Option<PathBuf>) -> anyhow:
 fn remove_created(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
-            crate::log::flush();
-            eprintln!("zerocloud: could not remove {}: {e}", dir.display());
+            say(&format!("could not remove {}: {e}", dir.display()));
         }
     }
 }
@@ -122,30 +123,26 @@ pub async fn stop_on_signal(running: Running) -> anyhow::Result<()> {
         r = tokio::signal::ctrl_c() => r.context("cannot watch Ctrl-C")?,
         _ = term.recv() => {}
     }
-    crate::log::flush();
-    eprintln!(
-        "zerocloud: shutting down: finishing open requests (at most {} s; Ctrl-C again stops at once)",
+    say(&format!(
+        "shutting down: finishing open requests (at most {} s; Ctrl-C again stops at once)",
         wire::serve::DRAIN.as_secs()
-    );
+    ));
     tokio::select! {
         _ = running.stop() => {
-            crate::log::flush();
-            eprintln!("zerocloud: stopped");
+            say("stopped");
             Ok(())
         }
-        _ = tokio::signal::ctrl_c() => {
-            crate::log::flush();
-            eprintln!("zerocloud: stopped at once");
-            crate::log::flush();
-            std::process::exit(130);
-        }
-        _ = term.recv() => {
-            crate::log::flush();
-            eprintln!("zerocloud: stopped at once");
-            crate::log::flush();
-            std::process::exit(130);
-        }
+        _ = tokio::signal::ctrl_c() => stop_at_once(),
+        _ = term.recv() => stop_at_once(),
     }
+}
+
+/// A second signal during the drain: exit status 130, with what the log
+/// still holds written out first.
+fn stop_at_once() -> ! {
+    say("stopped at once");
+    crate::log::flush();
+    std::process::exit(130)
 }
 
 #[cfg(test)]

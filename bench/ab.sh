@@ -61,15 +61,19 @@ for side in old new; do run "$side" put >/dev/null; done
 declare -A start
 for side in old new; do start[$side]=$(cpu "$side"); done
 : >"$work/rounds"
+median() { # of the numbers on stdin
+    sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+}
 for r in $(seq "$rounds"); do
     order="old new"; ((r % 2 == 0)) && order="new old"
     for side in $order; do run "$side" "$op" | tee -a "$work/rounds"; done
 done
 # Each round's new/old ratio: neighbours in time, so drift mostly cancels.
 awk '{v[NR]=$6; s[NR]=$1} END {for (i=1;i<NR;i+=2) print (s[i]=="new" ? v[i]/v[i+1] : v[i+1]/v[i])}' \
-    "$work/rounds" | sort -n | awk '{a[NR]=$1} END {printf "new/old, median of the rounds: %.3f (range %.3f to %.3f)\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2), a[1], a[NR]}'
+    "$work/rounds" | sort -n >"$work/ratios"
+printf 'new/old, median of the rounds: %.3f (range %.3f to %.3f)\n' \
+    "$(median <"$work/ratios")" "$(head -1 "$work/ratios")" "$(tail -1 "$work/ratios")"
 for side in old new; do
-    echo "$side: median $(awk -v s="$side" '$1==s {print $6}' "$work/rounds" | sort -n |
-        awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}') ops/s," \
+    echo "$side: median $(awk -v s="$side" '$1==s {print $6}' "$work/rounds" | median) ops/s," \
         "server CPU $(echo "$(cpu "$side") - ${start[$side]}" | bc) s"
 done
